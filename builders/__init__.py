@@ -1,0 +1,28 @@
+"""One versioned builder per artifact; ``get_builder(name)`` resolves a name with a clear error."""
+
+from mycelium_datasets.builders.base import ArtifactBuilder, UpstreamMissingError, load_artifact
+from mycelium_datasets.builders.cot_traces import CotTracesBuilder
+from mycelium_datasets.builders.problems import ProblemsBuilder
+
+# In pipeline order.
+BUILDERS: dict[str, type[ArtifactBuilder]] = {
+    ProblemsBuilder.NAME: ProblemsBuilder,
+    CotTracesBuilder.NAME: CotTracesBuilder,
+}
+
+
+def get_builder(name: str) -> type[ArtifactBuilder]:
+    if name not in BUILDERS:
+        raise ValueError(f"unknown artifact {name!r}; valid choices: {', '.join(BUILDERS)}")
+    return BUILDERS[name]
+
+
+__all__ = [
+    "ArtifactBuilder",
+    "BUILDERS",
+    "CotTracesBuilder",
+    "ProblemsBuilder",
+    "UpstreamMissingError",
+    "get_builder",
+    "load_artifact",
+]

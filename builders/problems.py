@@ -1,0 +1,46 @@
+"""Builder of the ``problems`` artifact (schema, config and readers live in ``mycelium_datasets.problems``)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import datasets
+
+from mycelium_datasets import problems
+from mycelium_datasets.builders.base import ArtifactBuilder
+
+
+class ProblemsBuilder(ArtifactBuilder):
+    NAME = "problems"
+    VERSION = datasets.Version(problems.VERSION)
+    CONFIG_CLASS = problems.ProblemsConfig
+    FEATURES = problems.FEATURES
+    DESCRIPTION = (
+        "Math word problems with their gold answers (normalized: `#### 1,234` -> `1234`; MATH: the last `\\boxed{}`) "
+        "and reference solutions, split into `train` and `test` by template where the source has templates."
+    )
+    LIMITATIONS = [
+        "gsm_symbolic templates were written from GSM8K *test* problems: never train on them for a GSM8K-test "
+        "evaluation.",
+        "The instruction reasoning-gym appends to gsm_symbolic questions ('Give the result as your final answer. Do "
+        "not include units.') is removed from `problem`.",
+    ]
+    STAT_COLUMNS = ("status", "shape", "source")
+
+    def source_modules(self) -> list:
+        return [*super().source_modules(), problems]
+
+    def extra_identity(self) -> dict:
+        source = self.config.source
+        if Path(source).is_file():
+            return {"source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest()}
+        return {}
+
+    def _build(self, upstream, work_dir, info):
+        dataset = problems.build_problems(self.config)
+        rows = sum(len(d) for d in dataset.values())
+        templates = {t for d in dataset.values() for t in d["template"] if t >= 0}
+        test_templates = sorted({t for t in dataset["test"]["template"] if t >= 0}) if "test" in dataset else []
+        extra = [f"templates: {len(templates)}; held out for test: {test_templates or 'none'}"] if templates else []
+        return dataset, rows, {}, extra

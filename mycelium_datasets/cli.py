@@ -1,0 +1,125 @@
+"""The ``mycelium`` command: one entry point, one subcommand per job.
+
+Options come from the config dataclasses (``HfArgumentParser``), so every option of the Python API is a flag, with
+its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags override.
+
+    mycelium run --out DIR [--source NAME|FILE.jsonl] [--limit N] [--config NAME]
+    mycelium build ARTIFACT --out DIR [options]
+    mycelium sources | mycelium artifacts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser
+
+from mycelium_datasets.answers import shutdown_worker
+from mycelium_datasets.builders import BUILDERS, UpstreamMissingError
+from mycelium_datasets.cot_traces import CotTracesConfig
+from mycelium_datasets.defaults import MissingComponentError
+from mycelium_datasets.pipeline import build, load_preset, preset_names, run, split_options
+from mycelium_datasets.problems import ProblemsConfig, SourceError, valid_sources_text
+
+logger = logging.getLogger("mycelium")
+
+COMMANDS = {
+    "run": "the main job: every stage, end to end, into --out DIR",
+    "build": "build one artifact (and any missing upstream artifact) into --out DIR",
+    "sources": "list the problem sources",
+    "artifacts": "list the artifacts in pipeline order",
+}
+
+
+@dataclass
+class RunArguments:
+    """Where the run goes and which named configuration it starts from."""
+
+    out: str = field(metadata={"help": "Run folder: DIR/<artifact>/ is written for each artifact."})
+    config: str = field(
+        default="default", metadata={"help": f"Named config ({', '.join(preset_names())}) or FILE.yaml."}
+    )
+    force: bool = field(
+        default=False, metadata={"help": "Rebuild even when an identical artifact exists (build only)."}
+    )
+    log_level: str = field(default="info", metadata={"help": "debug, info, warning or error."})
+
+
+def _parser(prog: str, with_artifact: bool) -> HfArgumentParser:
+    parser = HfArgumentParser((RunArguments, ProblemsConfig, CotTracesConfig), prog=prog)
+    if with_artifact:
+        parser.add_argument("artifact", choices=list(BUILDERS), help="Artifact to build.")
+    return parser
+
+
+def _parse(prog: str, argv: list[str], with_artifact: bool):
+    """Parse argv twice: once to find --config, then with the config's values as defaults."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default="default")
+    known, _ = pre.parse_known_args(argv)
+    preset = load_preset(known.config)
+    parser = _parser(prog, with_artifact)
+    parser.set_defaults(**preset)
+    parsed = parser.parse_args_into_dataclasses(args=argv)
+    run_args = parsed[0]
+    options = {}
+    for obj in parsed[1:3]:
+        options.update({k: v for k, v in vars(obj).items()})
+    artifact = parsed[3].artifact if with_artifact else None
+    return run_args, split_options(options), artifact
+
+
+def _usage() -> str:
+    lines = ["usage: mycelium COMMAND [options]   (mycelium COMMAND --help for the options)", "", "commands:"]
+    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"mycelium: error: unknown command {command!r}; valid choices: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    if command == "sources":
+        print(valid_sources_text())
+        return 0
+    if command == "artifacts":
+        print("\n".join(BUILDERS))
+        return 0
+    try:
+        run_args, configs, artifact = _parse(f"mycelium {command}", rest, with_artifact=command == "build")
+        logging.basicConfig(
+            level=getattr(logging, run_args.log_level.upper(), logging.INFO),
+            format=f"%(asctime)s [%(name)s{'/rank' + os.environ['RANK'] if 'RANK' in os.environ else ''}] %(message)s",
+            datefmt="%H:%M:%S",
+        )
+        if command == "run":
+            summary = run(run_args.out, configs)
+            print(json.dumps(summary, indent=2))
+        else:
+            dataset = build(run_args.out, artifact, configs, force=run_args.force)
+            if dataset is not None:
+                print(
+                    f"{artifact}: "
+                    + ", ".join(f"{s}={len(d)}" for s, d in dataset.items())
+                    + f" -> {run_args.out}/{artifact}"
+                )
+    except (SourceError, MissingComponentError, UpstreamMissingError, ValueError) as exc:
+        print(f"mycelium: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        shutdown_worker()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Resumable, shardable ``Dataset.map`` for long stages (teacher generation, attention capture).
+
+A stage's input is cut, per process, into parts of ``part_size`` rows. Each part is mapped with ``Dataset.map``
+(``features=`` given) and written atomically as one Parquet file (``*.tmp`` then ``os.replace``). A rerun after an
+interruption loads the finished parts and computes only the missing ones: no row is lost or computed twice.
+
+Under ``accelerate launch`` / ``torchrun`` each process takes its share with
+``datasets.distributed.split_dataset_by_node`` (contiguous shards), writes its own parts, and the parts are merged in
+(rank, part) order, which is the input order. Parts are named after the world size, so a resumed run must use the
+same number of processes to reuse them (other parts are ignored, never mixed in).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+from datasets.distributed import split_dataset_by_node
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """This process's rank among ``world_size`` processes; ``state`` is accelerate's ``PartialState`` when >1."""
+
+    rank: int = 0
+    world_size: int = 1
+    state: object | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
+def process_info() -> ProcessInfo:
+    """Rank and world size: from accelerate's ``PartialState`` when started by a distributed launcher, else 0/1."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return ProcessInfo()
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    return ProcessInfo(state.process_index, state.num_processes, state)
+
+
+def _write_parquet_atomic(dataset: datasets.Dataset, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    dataset.to_parquet(str(tmp))
+    os.replace(tmp, path)
+
+
+def _read_parquet(path: Path, features: datasets.Features) -> datasets.Dataset:
+    return datasets.Dataset.from_parquet(str(path), features=features, keep_in_memory=True)
+
+
+def map_in_parts(
+    dataset: datasets.Dataset,
+    function: Callable,
+    *,
+    work_dir: Path,
+    features: datasets.Features,
+    fn_kwargs: dict | None = None,
+    batch_size: int = 8,
+    part_size: int = 64,
+    info: ProcessInfo | None = None,
+    desc: str = "map",
+) -> datasets.Dataset:
+    """Map ``function`` (batched, ``batch -> batch``) over this process's share of ``dataset``, resumably.
+
+    Returns the full mapped dataset, in input order, on every process once all of them have finished their share.
+    """
+    info = info or ProcessInfo()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    shard = (
+        split_dataset_by_node(dataset, rank=info.rank, world_size=info.world_size) if info.world_size > 1 else dataset
+    )
+    n_parts = max(1, -(-len(shard) // part_size))
+    prefix = f"w{info.world_size:03d}-r{info.rank:03d}"
+    for part in range(n_parts):
+        path = work_dir / f"{prefix}-p{part:05d}.parquet"
+        if path.is_file():
+            continue
+        rows = shard.select(range(part * part_size, min(len(shard), (part + 1) * part_size)))
+        mapped = rows.map(
+            function,
+            batched=True,
+            batch_size=batch_size,
+            fn_kwargs=fn_kwargs or {},
+            features=features,
+            desc=f"{desc} [{prefix} part {part + 1}/{n_parts}]",
+            load_from_cache_file=False,
+        )
+        _write_parquet_atomic(mapped, path)
+    info.barrier()
+    parts: list[datasets.Dataset] = []
+    for rank in range(info.world_size):
+        rank_prefix = f"w{info.world_size:03d}-r{rank:03d}"
+        files = sorted(work_dir.glob(f"{rank_prefix}-p*.parquet"))
+        parts.extend(_read_parquet(f, features) for f in files)
+    merged = (
+        datasets.concatenate_datasets(parts)
+        if parts
+        else datasets.Dataset.from_dict({k: [] for k in features}, features=features)
+    )
+    if len(merged) != len(dataset):
+        raise RuntimeError(
+            f"{desc}: merged {len(merged)} rows from {work_dir} but the input has {len(dataset)}; "
+            "remove the folder to recompute"
+        )
+    return merged

@@ -1,0 +1,66 @@
+"""Shared fixtures: small real models and small real data, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_file(name: str) -> Path:
+    """A file of ../shared/data, or a clean skip when the folder is absent (a user's fresh machine)."""
+    path = SHARED_DATA / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (real-data tests need ../shared/data)")
+    return path
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def teacher_path() -> str:
+    """The embedded SmolLM2-135M-Instruct as a safetensors folder (converted from its GGUF once per machine)."""
+    from mycelium_datasets.defaults import DEFAULT_TEACHER, resolve_teacher
+
+    return resolve_teacher(DEFAULT_TEACHER)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory, teacher_path) -> str:
+    """A tiny randomly initialised Llama with the embedded teacher's tokenizer and chat template: a real, fast,
+    *different* second teacher for cascade and distributed tests."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_path)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    path = tmp_path_factory.mktemp("tiny-teacher")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)

@@ -1,0 +1,124 @@
+"""The problems artifact: every source shape, bad rows kept with a status, splits by template, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mycelium_datasets.problems import FEATURES, ProblemsConfig, SourceError, build_problems, read_source
+
+from conftest import shared_file, write_jsonl
+
+
+def test_gsm_symbolic_is_deterministic_and_split_by_template():
+    a = build_problems(ProblemsConfig(size=60, seed=7))
+    b = build_problems(ProblemsConfig(size=60, seed=7))
+    assert a["train"].to_list() == b["train"].to_list() and a["test"].to_list() == b["test"].to_list()
+    train_templates, test_templates = set(a["train"]["template"]), set(a["test"]["template"])
+    assert train_templates and test_templates and not train_templates & test_templates
+    assert len(a["train"]) + len(a["test"]) == 60
+    row = a["train"][0]
+    assert row["status"] == "ok" and row["answer"] and row["solution"]
+    assert "Give the result as your final answer" not in row["problem"]
+    assert "variables" in json.loads(row["meta_json"])
+    assert a["train"].features == FEATURES
+
+
+def test_another_seed_gives_other_problems():
+    a = read_source(ProblemsConfig(size=5, seed=1))
+    b = read_source(ProblemsConfig(size=5, seed=2))
+    assert [r["problem"] for r in a] != [r["problem"] for r in b]
+
+
+def test_jsonl_shapes_and_bad_rows(tmp_path):
+    path = write_jsonl(
+        tmp_path / "mixed.jsonl",
+        [
+            {"question": "Tom has 3 apples and buys 4. How many?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
+            {"problem": "What is $\\frac{1}{2}+\\frac{1}{4}$?", "solution": "It is $\\boxed{\\frac{3}{4}}$."},
+            {"id": "p3", "problem": "What is 2+2?", "answer": 4},
+            {"id": "p4", "problem": "A problem without a gold answer."},
+            {"id": "p5", "problem": "", "answer": "1"},
+            {"id": "p6", "problem": 12, "answer": "1"},
+            {"id": "p7", "text": "wrong field"},
+            "{not json",
+            "[1, 2]",
+            {"question": "GSM8K row with no final line", "answer": "it is 5"},
+            {"id": "p11", "problem": "x", "answer": ["a", "list"]},
+        ],
+    )
+    rows = build_problems(ProblemsConfig(source=str(path), test_fraction=0.0))["train"].to_list()
+    assert len(rows) == 11  # rows in == rows out: nothing dropped
+    by_status = [(r["shape"], r["status"], r["answer"]) for r in rows]
+    assert by_status[0] == ("gsm8k", "ok", "7")
+    assert by_status[1] == ("math", "ok", "\\frac{3}{4}")
+    assert by_status[2] == ("plain", "ok", "4")
+    assert rows[3]["status"] == "missing_answer"
+    assert rows[4]["status"] == "empty_problem" and "'problem'" in rows[4]["status_reason"]
+    assert rows[5]["status"] == "invalid_row" and "'problem' must be a string" in rows[5]["status_reason"]
+    assert rows[6]["status"] == "invalid_row" and "missing field 'problem'" in rows[6]["status_reason"]
+    assert rows[7]["status"] == "invalid_json" and "line 8" in rows[7]["status_reason"]
+    assert rows[8]["status"] == "invalid_row" and "JSON object" in rows[8]["status_reason"]
+    assert rows[9]["status"] == "unparseable_answer" and "####" in rows[9]["status_reason"]
+    assert rows[10]["status"] == "invalid_row" and "'answer'" in rows[10]["status_reason"]
+    assert rows[2]["id"] == "p3" and rows[0]["id"] == "mixed-000001"
+
+
+def test_limit_and_hash_split(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"problem": f"What is {i}+1?", "answer": str(i + 1)} for i in range(50)])
+    d = build_problems(ProblemsConfig(source=str(path), limit=40, test_fraction=0.5))
+    assert len(d["train"]) + len(d["test"]) == 40
+    assert 5 < len(d["test"]) < 35
+    again = build_problems(ProblemsConfig(source=str(path), limit=40, test_fraction=0.5))
+    assert d["test"]["id"] == again["test"]["id"]
+
+
+def test_duplicate_ids_are_an_error_naming_them(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "problem": "1+1?", "answer": "2"}] * 2)
+    with pytest.raises(SourceError, match="duplicate id 'a'.*rows 1 and 2"):
+        read_source(ProblemsConfig(source=str(path)))
+
+
+def test_empty_source_is_a_clear_error(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n\n")
+    with pytest.raises(SourceError, match="has no problems"):
+        read_source(ProblemsConfig(source=str(path)))
+
+
+def test_unknown_source_lists_valid_choices():
+    with pytest.raises(SourceError, match="valid choices: gsm_symbolic, gsm8k, math500"):
+        ProblemsConfig(source="gsm9k")
+    with pytest.raises(SourceError, match="not found"):
+        ProblemsConfig(source="/nonexistent/file.jsonl")
+
+
+def test_hub_source_offline_says_it_cannot_reach_the_hub(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SourceError, match="cannot reach the Hugging Face Hub.*openai/gsm8k"):
+        read_source(ProblemsConfig(source="gsm8k"))
+    with pytest.raises(SourceError, match="cannot reach the Hugging Face Hub.*some-org/some-data"):
+        read_source(ProblemsConfig(source="some-org/some-data"))
+
+
+def test_bad_config_values():
+    with pytest.raises(ValueError, match="test_fraction"):
+        ProblemsConfig(test_fraction=1.5)
+    with pytest.raises(ValueError, match="limit"):
+        ProblemsConfig(limit=0)
+
+
+def test_real_gsm8k_file():
+    path = shared_file("gsm8k_train.jsonl")
+    rows = read_source(ProblemsConfig(source=str(path), limit=200))
+    assert len(rows) == 200 and all(r["status"] == "ok" for r in rows)
+    assert rows[0]["answer"] == "72" and "<<" in rows[0]["solution"]
+    assert all(r["answer"].lstrip("-").replace(".", "").isdigit() for r in rows)
+
+
+def test_real_math_file():
+    path = shared_file("math500_dev.jsonl")
+    rows = read_source(ProblemsConfig(source=str(path)))
+    assert len(rows) == 250 and all(r["status"] == "ok" for r in rows)
+    assert rows[0]["id"] and rows[0]["solution"] and "\\boxed" in rows[0]["solution"]

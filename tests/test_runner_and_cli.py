@@ -1,0 +1,163 @@
+"""Resumable parts, build caching, the CLI, and generation sharded over two processes under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import datasets
+import pytest
+
+from mycelium_datasets.builders import ProblemsBuilder
+from mycelium_datasets.cli import main
+from mycelium_datasets.problems import ProblemsConfig
+from mycelium_datasets.runner import map_in_parts
+
+from conftest import write_jsonl
+
+FEATURES = datasets.Features({"x": datasets.Value("int64"), "y": datasets.Value("int64")})
+
+
+def square(batch, fail_flag):
+    if fail_flag and os.path.exists(fail_flag) and 10 in batch["x"]:
+        raise RuntimeError("interrupted")
+    return {"x": batch["x"], "y": [v * v for v in batch["x"]]}
+
+
+def test_map_in_parts_resumes_without_losing_or_doubling_rows(tmp_path):
+    data = datasets.Dataset.from_dict({"x": list(range(25))})
+    flag = tmp_path / "fail"
+    flag.write_text("1")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        map_in_parts(
+            data,
+            square,
+            work_dir=tmp_path / "w",
+            features=FEATURES,
+            fn_kwargs={"fail_flag": str(flag)},
+            batch_size=2,
+            part_size=5,
+        )
+    done = sorted((tmp_path / "w").glob("*.parquet"))
+    assert len(done) == 2 and not list((tmp_path / "w").glob("*.tmp*"))  # parts 0 and 1 finished, atomically
+    mtimes = [p.stat().st_mtime_ns for p in done]
+    flag.unlink()
+    out = map_in_parts(
+        data,
+        square,
+        work_dir=tmp_path / "w",
+        features=FEATURES,
+        fn_kwargs={"fail_flag": str(flag)},
+        batch_size=2,
+        part_size=5,
+    )
+    assert out["x"] == list(range(25)) and out["y"] == [v * v for v in range(25)]
+    assert [p.stat().st_mtime_ns for p in done] == mtimes  # finished parts were reused, not recomputed
+
+
+def test_build_is_cached_by_config(tmp_path):
+    out = tmp_path / "run"
+    ProblemsBuilder(out, ProblemsConfig(size=6)).build()
+    marker = json.loads((out / ".mycelium" / "problems.json").read_text())
+    ProblemsBuilder(out, ProblemsConfig(size=6)).build()
+    assert json.loads((out / ".mycelium" / "problems.json").read_text()) == marker  # untouched: up to date
+    ProblemsBuilder(out, ProblemsConfig(size=7)).build()
+    marker2 = json.loads((out / ".mycelium" / "problems.json").read_text())
+    assert marker2["fingerprint"] != marker["fingerprint"] and sum(marker2["rows"].values()) == 7
+    assert len(list((out / "problems" / "data").glob("*.parquet"))) == len(marker2["rows"])  # old files replaced
+
+
+def test_cli_build_problems_from_jsonl(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "p.jsonl", [{"problem": "What is 1+1?", "answer": "2"}] * 1)
+    assert main(["build", "problems", "--out", str(tmp_path / "r"), "--source", str(src), "--test_fraction", "0"]) == 0
+    assert "problems: train=1" in capsys.readouterr().out
+    assert datasets.load_dataset(str(tmp_path / "r" / "problems"))["train"][0]["answer"] == "2"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["frobnicate"], "unknown command 'frobnicate'; valid choices: run, build"),
+        (["build", "problems", "--out", "X", "--source", "gsm9k"], "valid choices: gsm_symbolic, gsm8k, math500"),
+        (["run", "--out", "X", "--config", "huge"], "unknown config 'huge'; valid choices: default, teacher, tiny"),
+        (["build", "cot_traces", "--out", "X", "--cot_source", "gpt"], "valid choices: reference, teacher"),
+    ],
+)
+def test_cli_errors_name_the_valid_choices(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_unknown_artifact(capsys):
+    with pytest.raises(SystemExit):
+        main(["build", "spans", "--out", "X"])
+    assert "invalid choice: 'spans'" in capsys.readouterr().err
+
+
+def test_cli_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    assert "run" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_generation_sharded_over_two_processes_equals_one(tmp_path, tiny_teacher):
+    src = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"id": f"q{i}", "problem": f"What is {i} times 3?", "answer": str(3 * i)} for i in range(7)],
+    )
+    common = [
+        "build",
+        "cot_traces",
+        "--source",
+        str(src),
+        "--test_fraction",
+        "0",
+        "--cot_source",
+        "teacher",
+        "--teachers",
+        tiny_teacher,
+        "--max_new_tokens",
+        "6",
+        "--batch_size",
+        "1",
+        "--part_size",
+        "2",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    single = subprocess.run(
+        [sys.executable, "-m", "mycelium_datasets.cli", *common, "--out", str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            "-m",
+            "mycelium_datasets.cli",
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert "rank1" in double.stderr and "w002-r001" in double.stderr  # both ranks ran, each on its own shard
+    a = datasets.load_dataset(str(tmp_path / "one" / "cot_traces"))["train"].to_list()
+    b = datasets.load_dataset(str(tmp_path / "two" / "cot_traces"))["train"].to_list()
+    assert [r["id"] for r in b] == [f"q{i}" for i in range(7)]
+    assert a == b
