@@ -133,8 +133,9 @@ def normalize_number_text(answer: str) -> str:
     Anything that is not a plain number (``\\frac{1}{2}``, ``x+1``) is returned stripped but otherwise unchanged.
     """
     s = answer.strip().replace("−", "-")
-    candidate = s.replace("$", "").replace(" ", "").rstrip(".")
-    candidate = re.sub(r"^\\\$", "", candidate)
+    # LaTeX spacing inside numbers (``32,\\!348``, ``1\\,000``) and escaped dollars (``\\$5``).
+    candidate = re.sub(r"(?<=\d)\\[,!;](?=\d)", "", s.replace("\\!", "").replace("\\$", "$"))
+    candidate = candidate.replace("$", "").replace(" ", "").rstrip(".")
     if _PLAIN_NUMBER_RE.match(candidate):
         return candidate.replace(",", "")
     return s
@@ -247,6 +248,9 @@ def _verify_in_process(pred: str, gold: str) -> tuple[bool | None, str]:
 def _worker_main(conn) -> None:  # pragma: no cover - runs in the worker process
     import resource
 
+    # math-verify warns on every call that its own (signal-based) timeouts are off: this process is the limit.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+
     # A LaTeX bomb can allocate gigabytes before the wall-clock limit fires; cap the worker's address space.
     try:
         limit = 4 * 1024**3
@@ -333,6 +337,8 @@ def answers_match(pred: str | None, gold: str | None, timeout: float = 5.0) -> V
     pred, gold = str(pred).strip(), str(gold).strip()
     if len(pred) > MAX_ANSWER_CHARS or len(gold) > MAX_ANSWER_CHARS:
         return Verdict(None, "too_long")
+    if pred == gold:
+        return Verdict(True, "identical")
     a, b = _plain_value(pred), _plain_value(gold)
     if a is not None and b is not None:
         return Verdict(a == b, "exact")

@@ -96,6 +96,8 @@ def test_normalize_number_text():
     assert normalize_number_text("$1,234.50") == "1234.50"
     assert normalize_number_text("−3") == "-3"
     assert normalize_number_text("x + 1") == "x + 1"
+    assert normalize_number_text(r"\$32,\!348") == "32348"  # MATH writes thousands with LaTeX spacing
+    assert normalize_number_text(r"1\,000") == "1000"
 
 
 @pytest.mark.parametrize(
@@ -114,6 +116,8 @@ def test_normalize_number_text():
         ("Evelyn", r"\text{Evelyn}", True),
         ("(1,2]", "(1,2]", True),
         (None, "3", False),
+        (r"\$32,\!348", r"\$32,\!348", True),  # math-verify alone says False
+        ("32348", r"\$32,\!348", True),
     ],
 )
 def test_answers_match(pred, gold, match):
