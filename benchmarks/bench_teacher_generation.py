@@ -1,6 +1,6 @@
 """Teacher generation throughput on the embedded teacher: batch 1 vs batch 8, on the same problems, in one run.
 
-    python benchmarks/bench_teacher_generation.py [--problems 16] [--max-new-tokens 64] [--repeats 3]
+    python benchmarks/bench_teacher_generation.py [--problems 8] [--max-new-tokens 32] [--repeats 3]
 
 Prints problems/s and generated tokens/s per batch size (medians over repeats) and, on its last line, the ratio
 batch 8 / batch 1. Writes benchmarks/results/teacher_generation.json.
@@ -32,8 +32,8 @@ def run(model, tokenizer, prompts, batch_size, max_new_tokens):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--problems", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--problems", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "teacher_generation.json"))
     args = parser.parse_args()

@@ -2,12 +2,16 @@
 
 from mycelium_datasets.builders.base import ArtifactBuilder, UpstreamMissingError, load_artifact
 from mycelium_datasets.builders.cot_traces import CotTracesBuilder
+from mycelium_datasets.builders.iaf_maps import IafMapsBuilder
+from mycelium_datasets.builders.jsd_spans import JsdSpansBuilder
 from mycelium_datasets.builders.problems import ProblemsBuilder
 
 # In pipeline order.
 BUILDERS: dict[str, type[ArtifactBuilder]] = {
     ProblemsBuilder.NAME: ProblemsBuilder,
     CotTracesBuilder.NAME: CotTracesBuilder,
+    JsdSpansBuilder.NAME: JsdSpansBuilder,
+    IafMapsBuilder.NAME: IafMapsBuilder,
 }
 
 

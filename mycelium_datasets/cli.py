@@ -21,10 +21,9 @@ from transformers import HfArgumentParser
 
 from mycelium_datasets.answers import shutdown_worker
 from mycelium_datasets.builders import BUILDERS, UpstreamMissingError
-from mycelium_datasets.cot_traces import CotTracesConfig
 from mycelium_datasets.defaults import MissingComponentError
-from mycelium_datasets.pipeline import build, load_preset, preset_names, run, split_options
-from mycelium_datasets.problems import ProblemsConfig, SourceError, valid_sources_text
+from mycelium_datasets.pipeline import CONFIG_CLASSES, build, load_preset, preset_names, run, split_options
+from mycelium_datasets.problems import SourceError, valid_sources_text
 
 logger = logging.getLogger("mycelium")
 
@@ -51,7 +50,7 @@ class RunArguments:
 
 
 def _parser(prog: str, with_artifact: bool) -> HfArgumentParser:
-    parser = HfArgumentParser((RunArguments, ProblemsConfig, CotTracesConfig), prog=prog)
+    parser = HfArgumentParser((RunArguments, *CONFIG_CLASSES.values()), prog=prog)
     if with_artifact:
         parser.add_argument("artifact", choices=list(BUILDERS), help="Artifact to build.")
     return parser
@@ -68,9 +67,10 @@ def _parse(prog: str, argv: list[str], with_artifact: bool):
     parsed = parser.parse_args_into_dataclasses(args=argv)
     run_args = parsed[0]
     options = {}
-    for obj in parsed[1:3]:
-        options.update({k: v for k, v in vars(obj).items()})
-    artifact = parsed[3].artifact if with_artifact else None
+    n = len(CONFIG_CLASSES)
+    for obj in parsed[1 : 1 + n]:
+        options.update(vars(obj))
+    artifact = parsed[1 + n].artifact if with_artifact else None
     return run_args, split_options(options), artifact
 
 

@@ -18,13 +18,20 @@ import yaml
 
 from mycelium_datasets.builders import BUILDERS, get_builder
 from mycelium_datasets.cot_traces import CotTracesConfig
+from mycelium_datasets.iaf_maps import IafMapsConfig
+from mycelium_datasets.jsd_spans import JsdSpansConfig
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.runner import process_info
 
 logger = logging.getLogger(__name__)
 
 # Which config class configures which artifact.
-CONFIG_CLASSES = {"problems": ProblemsConfig, "cot_traces": CotTracesConfig}
+CONFIG_CLASSES = {
+    "problems": ProblemsConfig,
+    "cot_traces": CotTracesConfig,
+    "jsd_spans": JsdSpansConfig,
+    "iaf_maps": IafMapsConfig,
+}
 
 
 def preset_names() -> list[str]:
