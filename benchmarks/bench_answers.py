@@ -4,7 +4,8 @@
 
 Measures, side by side: extraction alone, extraction + verification of GSM8K reference solutions (plain numbers,
 exact path), and of MATH-500 solutions (LaTeX, math-verify in the worker process). Needs ../shared/data; falls back
-to gsm_symbolic problems when it is absent. Last line: the ratio of the exact path to the math-verify path.
+to gsm_symbolic problems when it is absent. MATH golds are written as inline math (``$...$``) so that the extracted
+answer never matches verbatim. Last line: the ratio of the exact path to the math-verify path.
 Writes benchmarks/results/answers.json.
 """
 
@@ -52,7 +53,8 @@ def main() -> None:
     gsm = DATA / "gsm8k_train.jsonl"
     math = DATA / "math500_dev.jsonl"
     plain = pairs_from(str(gsm) if gsm.is_file() else "gsm_symbolic", args.limit)
-    latex = pairs_from(str(math), args.limit) if math.is_file() else []
+    # Gold written as inline math ($...$), so that a verbatim match never short-cuts the math-verify path.
+    latex = [(cot, f"${gold}$") for cot, gold in pairs_from(str(math), args.limit)] if math.is_file() else []
     answers_match("1/2", "\\frac{1}{2}")  # start the verification worker outside the timings
 
     def extract_only(cot, gold):

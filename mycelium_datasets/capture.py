@@ -43,49 +43,88 @@ class _CaptureState:
     n_layers: int = 0
 
 
-def _capture_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """SDPA attention that also accumulates head-mean CoT rows when the module is being captured."""
-    output = sdpa_attention_forward(
-        module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
-    )
-    state: _CaptureState | None = getattr(module, "_mycelium_capture", None)
-    if state is None or (state.layers is not None and getattr(module, "layer_idx", -1) not in state.layers):
-        return output
-    batch, n_heads, q_len, head_dim = query.shape
-    k_len, n_kv = key.shape[-2], key.shape[1]
+def _head_mean_rows(query, key, value, rows: slice, q_offset: int, scale: float, mask, chunk_rows: int, out=None):
+    """Attention probabilities of the query ``rows`` (float32), averaged over heads, computed ``chunk_rows`` at a
+    time with grouped-query attention; when ``out`` is given, also writes those rows' attention output into it.
+
+    Keys beyond a chunk's last query position are never computed (they are masked anyway)."""
+    batch, n_heads, _, head_dim = query.shape
+    n_kv, k_len = key.shape[1], key.shape[-2]
     groups = n_heads // n_kv
-    scale = scaling if scaling is not None else head_dim**-0.5
-    # Absolute positions of the query rows: the queries are the last q_len positions of the k_len keys.
-    q_offset = k_len - q_len
-    first = max(state.cot_start - q_offset, 0)
-    if first >= q_len:
-        return output
     k = key.float().unsqueeze(2)  # (B, n_kv, 1, K, D)
-    rows_total = torch.zeros(batch, q_len - first, k_len, dtype=torch.float32, device=query.device)
-    key_pos = torch.arange(k_len, device=query.device)
-    for start in range(first, q_len, state.chunk_rows):
-        stop = min(start + state.chunk_rows, q_len)
-        q = query[:, :, start:stop].float().reshape(batch, n_kv, groups, stop - start, head_dim)
-        scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # (B, n_kv, G, R, K)
-        if attention_mask is not None and attention_mask.dim() == 4:
-            mask = attention_mask[:, :, start:stop, :k_len].unsqueeze(1)  # (B, 1, 1|H, R, K) -> broadcast
-            if mask.shape[2] != 1:
-                mask = mask.reshape(batch, n_kv, groups, stop - start, k_len)
-            if mask.dtype == torch.bool:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            else:
-                scores = scores + mask.float()
+    v = value.float().unsqueeze(2)
+    result = torch.zeros(batch, rows.stop - rows.start, k_len, dtype=torch.float32, device=query.device)
+    for start in range(rows.start, rows.stop, chunk_rows):
+        stop = min(start + chunk_rows, rows.stop)
+        k_max = k_len if mask is not None else q_offset + stop  # causal: later keys are masked
+        q = (query[:, :, start:stop].float() * scale).reshape(batch, n_kv, groups, stop - start, head_dim)
+        scores = torch.matmul(q, k[..., :k_max, :].transpose(-1, -2))  # (B, n_kv, G, R, k_max)
+        if mask is not None:
+            m = mask[:, :, start:stop, :k_max].unsqueeze(1)
+            if m.shape[2] != 1:
+                m = m.reshape(batch, n_kv, groups, stop - start, k_max)
+            scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else scores + m.float()
         else:
             query_pos = torch.arange(q_offset + start, q_offset + stop, device=query.device)
-            causal = key_pos[None, :] <= query_pos[:, None]  # (R, K)
-            scores = scores.masked_fill(~causal, float("-inf"))
+            key_pos = torch.arange(k_max, device=query.device)
+            scores = scores.masked_fill(key_pos[None, :] > query_pos[:, None], float("-inf"))
         probs = torch.softmax(scores, dim=-1)
-        rows_total[:, start - first : stop - first] = probs.mean(dim=(1, 2))
-    # Rows before cot_start in this call are not CoT rows; rows are indexed from the first CoT token.
-    offset = q_offset + first - state.cot_start
+        result[:, start - rows.start : stop - rows.start, :k_max] = probs.mean(dim=(1, 2))
+        if out is not None:  # (B, n_kv, G, R, D) -> (B, R, H, D)
+            chunk = torch.matmul(probs, v[..., :k_max, :]).reshape(batch, n_heads, stop - start, head_dim)
+            out[:, start:stop] = chunk.transpose(1, 2).to(out.dtype)
+    return result
+
+
+def _capture_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """SDPA attention that also accumulates head-mean CoT rows when the module is being captured.
+
+    Without a padding mask (one sequence), the CoT rows' output is computed from the very probabilities that are
+    captured (so the capture costs little more than the attention it replaces) and the prompt rows go through SDPA.
+    With a mask, the whole output comes from SDPA and the CoT rows are computed beside it.
+    """
+    state: _CaptureState | None = getattr(module, "_mycelium_capture", None)
+    if state is None or (state.layers is not None and getattr(module, "layer_idx", -1) not in state.layers):
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
     if state.total is None:
         raise CaptureError("capture state has no buffer; use capture_cot_attention")
-    state.total[:, offset : offset + rows_total.shape[1], :k_len] += rows_total
+    q_len, k_len, head_dim = query.shape[2], key.shape[-2], query.shape[-1]
+    scale = scaling if scaling is not None else head_dim**-0.5
+    q_offset = k_len - q_len  # the queries are the last q_len positions of the keys
+    first = max(state.cot_start - q_offset, 0)
+    if first >= q_len:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
+    rows = slice(first, q_len)
+    if attention_mask is not None or q_offset != 0:
+        output = sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
+        mask = attention_mask if attention_mask is not None and attention_mask.dim() == 4 else None
+        captured = _head_mean_rows(query, key, value, rows, q_offset, scale, mask, state.chunk_rows)
+    else:
+        out = torch.empty(query.shape[0], q_len, query.shape[1], head_dim, dtype=query.dtype, device=query.device)
+        if first > 0:
+            extra = {k: v for k, v in kwargs.items() if k != "is_causal"}
+            prompt_out, _ = sdpa_attention_forward(
+                module,
+                query[:, :, :first],
+                key[:, :, :first],
+                value[:, :, :first],
+                None,
+                scaling=scaling,
+                dropout=dropout,
+                is_causal=True,
+                **extra,
+            )
+            out[:, :first] = prompt_out
+        captured = _head_mean_rows(query, key, value, rows, 0, scale, None, state.chunk_rows, out=out)
+        output = (out, None)
+    offset = q_offset + first - state.cot_start  # row index of the first captured query among the CoT rows
+    state.total[:, offset : offset + captured.shape[1], :k_len] += captured
     state.n_layers += 1
     return output
 
@@ -166,8 +205,10 @@ def capture_cot_attention(
         chunk_rows=chunk_rows,
         total=torch.zeros(1, n_cot, total_len, dtype=torch.float32, device=model.device),
     )
+    # The base model (no LM head): capture needs the attention, not the logits over the vocabulary.
+    body = getattr(model, "base_model", model)
     with _capturing(model, state), torch.inference_mode():
-        model(input_ids=ids.to(model.device), use_cache=False)
+        body(input_ids=ids.to(model.device), use_cache=False)
     expected = len(layers) if layers is not None else n_layers
     if state.n_layers == 0:
         raise CaptureError(

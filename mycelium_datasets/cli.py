@@ -5,6 +5,7 @@ its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags ove
 
     mycelium run --out DIR [--source NAME|FILE.jsonl] [--limit N] [--config NAME]
     mycelium build ARTIFACT --out DIR [options]
+    mycelium show DIR --id ID --out PAGE.html
     mycelium sources | mycelium artifacts
 """
 
@@ -21,6 +22,7 @@ from transformers import HfArgumentParser
 
 from mycelium_datasets.answers import shutdown_worker
 from mycelium_datasets.builders import BUILDERS, UpstreamMissingError
+from mycelium_datasets.capture import CaptureError
 from mycelium_datasets.defaults import MissingComponentError
 from mycelium_datasets.pipeline import CONFIG_CLASSES, build, load_preset, preset_names, run, split_options
 from mycelium_datasets.problems import SourceError, valid_sources_text
@@ -30,6 +32,7 @@ logger = logging.getLogger("mycelium")
 COMMANDS = {
     "run": "the main job: every stage, end to end, into --out DIR",
     "build": "build one artifact (and any missing upstream artifact) into --out DIR",
+    "show": "one problem's spans, IAF maps and JSD curve as an HTML page: show DIR --id ID --out PAGE.html",
     "sources": "list the problem sources",
     "artifacts": "list the artifacts in pipeline order",
 }
@@ -80,6 +83,23 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _show(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mycelium show", description=COMMANDS["show"])
+    parser.add_argument("run_dir", help="Run folder holding jsd_spans or iaf_maps.")
+    parser.add_argument("--id", required=True, help="Problem id to show.")
+    parser.add_argument("--out", required=True, help="HTML page to write (the JSD plot is written beside it).")
+    args = parser.parse_args(argv)
+    from mycelium_datasets.show import ShowError, show
+
+    try:
+        page = show(args.run_dir, args.id, args.out)
+    except ShowError as exc:
+        print(f"mycelium: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {page} and {page.with_suffix('.jsd.png')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -95,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "artifacts":
         print("\n".join(BUILDERS))
         return 0
+    if command == "show":
+        return _show(rest)
     try:
         run_args, configs, artifact = _parse(f"mycelium {command}", rest, with_artifact=command == "build")
         logging.basicConfig(
@@ -113,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     + ", ".join(f"{s}={len(d)}" for s, d in dataset.items())
                     + f" -> {run_args.out}/{artifact}"
                 )
-    except (SourceError, MissingComponentError, UpstreamMissingError, ValueError) as exc:
+    except (SourceError, MissingComponentError, UpstreamMissingError, CaptureError, ValueError) as exc:
         print(f"mycelium: error: {exc}", file=sys.stderr)
         return 2
     finally:

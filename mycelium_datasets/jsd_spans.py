@@ -37,6 +37,18 @@ logger = logging.getLogger(__name__)
 
 VERSION = "1.0.0"
 INPUT_COLUMNS = ("id", "prompt", "problem", "cot", "status")
+OUTPUT_COLUMNS = (
+    "segmenter",
+    "n_prompt_tokens",
+    "cot_token_offsets",
+    "jsd",
+    "spans",
+    "boundary_tokens",
+    "problem_token_offsets",
+    "problem_attn",
+    "span_status",
+    "span_status_reason",
+)
 DEFAULT_SEGMENTER = "jsd_clause"
 
 SPAN = {
@@ -157,7 +169,7 @@ def make_spans(
     """``batch -> batch``: capture attention for each trace, compute JSD, cut spans, keep problem attention."""
     n = len(batch["id"])
     out = {k: list(v) for k, v in batch.items()}
-    new = {k: [None] * n for k in FEATURES if k not in batch}
+    new = {k: [None] * n for k in OUTPUT_COLUMNS}
     config = SegmenterConfig(**segmenter_kwargs)
     for i in range(n):
         cot, prompt, problem = batch["cot"][i] or "", batch["prompt"][i] or "", batch["problem"][i] or ""

@@ -1,0 +1,158 @@
+"""``mycelium show``: one problem's spans, IAF maps and JSD curve as a self-contained HTML page, for human eyes.
+
+The CoT is rendered with spaCy's displaCy (span style), one labelled span per step; under it, the problem text is
+shaded by each span's IAF; beside it, a PNG of the JSD curve (raw and Savitzky-Golay smoothed) with its peaks and
+the chosen boundaries (matplotlib). The PNG is written next to the page and embedded in it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .builders import load_artifact
+from .segment import SegmenterConfig, jsd_peaks, smooth
+
+ARTIFACTS_WITH_SPANS = ("iaf_maps", "jsd_spans")
+
+
+class ShowError(ValueError):
+    """The run folder has no row to show (missing artifact or unknown id)."""
+
+
+def find_row(run_dir: str | Path, row_id: str) -> tuple[dict, str]:
+    """The row with ``row_id`` from the most downstream artifact that has spans, and that artifact's name."""
+    run_dir = Path(run_dir)
+    for name in ARTIFACTS_WITH_SPANS:
+        if (run_dir / name / "README.md").is_file():
+            dataset = load_artifact(run_dir / name)
+            for split in dataset.values():
+                matches = split.filter(lambda ids: [i == row_id for i in ids], input_columns="id", batched=True)
+                if len(matches):
+                    return matches[0], name
+            some = next(iter(dataset.values()))["id"][:5]
+            raise ShowError(f"no row with id {row_id!r} in {run_dir / name}; ids look like: {', '.join(some)}")
+    raise ShowError(
+        f"{run_dir} has no jsd_spans or iaf_maps artifact; build one first: mycelium build jsd_spans --out {run_dir}"
+    )
+
+
+def jsd_png(row: dict) -> bytes:
+    """The JSD curve with its smoothed version, its peaks and the chosen span boundaries, as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = np.asarray(row["jsd"], dtype=np.float64)
+    smoothed = smooth(curve, 5, 2)
+    peaks = jsd_peaks(curve, SegmenterConfig()) if len(curve) else np.array([], dtype=int)
+    fig, ax = plt.subplots(figsize=(10, 3.2), dpi=110)
+    ax.plot(curve, color="#bbbbbb", lw=1, label="JSD between consecutive CoT rows")
+    ax.plot(smoothed, color="#1f77b4", lw=1.6, label="Savitzky-Golay (5, 2)")
+    if len(peaks):
+        ax.plot(peaks, smoothed[peaks], "x", color="#ff7f0e", label="peaks (field guide)")
+    for i, b in enumerate(row["boundary_tokens"]):
+        ax.axvline(b, color="#d62728", lw=1.2, ls="--", label="chosen boundaries" if i == 0 else None)
+    ax.set_xlabel("CoT token")
+    ax.set_ylabel("JSD (bits)")
+    ax.set_title(f"{row['id']}: segmenter {row['segmenter']}, {len(row['spans'])} spans")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def spans_html(row: dict) -> str:
+    """The CoT with one displaCy span per step (span style), character ranges mapped onto spaCy tokens."""
+    import spacy
+    from spacy import displacy
+
+    nlp = spacy.blank("en")
+    doc = nlp(row["cot"])
+    spans = []
+    for i, s in enumerate(row["spans"]):
+        span = doc.char_span(s["char_start"], s["char_end"], label=f"S{i + 1}", alignment_mode="expand")
+        if span is not None and len(span):
+            spans.append(span)
+    doc.spans["sc"] = spans
+    return displacy.render(doc, style="span", page=False, jupyter=False)
+
+
+def iaf_html(row: dict) -> str:
+    """For each span, the problem text with each problem token shaded by the span's IAF."""
+    problem = row["problem"]
+    offsets = row.get("problem_token_offsets") or []
+    iafs = row.get("iaf")
+    if iafs is None:  # jsd_spans: compute IAF from the kept problem attention
+        from .iaf_maps import span_iaf
+
+        matrix = np.asarray(row.get("problem_attn") or [], dtype=np.float64)
+        iafs = [
+            span_iaf(matrix, s["token_start"], s["token_end"]).tolist() if matrix.size else [] for s in row["spans"]
+        ]
+    parts = []
+    for i, (s, iaf) in enumerate(zip(row["spans"], iafs)):
+        peak = max(iaf) if iaf else 0.0
+        pieces, position = [], 0
+        for off, weight in zip(offsets, iaf):
+            a, b = off["char_start"], off["char_end"]
+            pieces.append(html.escape(problem[position:a]))
+            alpha = 0.9 * weight / peak if peak > 0 else 0.0
+            pieces.append(
+                f'<span title="{weight:.3f}" style="background: rgba(214, 39, 40, {alpha:.2f})">'
+                f"{html.escape(problem[a:b])}</span>"
+            )
+            position = b
+        pieces.append(html.escape(problem[position:]))
+        parts.append(
+            f'<div class="iaf"><div class="label">S{i + 1}: <code>{html.escape(s["text"].strip())}</code></div>'
+            f'<div class="problem">{"".join(pieces)}</div></div>'
+        )
+    return "\n".join(parts)
+
+
+def render_page(row: dict, artifact: str, png_name: str, png: bytes) -> str:
+    encoded = base64.b64encode(png).decode()
+    status = html.escape(f"{row.get('span_status', '')} {row.get('span_status_reason', '')}".strip())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Mycelium: {html.escape(row["id"])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 24px; max-width: 1100px; color: #222; }}
+h1 {{ font-size: 20px; }} h2 {{ font-size: 16px; margin-top: 28px; }}
+.meta {{ color: #555; font-size: 13px; }} .problem {{ line-height: 1.9; padding: 4px 0 10px; }}
+.iaf {{ border-top: 1px solid #eee; padding-top: 6px; }} .label {{ font-size: 13px; color: #444; }}
+img {{ max-width: 100%; border: 1px solid #eee; }}
+</style></head><body>
+<h1>{html.escape(row["id"])}</h1>
+<p class="meta">from <code>{artifact}</code> · teacher <code>{html.escape(str(row.get("teacher")))}</code> ·
+segmenter <code>{html.escape(str(row.get("segmenter")))}</code> · gold {html.escape(str(row.get("answer")))} ·
+CoT answer {html.escape(str(row.get("cot_answer")))} ({html.escape(str(row.get("answer_source")))}) ·
+{status}</p>
+<h2>Problem</h2><div class="problem">{html.escape(row["problem"])}</div>
+<h2>Chain of thought, cut into spans</h2>
+{spans_html(row)}
+<h2>JSD curve</h2>
+<img alt="JSD curve" src="data:image/png;base64,{encoded}"><p class="meta">also saved as {html.escape(png_name)}</p>
+<h2>Where each span looked in the problem (IAF)</h2>
+{iaf_html(row)}
+</body></html>
+"""
+
+
+def show(run_dir: str | Path, row_id: str, out: str | Path) -> Path:
+    """Write the page for ``row_id`` to ``out`` (and the JSD plot beside it); returns the page's path."""
+    row, artifact = find_row(run_dir, row_id)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = jsd_png(row)
+    png_path = out.with_suffix(".jsd.png")
+    png_path.write_bytes(png)
+    out.write_text(render_page(row, artifact, png_path.name, png), encoding="utf-8")
+    return out
