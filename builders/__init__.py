@@ -5,6 +5,12 @@ from mycelium_datasets.builders.cot_traces import CotTracesBuilder
 from mycelium_datasets.builders.iaf_maps import IafMapsBuilder
 from mycelium_datasets.builders.jsd_spans import JsdSpansBuilder
 from mycelium_datasets.builders.problems import ProblemsBuilder
+from mycelium_datasets.builders.regions_and_ops import (
+    ClauseRegionsBuilder,
+    IoTagsBuilder,
+    OpClassesBuilder,
+    OpPairsBuilder,
+)
 
 # In pipeline order.
 BUILDERS: dict[str, type[ArtifactBuilder]] = {
@@ -12,6 +18,10 @@ BUILDERS: dict[str, type[ArtifactBuilder]] = {
     CotTracesBuilder.NAME: CotTracesBuilder,
     JsdSpansBuilder.NAME: JsdSpansBuilder,
     IafMapsBuilder.NAME: IafMapsBuilder,
+    ClauseRegionsBuilder.NAME: ClauseRegionsBuilder,
+    OpPairsBuilder.NAME: OpPairsBuilder,
+    IoTagsBuilder.NAME: IoTagsBuilder,
+    OpClassesBuilder.NAME: OpClassesBuilder,
 }
 
 

@@ -32,7 +32,9 @@ def value_counts(dataset: datasets.DatasetDict, columns: tuple[str, ...]) -> lis
         counter: collections.Counter = collections.Counter()
         for split in dataset.values():
             if column in split.column_names:
-                counter.update("null" if v is None else str(v) for v in split[column])
+                feature = split.features[column]
+                names = feature.names if isinstance(feature, datasets.ClassLabel) else None
+                counter.update("null" if v is None else names[v] if names else str(v) for v in split[column])
         if counter:
             out.append((column, counter.most_common(12)))
     return out

@@ -17,11 +17,14 @@ from pathlib import Path
 import yaml
 
 from mycelium_datasets.builders import BUILDERS, get_builder
+from mycelium_datasets.clause_regions import ClauseRegionsConfig
 from mycelium_datasets.cot_traces import CotTracesConfig
 from mycelium_datasets.iaf_maps import IafMapsConfig
 from mycelium_datasets.jsd_spans import JsdSpansConfig
+from mycelium_datasets.op_pairs import OpPairsConfig
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.runner import process_info
+from mycelium_datasets.student_sets import StudentSetsConfig
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +34,9 @@ CONFIG_CLASSES = {
     "cot_traces": CotTracesConfig,
     "jsd_spans": JsdSpansConfig,
     "iaf_maps": IafMapsConfig,
+    "clause_regions": ClauseRegionsConfig,
+    "op_pairs": OpPairsConfig,
+    "io_tags": StudentSetsConfig,
 }
 
 
@@ -71,6 +77,7 @@ def split_options(options: dict) -> dict[str, object]:
     for artifact, cls in CONFIG_CLASSES.items():
         names = {f.name for f in dataclasses.fields(cls)}
         configs[artifact] = cls(**{k: v for k, v in options.items() if k in names})
+    configs["op_classes"] = configs["io_tags"]  # both student sets share one config
     return configs
 
 

@@ -9,7 +9,6 @@ import sys
 import datasets
 import numpy as np
 import pytest
-from conftest import write_jsonl
 
 from mycelium_datasets.builders import CotTracesBuilder, IafMapsBuilder, JsdSpansBuilder, ProblemsBuilder
 from mycelium_datasets.cli import main
@@ -18,6 +17,8 @@ from mycelium_datasets.iaf_maps import IafMapsConfig, build_iaf_maps
 from mycelium_datasets.jsd_spans import JsdSpansConfig, build_jsd_spans, problem_token_span
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.segment import check_spans
+
+from conftest import write_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,139 @@
+"""Operation parsing and execution validation on reference CoTs, and the CPU stages' throughput.
+
+    python benchmarks/bench_ops.py [--gsm-symbolic 300] [--gsm8k 1000] [--math 250] [--throughput 100]
+
+For each source: the reference solution is the CoT, cut into sentence spans; parser coverage = share of spans that
+write an equation (an "=" next to a digit) from which at least one operation is parsed; validated yield = share of
+problems whose operation DAG executes to the gold answer. For gsm_symbolic, the recall of the true intermediate
+values (`metadata.variables`, numeric ones that are not stated in the problem) among the operations' results
+(a variable stored in percent units, e.g. 25 for 25%, also counts when 0.25 is a result).
+Throughput: problems/s through clause_regions -> op_pairs -> io_tags -> op_classes on a run folder built up to
+iaf_maps. Writes benchmarks/results/ops.json; the last line prints the yields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from mycelium_datasets.answers import answers_match
+from mycelium_datasets.arith import format_value
+from mycelium_datasets.cot_traces import clean_reference
+from mycelium_datasets.op_pairs import executed_answer, ops_for_trace, problem_numbers
+from mycelium_datasets.problems import ProblemsConfig, read_source
+from mycelium_datasets.segment import segment
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+_EQUATION_STEP = re.compile(r"\d\s*=|=\s*[$€£]?\s*-?\d|\\frac|\\cdot|\\times")
+
+
+def offsets_for(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in re.finditer(r"\S+", text)]
+
+
+def evaluate_rows(rows: list[dict], variables: bool = False) -> dict:
+    steps = parsed_steps = validated = recalled = n_values = 0
+    failures = []
+    for r in rows:
+        cot, _ = clean_reference(r["solution"])
+        spans, _ = segment("sentence", cot, offsets_for(cot), None)
+        ops, _ = ops_for_trace(r["problem"], spans, [[] for _ in spans])
+        with_ops = {op["span_index"] for op in ops}
+        for i, s in enumerate(spans):
+            if _EQUATION_STEP.search(s["text"]):
+                steps += 1
+                parsed_steps += i in with_ops
+        value = executed_answer(ops, r["problem"]) if ops else None
+        ok = value is not None and bool(answers_match(format_value(value), r["answer"]).match)
+        validated += ok
+        if not ok and len(failures) < 5:
+            failures.append(
+                {
+                    "id": r["id"],
+                    "executed": None if value is None else format_value(value),
+                    "gold": r["answer"],
+                    "cot": cot[:300],
+                }
+            )
+        if variables:
+            stated = {v for v, _, _ in problem_numbers(r["problem"])}
+            results = {Fraction(op["result"]) for op in ops}
+            meta = json.loads(r["meta_json"]).get("variables", {})
+            for v in meta.values():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue
+                v = Fraction(str(v))
+                if v in stated:
+                    continue
+                n_values += 1
+                # percentages may be stored in percent units (prob_two_in_row: 25 for 25%)
+                recalled += v in results or v / 100 in results
+    out = {
+        "problems": len(rows),
+        "equation_steps": steps,
+        "parser_coverage": parsed_steps / max(1, steps),
+        "validated_yield": validated / max(1, len(rows)),
+        "failures": failures,
+    }
+    if variables:
+        out["intermediate_values"] = n_values
+        out["intermediate_recall"] = recalled / max(1, n_values)
+    return out
+
+
+def throughput(n: int) -> dict:
+    from mycelium_datasets.builders import BUILDERS
+    from mycelium_datasets.pipeline import split_options
+
+    configs = split_options({"size": n, "test_fraction": 0.0})
+    with tempfile.TemporaryDirectory() as out:
+        for name in ("problems", "cot_traces", "jsd_spans", "iaf_maps"):
+            BUILDERS[name](out, configs[name]).build()
+        started = time.perf_counter()
+        for name in ("clause_regions", "op_pairs", "io_tags", "op_classes"):
+            BUILDERS[name](out, configs[name]).build()
+        seconds = time.perf_counter() - started
+    return {"problems": n, "seconds": seconds, "problems_per_s": n / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gsm-symbolic", type=int, default=300)
+    parser.add_argument("--gsm8k", type=int, default=1000)
+    parser.add_argument("--math", type=int, default=250)
+    parser.add_argument("--throughput", type=int, default=100)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "ops.json"))
+    args = parser.parse_args()
+    results = {}
+    rows = [r for r in read_source(ProblemsConfig(size=args.gsm_symbolic, seed=0)) if r["solution"]]
+    results["gsm_symbolic"] = evaluate_rows(rows, variables=True)
+    if (DATA / "gsm8k_train.jsonl").is_file():
+        rows = [r for r in read_source(ProblemsConfig(source=str(DATA / "gsm8k_train.jsonl"), limit=args.gsm8k))]
+        results["gsm8k_train"] = evaluate_rows(rows)
+    if (DATA / "math500_dev.jsonl").is_file():
+        rows = [r for r in read_source(ProblemsConfig(source=str(DATA / "math500_dev.jsonl"), limit=args.math))]
+        results["math500_dev"] = evaluate_rows(rows)
+    for name, res in results.items():
+        extra = f", intermediate-value recall {res['intermediate_recall']:.3f}" if "intermediate_recall" in res else ""
+        print(
+            f"{name}: {res['problems']} problems, parser coverage {res['parser_coverage']:.3f} of "
+            f"{res['equation_steps']} equation steps, validated yield {res['validated_yield']:.3f}{extra}"
+        )
+    if args.throughput:
+        results["throughput"] = throughput(args.throughput)
+        print(f"CPU stages (clause_regions -> op_classes): {results['throughput']['problems_per_s']:.1f} problems/s")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(
+        "validated yield: "
+        + ", ".join(f"{k} {v['validated_yield']:.3f}" for k, v in results.items() if "validated_yield" in v)
+    )
+
+
+if __name__ == "__main__":
+    main()

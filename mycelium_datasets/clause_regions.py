@@ -1,0 +1,161 @@
+"""The ``clause_regions`` artifact: each span's IAF tokens expanded to the problem clauses that hold them.
+
+Raw IAF gives scattered tokens; a dependency parse turns them into contiguous, linguistically coherent regions
+(field guide, "clause expansion"). For each of a span's top IAF tokens that carries content (punctuation and
+whitespace, which on small teachers are attention sinks, are skipped), the enclosing clause is the subtree of the
+nearest clausal head (ROOT, conj, advcl, relcl, ccomp, xcomp, acl, csubj, parataxis) *without* the subtrees of its
+own clausal children, so "There are 17 boys and 17 girls playing table tennis" and the next clause stay apart; the
+contiguous run around the token is kept, trimmed of punctuation and coordinating words at its edges, and overlapping
+clauses are merged.
+
+Input columns: ``id``, ``problem``, ``spans``, ``iaf_top`` (``iaf_maps``).
+Output columns: ``iaf_maps``'s, plus ``span_regions`` (per span, its regions ``{char_start, char_end, text}`` in the
+problem, heaviest IAF first) and ``regions`` (all spans' regions merged, in text order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import datasets
+
+from . import iaf_maps as iaf_maps_mod
+from .defaults import load_spacy
+
+VERSION = "1.0.0"
+INPUT_COLUMNS = ("id", "problem", "spans", "iaf_top")
+CLAUSAL = {"ROOT", "conj", "advcl", "relcl", "ccomp", "xcomp", "acl", "csubj", "parataxis"}
+EDGE_TRIM = {"cc", "punct", "mark", "prep"}
+
+REGION = {"char_start": datasets.Value("int32"), "char_end": datasets.Value("int32"), "text": datasets.Value("string")}
+FEATURES = datasets.Features(
+    {
+        **iaf_maps_mod.FEATURES,
+        "span_regions": datasets.List(datasets.List(REGION)),
+        "regions": datasets.List(REGION),
+    }
+)
+
+
+@dataclass
+class ClauseRegionsConfig:
+    """Configuration of the ``clause_regions`` artifact.
+
+    Args:
+        spacy_pipeline (`str`, *optional*): spaCy pipeline name or path (default: ``en_core_web_sm``, else its mirror).
+        anchors (`int`, *optional*, defaults to 3): content tokens of each span's IAF top list expanded to clauses.
+        min_weight (`float`, *optional*, defaults to 0.0): IAF weight below which a top token is not expanded.
+    """
+
+    spacy_pipeline: str | None = field(default=None, metadata={"help": "spaCy pipeline (default: en_core_web_sm)."})
+    anchors: int = field(default=3, metadata={"help": "Content tokens of each span's IAF top list to expand."})
+    min_weight: float = field(default=0.0, metadata={"help": "Minimum IAF weight of an expanded token."})
+
+    def __post_init__(self) -> None:
+        if self.anchors < 1:
+            raise ValueError(f"anchors must be positive, got {self.anchors}")
+
+
+def clause_head(token):
+    """The nearest clausal head at or above ``token`` in the dependency tree."""
+    while token.dep_ not in CLAUSAL and token.head is not token:
+        token = token.head
+    return token
+
+
+def clause_range(token) -> tuple[int, int]:
+    """Character range of the clause around ``token``: its clausal head's subtree without clausal children's
+    subtrees, the contiguous run holding ``token``, trimmed of punctuation / coordinating words at the edges."""
+    head = clause_head(token)
+    excluded = set()
+    for child in head.children:
+        if child.dep_ in CLAUSAL and child.dep_ != "ROOT":
+            excluded.update(t.i for t in child.subtree)
+    members = sorted(t.i for t in head.subtree if t.i not in excluded)
+    if token.i not in members:  # the token sits in an excluded child: fall back to its own subtree
+        members = sorted(t.i for t in token.subtree)
+    # the contiguous run around the token
+    index = members.index(token.i)
+    lo = hi = index
+    while lo > 0 and members[lo - 1] == members[lo] - 1:
+        lo -= 1
+    while hi + 1 < len(members) and members[hi + 1] == members[hi] + 1:
+        hi += 1
+    doc = token.doc
+    first, last = members[lo], members[hi]
+    while first < last and (doc[first].dep_ in EDGE_TRIM or doc[first].is_punct) and first != token.i:
+        first += 1
+    while last > first and (doc[last].dep_ in EDGE_TRIM or doc[last].is_punct) and last != token.i:
+        last -= 1
+    return doc[first].idx, doc[last].idx + len(doc[last].text)
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _is_content(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+def span_regions(doc, top: list[dict], anchors: int, min_weight: float) -> list[tuple[int, int]]:
+    """Regions of one span: the clauses of its heaviest content tokens, merged, heaviest-first."""
+    chosen = [t for t in top if _is_content(t["text"]) and t["weight"] >= min_weight][:anchors]
+    ranges = []
+    for t in chosen:
+        span = doc.char_span(t["char_start"], t["char_end"], alignment_mode="expand")
+        if span is None or not len(span):
+            continue
+        ranges.append(clause_range(span.root))
+    merged = merge_ranges(ranges)
+
+    # order by the weight of the first anchor falling inside each region
+    def weight(r):
+        return -max((t["weight"] for t in chosen if r[0] <= t["char_start"] < r[1]), default=0.0)
+
+    return sorted(merged, key=weight)
+
+
+def make_regions(batch: dict, *, spacy_pipeline: str | None, anchors: int, min_weight: float) -> dict:
+    """``batch -> batch``: clause regions per span and merged per problem (spaCy loaded once per process)."""
+    nlp = load_spacy(spacy_pipeline)
+    out = dict(batch)
+    out["span_regions"], out["regions"] = [], []
+    for problem, doc, tops in zip(batch["problem"], nlp.pipe(batch["problem"]), batch["iaf_top"]):
+        per_span, all_ranges = [], []
+        for top in tops:
+            ranges = span_regions(doc, top, anchors, min_weight)
+            all_ranges.extend(ranges)
+            per_span.append([{"char_start": a, "char_end": b, "text": problem[a:b]} for a, b in ranges])
+        out["span_regions"].append(per_span)
+        out["regions"].append(
+            [{"char_start": a, "char_end": b, "text": problem[a:b]} for a, b in merge_ranges(all_ranges)]
+        )
+    return out
+
+
+def build_clause_regions(maps: datasets.DatasetDict, config: ClauseRegionsConfig) -> datasets.DatasetDict:
+    result = datasets.DatasetDict()
+    for split, dataset in maps.items():
+        missing = [c for c in INPUT_COLUMNS if c not in dataset.column_names]
+        if missing:
+            raise ValueError(f"clause_regions needs input columns {missing} (the iaf_maps artifact)")
+        result[split] = dataset.map(
+            make_regions,
+            batched=True,
+            batch_size=64,
+            fn_kwargs={
+                "spacy_pipeline": config.spacy_pipeline,
+                "anchors": config.anchors,
+                "min_weight": config.min_weight,
+            },
+            features=FEATURES,
+            desc=f"clause_regions/{split}",
+        )
+    return result

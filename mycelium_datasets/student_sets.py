@@ -1,0 +1,161 @@
+"""The student training sets: ``io_tags`` (the tagger) and ``op_classes`` (the classifier), from validated problems.
+
+Only problems whose operation DAG executed to the gold answer (``op_pairs.validated``) give labels: execution is the
+verifier. Both sets are made of *problem text*, because that is all the students see at inference (the field
+guide's "classifier on CoT text, inference on problem text" bug).
+
+``io_tags``: the problem tokenized by the **student** tokenizer with offsets; each token is ``OP`` when it overlaps
+the region of one of the problem's operations, else ``O`` (IO tagging, not BIO: any contiguous OP run is a region);
+special tokens get ``-100`` (ignored by the loss). Columns: ``id``, ``problem``, ``input_ids``, ``offsets``,
+``labels``.
+
+``op_classes``: one row per operation with a region: ``id`` (problem id and op index), ``text`` (the region's text
+in the problem), ``label`` (the operation).
+
+Rows of problems that were not validated are counted in the card as drops with their reason (``op_status``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import datasets
+
+from .defaults import DEFAULT_BACKBONE, resolve_backbone
+from .op_pairs import OP_NAMES
+
+VERSION = "1.0.0"
+IO_LABELS = ("O", "OP")
+INPUT_COLUMNS = ("id", "problem", "ops", "validated")
+
+IO_FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "problem": datasets.Value("string"),
+        "input_ids": datasets.List(datasets.Value("int32")),
+        "offsets": datasets.List(datasets.List(datasets.Value("int32"), length=2)),
+        "labels": datasets.List(datasets.Value("int8")),
+    }
+)
+OP_FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "label": datasets.ClassLabel(names=list(OP_NAMES)),
+    }
+)
+
+
+@dataclass
+class StudentSetsConfig:
+    """Configuration of ``io_tags`` and ``op_classes``.
+
+    Args:
+        student_tokenizer (`str`, *optional*, defaults to `"all-minilm-l6-v2"`): tokenizer of the student backbone.
+        max_length (`int`, *optional*, defaults to 256): longest tokenized problem (longer ones are truncated).
+    """
+
+    student_tokenizer: str = field(default=DEFAULT_BACKBONE, metadata={"help": "Student backbone tokenizer."})
+    max_length: int = field(default=256, metadata={"help": "Longest tokenized problem for the tagger."})
+
+
+@lru_cache(maxsize=2)
+def load_student_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_backbone(name))
+
+
+def io_labels(offsets: list[tuple[int, int]], regions: list[tuple[int, int]], special: list[int]) -> list[int]:
+    """OP (1) for tokens overlapping a region, O (0) otherwise, -100 for special tokens."""
+    labels = []
+    for (a, b), is_special in zip(offsets, special):
+        if is_special or b <= a:
+            labels.append(-100)
+        else:
+            labels.append(int(any(a < r_end and b > r_start for r_start, r_end in regions)))
+    return labels
+
+
+def make_io_tags(batch: dict, *, student_tokenizer: str, max_length: int) -> dict:
+    """``batch -> batch`` over validated ``op_pairs`` rows: the tagger's tokens and IO labels."""
+    tokenizer = load_student_tokenizer(student_tokenizer)
+    encoded = tokenizer(
+        batch["problem"],
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        truncation=True,
+        max_length=max_length,
+    )
+    out = {"id": batch["id"], "problem": batch["problem"], "input_ids": [], "offsets": [], "labels": []}
+    for i, ops in enumerate(batch["ops"]):
+        regions = sorted(
+            {(op["region"]["char_start"], op["region"]["char_end"]) for op in ops if op["region"]["char_start"] >= 0}
+        )
+        offsets = [tuple(o) for o in encoded["offset_mapping"][i]]
+        out["input_ids"].append(encoded["input_ids"][i])
+        out["offsets"].append([list(o) for o in offsets])
+        out["labels"].append(io_labels(offsets, regions, encoded["special_tokens_mask"][i]))
+    return out
+
+
+def make_op_classes(batch: dict) -> dict:
+    """``batch -> batch`` over validated ``op_pairs`` rows: one (region text, operation) row per located op."""
+    out = {"id": [], "text": [], "label": []}
+    for row_id, ops in zip(batch["id"], batch["ops"]):
+        for k, op in enumerate(ops):
+            if op["region"]["char_start"] < 0 or not op["region"]["text"].strip():
+                continue
+            out["id"].append(f"{row_id}#op{k}")
+            out["text"].append(op["region"]["text"])
+            out["label"].append(OP_NAMES.index(op["op"]))
+    return out
+
+
+def _validated(dataset: datasets.Dataset) -> datasets.Dataset:
+    missing = [c for c in INPUT_COLUMNS if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"student sets need input columns {missing} (the op_pairs artifact)")
+    return dataset.filter(lambda v: v, input_columns="validated", desc="validated problems")
+
+
+def build_io_tags(pairs: datasets.DatasetDict, config: StudentSetsConfig) -> datasets.DatasetDict:
+    result = datasets.DatasetDict()
+    for split, dataset in pairs.items():
+        kept = _validated(dataset)
+        result[split] = kept.map(
+            make_io_tags,
+            batched=True,
+            batch_size=64,
+            remove_columns=kept.column_names,
+            features=IO_FEATURES,
+            fn_kwargs={"student_tokenizer": config.student_tokenizer, "max_length": config.max_length},
+            desc=f"io_tags/{split}",
+        )
+    return result
+
+
+def build_op_classes(pairs: datasets.DatasetDict) -> datasets.DatasetDict:
+    result = datasets.DatasetDict()
+    for split, dataset in pairs.items():
+        kept = _validated(dataset)
+        result[split] = kept.map(
+            make_op_classes,
+            batched=True,
+            batch_size=64,
+            remove_columns=kept.column_names,
+            features=OP_FEATURES,
+            desc=f"op_classes/{split}",
+        )
+    return result
+
+
+def drop_reasons(pairs: datasets.DatasetDict) -> dict[str, int]:
+    """Problems left out of the student sets, counted by ``op_status`` (everything not validated)."""
+    counts: dict[str, int] = {}
+    for dataset in pairs.values():
+        for status, ok in zip(dataset["op_status"], dataset["validated"]):
+            if not ok:
+                counts[f"not validated: {status}"] = counts.get(f"not validated: {status}", 0) + 1
+    return counts

@@ -1,0 +1,139 @@
+"""Operations from CoTs: equations found, provenance, execution validation, status rows, no executed text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+import pytest
+
+from mycelium_datasets.builders import BUILDERS
+from mycelium_datasets.op_pairs import execute, make_ops, ops_for_trace, plain_equations, problem_numbers
+from mycelium_datasets.pipeline import split_options
+
+from conftest import write_jsonl
+
+NATALIA = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?"
+)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Natalia sold 48/2 = 24 clips in May.", [("48/2", "24")]),
+        ("losing €57/hour * 7 hours = €399", [("€57 * 7", "399")]),
+        ("so 16 - 3 - 4 = 9 eggs = 9", [("16 - 3 - 4", "9")]),
+        ("She paid $1,200 * 20% = $240.", [("$1,200 * 20%", "240")]),
+        ("the total is half * 188 beetles = 94 grasshoppers", [("(1/2) * 188", "94")]),
+        ("Let x = 5 and y = 3", []),
+        ("   - So 90 plants - 17 owned = 73 plants", [("90 - 17", "73")]),
+    ],
+)
+def test_plain_equations(text, expected):
+    assert [(e, r) for e, r, _ in plain_equations(text)] == expected
+
+
+def spans_of(*texts):
+    return [{"text": t} for t in texts]
+
+
+def test_provenance_and_execution():
+    spans = spans_of("Natalia sold 48/2 = 24 clips in May.\n", "Natalia sold 48+24 = 72 clips altogether.\n")
+    ops, errors = ops_for_trace(NATALIA, spans, [[], []])
+    assert errors == 0 and [op["op"] for op in ops] == ["div", "add"]
+    first = ops[0]["operands"]
+    assert first[0]["source"] == "problem" and NATALIA[first[0]["char_start"] : first[0]["char_end"]] == "48"
+    assert first[1]["source"] == "constant"  # "half" is not written as 2 in the problem
+    second = ops[1]["operands"]
+    assert second[1] == {"value": "24", "source": "op", "char_start": -1, "char_end": -1, "op_index": 0}
+    assert execute(ops, NATALIA) == 72
+
+
+def test_number_words_are_problem_numbers():
+    values = {str(v) for v, _, _ in problem_numbers("She has twice as many, a dozen eggs and 80% of 1,200 apples.")}
+    assert {"2", "12", "80", "4/5", "1200"} <= values
+
+
+def test_rounded_results_become_floor_steps():
+    ops, _ = ops_for_trace("David has 17 tubes.", spans_of("David has 17*0.5=8 tubes of red paint"), [[]])
+    assert [op["op"] for op in ops] == ["mul", "floor"] and ops[-1]["result"] == "8"
+
+
+def test_tampered_provenance_fails_execution():
+    ops, _ = ops_for_trace(NATALIA, spans_of("48/2 = 24"), [[]])
+    ops[0]["operands"][0]["value"] = "50"  # the problem does not say 50 at those offsets
+    with pytest.raises(ValueError, match="does not state 50"):
+        execute(ops, NATALIA)
+
+
+def test_statuses_and_no_executed_text(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = f"__import__('os').system('touch {marker}') = 1 and 2 + 2 = 4"
+    batch = {
+        "problem": [NATALIA, NATALIA, NATALIA, NATALIA, "x"],
+        "answer": ["72", "70", "72", None, "4"],
+        "spans": [spans_of("48/2 = 24.\n", "48+24 = 72.")] * 2
+        + [spans_of("No numbers here.")]
+        + [spans_of("48/2 = 24.")]
+        + [spans_of(evil)],
+        "span_regions": [[[], []]] * 2 + [[[]], [[]], [[]]],
+    }
+    out = make_ops(batch, verify_timeout=5)
+    assert out["op_status"] == ["validated", "wrong_answer", "no_ops", "no_gold", "validated"]
+    assert out["validated"] == [True, False, False, False, True]
+    assert "gold is 70" in out["op_status_reason"][1]
+    assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, teacher_path):
+    out = tmp_path_factory.mktemp("ops-run")
+    configs = split_options({"size": 12, "test_fraction": 0.0})
+    for name in BUILDERS:
+        BUILDERS[name](out, configs[name]).build()
+    return out
+
+
+def test_pipeline_to_student_sets(run_dir: Path):
+    pairs = datasets.load_dataset(str(run_dir / "op_pairs"))["train"]
+    validated = [r for r in pairs if r["validated"]]
+    assert len(validated) >= 9  # reference CoTs of gsm_symbolic: nearly all execute to the gold answer
+    io = datasets.load_dataset(str(run_dir / "io_tags"))["train"]
+    assert sorted(io["id"]) == sorted(r["id"] for r in validated)
+    for row in io:
+        assert len(row["labels"]) == len(row["input_ids"]) == len(row["offsets"])
+        assert set(row["labels"]) <= {-100, 0, 1} and 1 in row["labels"] and 0 in row["labels"]
+    classes = datasets.load_dataset(str(run_dir / "op_classes"))["train"]
+    names = classes.features["label"].names
+    problems = {r["id"]: r["problem"] for r in pairs}
+    for row in classes:
+        assert row["text"] in problems[row["id"].split("#")[0]]  # problem text, never CoT text
+        assert names[row["label"]] in {"add", "sub", "mul", "div", "floor", "round", "pow"}
+    card = (run_dir / "op_classes" / "README.md").read_text()
+    assert "Rows in:" in card and "label" in card
+
+
+def test_bad_rows_flow_through(tmp_path, teacher_path):
+    src = write_jsonl(
+        tmp_path / "p.jsonl",
+        [
+            {
+                "id": "ok",
+                "problem": "Tom has 3 apples and buys 4 more. How many?",
+                "answer": "7",
+                "solution": "Tom has 3 + 4 = 7 apples.\n#### 7",
+            },
+            {"id": "no-gold", "problem": "Tom has 3 apples.", "solution": "3 + 1 = 4"},
+            {"id": "empty", "problem": "", "answer": "1"},
+        ],
+    )
+    configs = split_options({"source": str(src), "test_fraction": 0.0})
+    out = tmp_path / "run"
+    for name in BUILDERS:
+        BUILDERS[name](out, configs[name]).build()
+    rows = {r["id"]: r for r in datasets.load_dataset(str(out / "op_pairs"))["train"]}
+    assert rows["ok"]["op_status"] == "validated"
+    assert rows["no-gold"]["op_status"] == "no_gold" and rows["empty"]["op_status"] == "no_spans"
+    assert datasets.load_dataset(str(out / "io_tags"))["train"]["id"] == ["ok"]
