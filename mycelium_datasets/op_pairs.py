@@ -75,9 +75,11 @@ class OpPairsConfig:
 
     Args:
         op_verify_timeout (`float`, *optional*, defaults to 5.0): seconds per comparison with the gold answer.
+        op_spacy_pipeline (`str`, *optional*): spaCy pipeline for operand clauses (default: ``en_core_web_sm``).
     """
 
     op_verify_timeout: float = field(default=5.0, metadata={"help": "Seconds per gold-answer comparison (ops)."})
+    op_spacy_pipeline: str | None = field(default=None, metadata={"help": "spaCy pipeline for operand clauses."})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -390,13 +392,38 @@ def _rounding_op(value: Fraction, written: Fraction, index: int, base: dict) -> 
     return None
 
 
-def make_ops(batch: dict, *, verify_timeout: float) -> dict:
-    """``batch -> batch``: operations, execution and validation for each problem."""
+def locate_regions(ops: list[dict], span_regions: list[list[dict]], doc) -> None:
+    """Give each op the problem region where it lives: the span's IAF region holding one of its problem operands;
+    else the clause around its first problem operand (operand matching finds numbers, IAF finds meaning); else the
+    span's heaviest IAF region (already set)."""
+    for op in ops:
+        positions = [o["char_start"] for o in op["operands"] if o["source"] == "problem"]
+        if not positions:
+            continue
+        candidates = span_regions[op["span_index"]] if op["span_index"] < len(span_regions) else []
+        holding = [r for r in candidates if any(r["char_start"] <= p < r["char_end"] for p in positions)]
+        if holding:
+            op["region"] = holding[0]
+        elif doc is not None:
+            token = doc.char_span(positions[0], positions[0] + 1, alignment_mode="expand")
+            if token is not None and len(token):
+                a, b = clause_regions_mod.clause_range(token.root)
+                op["region"] = {"char_start": a, "char_end": b, "text": doc.text[a:b]}
+
+
+def make_ops(batch: dict, *, verify_timeout: float, spacy_pipeline: str | None = None) -> dict:
+    """``batch -> batch``: operations, their problem regions, execution and validation for each problem."""
+    from .defaults import load_spacy
+
     out = dict(batch)
     for key in ("ops", "executed_answer", "validated", "op_status", "op_status_reason", "n_parse_errors"):
         out[key] = []
-    for problem, gold, spans, regions in zip(batch["problem"], batch["answer"], batch["spans"], batch["span_regions"]):
+    docs = load_spacy(spacy_pipeline).pipe([p or "" for p in batch["problem"]])
+    for problem, gold, spans, regions, doc in zip(
+        batch["problem"], batch["answer"], batch["spans"], batch["span_regions"], docs
+    ):
         ops, errors = ops_for_trace(problem or "", spans or [], regions or [])
+        locate_regions(ops, regions or [], doc)
         status, reason, executed = None, "", None
         try:
             value = executed_answer(ops, problem or "")
@@ -432,7 +459,7 @@ def build_op_pairs(regions: datasets.DatasetDict, config: OpPairsConfig) -> data
             make_ops,
             batched=True,
             batch_size=64,
-            fn_kwargs={"verify_timeout": config.op_verify_timeout},
+            fn_kwargs={"verify_timeout": config.op_verify_timeout, "spacy_pipeline": config.op_spacy_pipeline},
             features=FEATURES,
             desc=f"op_pairs/{split}",
         )
