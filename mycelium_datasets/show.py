@@ -1,4 +1,4 @@
-"""``mycelium show``: one problem's spans, IAF maps and JSD curve as a self-contained HTML page, for human eyes.
+"""``mycelium show``: one problem's spans, regions, operations, IAF maps and JSD curve as one HTML page.
 
 The CoT is rendered with spaCy's displaCy (span style), one labelled span per step; under it, the problem text is
 shaded by each span's IAF; beside it, a PNG of the JSD curve (raw and Savitzky-Golay smoothed) with its peaks and
@@ -17,7 +17,7 @@ import numpy as np
 from .builders import load_artifact
 from .segment import SegmenterConfig, jsd_peaks, smooth
 
-ARTIFACTS_WITH_SPANS = ("iaf_maps", "jsd_spans")
+ARTIFACTS_WITH_SPANS = ("op_pairs", "clause_regions", "iaf_maps", "jsd_spans")
 
 
 class ShowError(ValueError):
@@ -69,20 +69,62 @@ def jsd_png(row: dict) -> bytes:
     return buffer.getvalue()
 
 
-def spans_html(row: dict) -> str:
-    """The CoT with one displaCy span per step (span style), character ranges mapped onto spaCy tokens."""
+def displacy_spans(text: str, ranges: list[tuple[int, int, str]]) -> str:
+    """``text`` with labelled character ranges drawn by displaCy (span style)."""
     import spacy
     from spacy import displacy
 
-    nlp = spacy.blank("en")
-    doc = nlp(row["cot"])
+    doc = spacy.blank("en")(text)
     spans = []
-    for i, s in enumerate(row["spans"]):
-        span = doc.char_span(s["char_start"], s["char_end"], label=f"S{i + 1}", alignment_mode="expand")
+    for a, b, label in ranges:
+        span = doc.char_span(a, b, label=label, alignment_mode="expand")
         if span is not None and len(span):
             spans.append(span)
     doc.spans["sc"] = spans
     return displacy.render(doc, style="span", page=False, jupyter=False)
+
+
+def spans_html(row: dict) -> str:
+    """The CoT with one displaCy span per step (span style), character ranges mapped onto spaCy tokens."""
+    return displacy_spans(
+        row["cot"], [(s["char_start"], s["char_end"], f"S{i + 1}") for i, s in enumerate(row["spans"])]
+    )
+
+
+def _provenance(operand: dict) -> str:
+    return f"op {operand['op_index']}" if operand["source"] == "op" else operand["source"]
+
+
+def ops_html(row: dict) -> str:
+    """The problem with its operation regions (displaCy) and the operation DAG as a table."""
+    if "ops" not in row and "regions" not in row:
+        return ""
+    parts = []
+    if row.get("ops"):
+        ranges = [
+            (op["region"]["char_start"], op["region"]["char_end"], f"op{k} {op['op']}")
+            for k, op in enumerate(row["ops"])
+            if op["region"]["char_start"] >= 0
+        ]
+        parts.append("<h2>Operations and their problem regions</h2>" + displacy_spans(row["problem"], ranges))
+        lines = []
+        for k, op in enumerate(row["ops"]):
+            args = ", ".join(f"{html.escape(o['value'])} <small>({_provenance(o)})</small>" for o in op["operands"])
+            lines.append(
+                f"<tr><td>op{k}</td><td><b>{op['op']}</b>({args})</td><td>{html.escape(op['result'])}</td>"
+                f"<td>S{op['span_index'] + 1}</td><td>{html.escape(op['region']['text'])}</td></tr>"
+            )
+        status = html.escape(
+            f"{row.get('op_status')}: executed {row.get('executed_answer')}, gold {row.get('answer')}"
+        )
+        parts.append(
+            f'<p class="meta">{status}</p><table><tr><th></th><th>operation</th><th>result</th>'
+            f"<th>span</th><th>region</th></tr>{''.join(lines)}</table>"
+        )
+    elif row.get("regions"):
+        ranges = [(r["char_start"], r["char_end"], f"R{i + 1}") for i, r in enumerate(row["regions"])]
+        parts.append("<h2>Regions</h2>" + displacy_spans(row["problem"], ranges))
+    return "\n".join(parts)
 
 
 def iaf_html(row: dict) -> str:
@@ -129,6 +171,8 @@ h1 {{ font-size: 20px; }} h2 {{ font-size: 16px; margin-top: 28px; }}
 .meta {{ color: #555; font-size: 13px; }} .problem {{ line-height: 1.9; padding: 4px 0 10px; }}
 .iaf {{ border-top: 1px solid #eee; padding-top: 6px; }} .label {{ font-size: 13px; color: #444; }}
 img {{ max-width: 100%; border: 1px solid #eee; }}
+table {{ border-collapse: collapse; font-size: 14px; }} td, th {{ border-bottom: 1px solid #eee; padding: 4px 8px;
+text-align: left; }}
 </style></head><body>
 <h1>{html.escape(row["id"])}</h1>
 <p class="meta">from <code>{artifact}</code> · teacher <code>{html.escape(str(row.get("teacher")))}</code> ·
@@ -140,6 +184,7 @@ CoT answer {html.escape(str(row.get("cot_answer")))} ({html.escape(str(row.get("
 {spans_html(row)}
 <h2>JSD curve</h2>
 <img alt="JSD curve" src="data:image/png;base64,{encoded}"><p class="meta">also saved as {html.escape(png_name)}</p>
+{ops_html(row)}
 <h2>Where each span looked in the problem (IAF)</h2>
 {iaf_html(row)}
 </body></html>
