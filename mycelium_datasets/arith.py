@@ -102,9 +102,12 @@ def _braced(text: str, i: int) -> tuple[str, int]:
 
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)|(?P<op>\*\*|[-+*/×x÷^%()])|(?P<sqrt>sqrt)"
+    r"\s*(?:(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)|(?P<op>\*\*|[-+*/×÷^%()])|(?P<sqrt>sqrt)"
     r"|(?P<cur>[$€£]))"
 )
+
+
+_TIMES_X = re.compile(r"(?<=[\d)%])\s+x\s+(?=[$€£(]?\d)|(?<=\d)x(?=\d)")
 
 
 def tokenize(text: str) -> list[tuple[str, str, int, int]]:
@@ -162,7 +165,7 @@ class _Parser:
 
     def term(self) -> Node:
         node = self.unary()
-        while self.peek()[1] in ("*", "/", "×", "x", "÷", "(") or self.peek()[0] == "sqrt":
+        while self.peek()[1] in ("*", "/", "×", "÷", "(") or self.peek()[0] == "sqrt":
             if self.peek()[1] == "(" or self.peek()[0] == "sqrt":  # implicit product: 2(62+18), 3\sqrt{2}
                 op = "mul"
             else:
@@ -244,6 +247,9 @@ def parse_expression(text: str, latex: bool = False) -> Node:
         raise ParseError(f"expression longer than {MAX_TEXT} characters")
     if latex:
         text = latex_to_plain(text)
+    else:
+        # "12 x 2" is a product; "3x - 9" is algebra (a variable), which this parser refuses
+        text = _TIMES_X.sub("*", text)
     return _Parser(tokenize(text)).parse()
 
 

@@ -59,6 +59,8 @@ def test_latex(text, value):
         "1 +",
         "(((1)",
         "9" * 5000,
+        "3x - 9",  # algebra: x is a variable here, not a product
+        r"\frac{1}{2}(3x-9)",
     ],
 )
 def test_bombs_and_code_are_parse_errors(text):
