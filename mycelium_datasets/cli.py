@@ -6,6 +6,8 @@ its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags ove
     mycelium run --out DIR [--source NAME|FILE.jsonl] [--limit N] [--config NAME]
     mycelium build ARTIFACT --out DIR [options]
     mycelium show DIR --id ID --out PAGE.html
+    mycelium train tagger|classifier --run_dir DIR
+    mycelium solve --models DIR/models "PROBLEM TEXT"
     mycelium sources | mycelium artifacts
 """
 
@@ -17,6 +19,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from transformers import HfArgumentParser
 
@@ -33,6 +36,8 @@ COMMANDS = {
     "run": "the main job: every stage, end to end, into --out DIR",
     "build": "build one artifact (and any missing upstream artifact) into --out DIR",
     "show": "one problem's spans, IAF maps and JSD curve as an HTML page: show DIR --id ID --out PAGE.html",
+    "train": "train a student from a run folder: train tagger|classifier --run_dir DIR [TrainingArguments]",
+    "solve": 'answer problems with the students, no CoT: solve --models DIR/models "PROBLEM TEXT" ...',
     "sources": "list the problem sources",
     "artifacts": "list the artifacts in pipeline order",
 }
@@ -100,6 +105,60 @@ def _show(argv: list[str]) -> int:
     return 0
 
 
+def _train(argv: list[str]) -> int:
+    from transformers import TrainingArguments
+
+    from mycelium_models.train import StudentTrainingArguments, train
+
+    if not argv or argv[0] not in ("tagger", "classifier"):
+        print("usage: mycelium train tagger|classifier --run_dir DIR [TrainingArguments options]", file=sys.stderr)
+        return 2
+    kind = argv[0]
+    parser = HfArgumentParser((StudentTrainingArguments, TrainingArguments), prog=f"mycelium train {kind}")
+    parser.set_defaults(
+        output_dir="",
+        num_train_epochs=3,
+        per_device_train_batch_size=16,
+        learning_rate=5e-5,
+        report_to="none",
+        logging_steps=10,
+        seed=0,
+    )
+    args, training_args = parser.parse_args_into_dataclasses(args=argv[1:])
+    if not training_args.output_dir:
+        training_args.output_dir = str(Path(args.models_dir or Path(args.run_dir) / "models") / f".checkpoints-{kind}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")
+    try:
+        metrics = train(kind, args, training_args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"mycelium: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _solve(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mycelium solve", description=COMMANDS["solve"])
+    parser.add_argument("--models", required=True, help="Folder with tagger/ and classifier/.")
+    parser.add_argument("problems", nargs="+", help="Problem texts.")
+    args = parser.parse_args(argv)
+    from mycelium_models.solver import MyceliumSolver
+
+    try:
+        solver = MyceliumSolver.from_pretrained(args.models)
+    except FileNotFoundError as exc:
+        print(f"mycelium: error: {exc}", file=sys.stderr)
+        return 2
+    for trace in solver.solve(args.problems):
+        print(
+            f"answer: {trace['answer']}"
+            + (f"   (failed at {trace['stage']}: {trace.get('reason')})" if trace["stage"] else "")
+        )
+        for k, op in enumerate(trace["ops"]):
+            print(f"  op{k}: {op['op']}({', '.join(op['operands'])}) = {op['result']}   <- {op['region']!r}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -117,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "show":
         return _show(rest)
+    if command == "train":
+        return _train(rest)
+    if command == "solve":
+        return _solve(rest)
     try:
         run_args, configs, artifact = _parse(f"mycelium {command}", rest, with_artifact=command == "build")
         logging.basicConfig(

@@ -1,0 +1,89 @@
+"""Students: no-CoT solver throughput vs the embedded teacher's CoT generation on the same problems, and training
+throughput of both students, in one run.
+
+    python benchmarks/bench_students.py [--problems 48] [--teacher-problems 8] [--max-new-tokens 256]
+
+Builds a small run folder (gsm_symbolic, embedded defaults), trains the tagger and the classifier (2 epochs each,
+Trainer's train_samples_per_second), then times MyceliumSolver.solve on the test problems (batch of all) against
+batched teacher generation (batch 8, greedy, max_new_tokens) on the first of those problems. Writes
+benchmarks/results/students.json; the last line prints the solver/teacher ratio (goal >= 300x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from transformers import TrainingArguments
+
+from mycelium_datasets.builders import BUILDERS
+from mycelium_datasets.pipeline import split_options
+from mycelium_datasets.problems import ProblemsConfig, read_source
+from mycelium_datasets.teacher import DEFAULT_SYSTEM_PROMPT, build_prompt, generate, load_teacher
+from mycelium_models.solver import MyceliumSolver
+from mycelium_models.train import StudentTrainingArguments, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=80, help="gsm_symbolic problems in the training run")
+    parser.add_argument("--problems", type=int, default=48, help="problems the solver answers")
+    parser.add_argument("--teacher-problems", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "students.json"))
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as run:
+        configs = split_options({"size": args.size})
+        for name in BUILDERS:
+            BUILDERS[name](run, configs[name]).build()
+        for kind in ("tagger", "classifier"):
+            training = TrainingArguments(
+                output_dir=f"{run}/ckpt-{kind}",
+                num_train_epochs=2,
+                learning_rate=1e-4,
+                per_device_train_batch_size=16,
+                report_to="none",
+                seed=0,
+                use_cpu=True,
+            )
+            started = time.perf_counter()
+            metrics = train(kind, StudentTrainingArguments(run_dir=run), training)
+            results[f"{kind}_training"] = {"seconds": time.perf_counter() - started, "eval": metrics}
+        history = json.loads((Path(run) / "models" / "tagger" / "metrics.json").read_text())
+        results["tagger_eval"] = history
+        solver = MyceliumSolver.from_pretrained(Path(run) / "models", device="cpu")
+        problems = [r["problem"] for r in read_source(ProblemsConfig(size=args.problems, seed=123))]
+        solver.solve(problems[:4])  # warm-up
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            solver.solve(problems)
+            times.append(time.perf_counter() - started)
+        solver_rate = len(problems) / statistics.median(times)
+        model, tokenizer = load_teacher("smollm2-135m-instruct")
+        prompts = [build_prompt(tokenizer, p, DEFAULT_SYSTEM_PROMPT) for p in problems[: args.teacher_problems]]
+        started = time.perf_counter()
+        generated = generate(model, tokenizer, prompts, args.max_new_tokens)
+        teacher_rate = len(prompts) / (time.perf_counter() - started)
+    results["solver_problems_per_s"] = solver_rate
+    results["teacher_problems_per_s"] = teacher_rate
+    results["teacher_tokens"] = [g["n_tokens"] for g in generated]
+    results["ratio"] = solver_rate / teacher_rate
+    for kind in ("tagger", "classifier"):
+        print(f"{kind}: {results[f'{kind}_training']['seconds']:.1f}s for 2 epochs")
+    print(
+        f"solver {solver_rate:.1f} problems/s; teacher CoT {teacher_rate:.3f} problems/s "
+        f"(batch 8, up to {args.max_new_tokens} new tokens)"
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    print(f"ratio solver/teacher problems/s: {results['ratio']:.0f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""``MyceliumSolver``: problem text -> tagger regions -> classifier ops -> operands -> DAG -> answer. No CoT.
+
+Every step is recorded in the returned trace (regions, ops, operands, values), so a failure can be attributed to a
+stage: ``SEGMENTATION`` (no region found), ``CLASSIFICATION`` (no operation for a region), ``EXTRACTION`` (a region
+has too few operands), ``EXECUTION`` (the DAG cannot be run, e.g. a division by zero). A bad problem in a batch gives
+``answer: None`` with its failing stage, never an exception.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+
+from mycelium_datasets.arith import ParseError, apply, format_value
+from mycelium_datasets.op_pairs import problem_numbers
+
+UNARY = {"sqrt", "neg", "percent", "floor"}
+
+
+class MyceliumSolver:
+    """The two students together. Build with :meth:`from_pretrained` on a ``models`` folder."""
+
+    def __init__(self, tagger, tagger_tokenizer, classifier, classifier_tokenizer, device: str = "cpu"):
+        self.tagger, self.tagger_tokenizer = tagger.to(device).eval(), tagger_tokenizer
+        self.classifier, self.classifier_tokenizer = classifier.to(device).eval(), classifier_tokenizer
+        self.device = device
+
+    @classmethod
+    def from_pretrained(cls, models_dir: str | Path, device: str | None = None) -> MyceliumSolver:
+        """Load ``models_dir/tagger`` and ``models_dir/classifier`` (safetensors; no ``trust_remote_code``)."""
+        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+
+        import mycelium_models  # noqa: F401 - registers the Auto classes
+
+        models_dir = Path(models_dir)
+        for name in ("tagger", "classifier"):
+            for needed in ("config.json", "model.safetensors"):
+                if not (models_dir / name / needed).is_file():
+                    raise FileNotFoundError(
+                        f"{models_dir / name / needed} is missing; train it with: mycelium train {name} --run_dir DIR"
+                    )
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(
+            AutoModelForTokenClassification.from_pretrained(models_dir / "tagger"),
+            AutoTokenizer.from_pretrained(models_dir / "tagger"),
+            AutoModelForSequenceClassification.from_pretrained(models_dir / "classifier"),
+            AutoTokenizer.from_pretrained(models_dir / "classifier"),
+            device,
+        )
+
+    @torch.inference_mode()
+    def regions(self, problems: list[str]) -> list[list[tuple[int, int]]]:
+        """Character ranges of the contiguous OP runs the tagger finds in each problem."""
+        encoded = self.tagger_tokenizer(
+            problems, return_offsets_mapping=True, padding=True, truncation=True, return_tensors="pt"
+        )
+        offsets = encoded.pop("offset_mapping").tolist()
+        logits = self.tagger(**{k: v.to(self.device) for k, v in encoded.items()}).logits
+        labels = logits.argmax(-1).tolist()
+        result = []
+        for row_labels, row_offsets in zip(labels, offsets):
+            runs, current = [], None
+            for label, (a, b) in zip(row_labels, row_offsets):
+                if b <= a:  # special and padding tokens
+                    continue
+                if label == 1:
+                    current = (current[0], b) if current else (a, b)
+                elif current:
+                    runs.append(current)
+                    current = None
+            if current:
+                runs.append(current)
+            result.append(runs)
+        return result
+
+    @torch.inference_mode()
+    def classify(self, texts: list[str]) -> list[str]:
+        if not texts:
+            return []
+        encoded = self.classifier_tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        logits = self.classifier(**{k: v.to(self.device) for k, v in encoded.items()}).logits
+        return [self.classifier.config.id2label[int(i)] for i in logits.argmax(-1).tolist()]
+
+    def solve(self, problems: list[str]) -> list[dict]:
+        """Answer each problem; returns per problem ``{answer, stage, regions, ops}`` (``stage`` names the first
+        failing stage, or ``None`` when an answer was produced)."""
+        traces = [{"problem": p, "answer": None, "stage": None, "regions": [], "ops": []} for p in problems]
+        valid = [i for i, p in enumerate(problems) if isinstance(p, str) and p.strip()]
+        for i in set(range(len(problems))) - set(valid):
+            traces[i]["stage"] = "SEGMENTATION"
+            traces[i]["reason"] = "empty problem"
+        if not valid:
+            return traces
+        all_regions = self.regions([problems[i] for i in valid])
+        flat = [(i, r) for i, regions in zip(valid, all_regions) for r in regions]
+        labels = self.classify([problems[i][a:b] for i, (a, b) in flat])
+        by_problem: dict[int, list] = {}
+        for (i, region), label in zip(flat, labels):
+            by_problem.setdefault(i, []).append((region, label))
+        for i, regions in zip(valid, all_regions):
+            trace = traces[i]
+            trace["regions"] = [{"char_start": a, "char_end": b, "text": problems[i][a:b]} for a, b in regions]
+            try:
+                self._execute(problems[i], by_problem.get(i, []), trace)
+            except Exception as exc:  # noqa: BLE001 - one bad problem never breaks the batch
+                trace["stage"], trace["reason"] = "EXECUTION", f"{type(exc).__name__}: {exc}"
+        return traces
+
+    @staticmethod
+    def _execute(problem: str, regions: list, trace: dict) -> None:
+        if not regions:
+            trace["stage"], trace["reason"] = "SEGMENTATION", "the tagger found no operation region"
+            return
+        numbers = problem_numbers(problem)
+        results: list[Fraction] = []
+        for (a, b), op in regions:
+            # digits written inside the region, in order (number words only when no digit is there)
+            inside = sorted((n for n in numbers if a <= n[1] < b), key=lambda n: n[1])
+            digits = [n for n in inside if problem[n[1]].isdigit()]
+            values = [n[0] for n in (digits or inside)]
+            arity = 1 if op in UNARY else 2
+            operands = values[:2] if op not in ("add", "mul") else values
+            if results and len(operands) < arity:
+                operands = [results[-1], *operands]  # an earlier result completes the operation
+            if len(operands) < arity:
+                trace["stage"] = "EXTRACTION"
+                trace["reason"] = f"region {problem[a:b]!r} ({op}) has {len(operands)} operand(s)"
+                return
+            try:
+                value = apply(op, operands[:arity] if arity == 1 else operands)
+            except ParseError as exc:
+                trace["stage"], trace["reason"] = "EXECUTION", str(exc)
+                return
+            results.append(value)
+            trace["ops"].append(
+                {
+                    "op": op,
+                    "operands": [format_value(v) for v in operands],
+                    "result": format_value(value),
+                    "region": problem[a:b],
+                }
+            )
+        trace["answer"] = format_value(results[-1])
