@@ -1,7 +1,7 @@
 """Students: no-CoT solver throughput vs the embedded teacher's CoT generation on the same problems, and training
 throughput of both students, in one run.
 
-    python benchmarks/bench_students.py [--problems 48] [--teacher-problems 8] [--max-new-tokens 256]
+    python benchmarks/bench_students.py [--problems 48] [--teacher-problems 8] [--max-new-tokens 512]
 
 Builds a small run folder (gsm_symbolic, embedded defaults), trains the tagger and the classifier (2 epochs each,
 Trainer's train_samples_per_second), then times MyceliumSolver.solve on the test problems (batch of all) against
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=80, help="gsm_symbolic problems in the training run")
     parser.add_argument("--problems", type=int, default=48, help="problems the solver answers")
     parser.add_argument("--teacher-problems", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--max-new-tokens", type=int, default=512, help="the cot_traces default")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "students.json"))
     args = parser.parse_args()
     results = {}

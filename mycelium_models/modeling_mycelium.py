@@ -106,6 +106,15 @@ class _MyceliumPreTrainedModel(PreTrainedModel):
         model.backbone.load_state_dict(backbone.state_dict())
         return model
 
+    def _build_backbone_and_head(self, config) -> None:
+        """The backbone (from its config; weights come with from_pretrained / from_backbone) and a linear head."""
+        backbone_config = config.backbone_auto_config()
+        self.backbone = AutoModel.from_config(backbone_config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.head = nn.Linear(backbone_config.hidden_size, config.num_labels)
+        self.head._mycelium_head = True
+        self.post_init()
+
     def _hidden(self, input_ids, attention_mask, **kwargs) -> torch.Tensor:
         # pass on only what the backbone takes (a BERT takes token_type_ids, a Qwen2 does not)
         accepted = inspect.signature(self.backbone.forward).parameters
@@ -121,12 +130,7 @@ class MyceliumTagger(_MyceliumPreTrainedModel):
 
     def __init__(self, config: MyceliumTaggerConfig):
         super().__init__(config)
-        backbone_config = config.backbone_auto_config()
-        self.backbone = AutoModel.from_config(backbone_config)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.head = nn.Linear(backbone_config.hidden_size, config.num_labels)
-        self.head._mycelium_head = True
-        self.post_init()
+        self._build_backbone_and_head(config)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs) -> TokenClassifierOutput:
         hidden = self._hidden(input_ids, attention_mask, **kwargs)
@@ -144,12 +148,7 @@ class MyceliumOpClassifier(_MyceliumPreTrainedModel):
 
     def __init__(self, config: MyceliumOpClassifierConfig):
         super().__init__(config)
-        backbone_config = config.backbone_auto_config()
-        self.backbone = AutoModel.from_config(backbone_config)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.head = nn.Linear(backbone_config.hidden_size, config.num_labels)
-        self.head._mycelium_head = True
-        self.post_init()
+        self._build_backbone_and_head(config)
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if attention_mask is None:

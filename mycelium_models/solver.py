@@ -50,9 +50,19 @@ class MyceliumSolver:
             device,
         )
 
+    def regions(self, problems: list[str], batch_size: int = 16) -> list[list[tuple[int, int]]]:
+        """Character ranges of the contiguous OP runs the tagger finds in each problem (batched by length, so that
+        little compute goes to padding)."""
+        order = sorted(range(len(problems)), key=lambda i: len(problems[i]))
+        result: list = [None] * len(problems)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            for i, runs in zip(chunk, self._regions([problems[i] for i in chunk])):
+                result[i] = runs
+        return result
+
     @torch.inference_mode()
-    def regions(self, problems: list[str]) -> list[list[tuple[int, int]]]:
-        """Character ranges of the contiguous OP runs the tagger finds in each problem."""
+    def _regions(self, problems: list[str]) -> list[list[tuple[int, int]]]:
         encoded = self.tagger_tokenizer(
             problems, return_offsets_mapping=True, padding=True, truncation=True, return_tensors="pt"
         )
@@ -76,12 +86,19 @@ class MyceliumSolver:
         return result
 
     @torch.inference_mode()
-    def classify(self, texts: list[str]) -> list[str]:
-        if not texts:
-            return []
-        encoded = self.classifier_tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        logits = self.classifier(**{k: v.to(self.device) for k, v in encoded.items()}).logits
-        return [self.classifier.config.id2label[int(i)] for i in logits.argmax(-1).tolist()]
+    def classify(self, texts: list[str], batch_size: int = 32) -> list[str]:
+        """The operation of each region text (batched by length)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        labels: list = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            encoded = self.classifier_tokenizer(
+                [texts[i] for i in chunk], padding=True, truncation=True, return_tensors="pt"
+            )
+            logits = self.classifier(**{k: v.to(self.device) for k, v in encoded.items()}).logits
+            for i, label in zip(chunk, logits.argmax(-1).tolist()):
+                labels[i] = self.classifier.config.id2label[int(label)]
+        return labels
 
     def solve(self, problems: list[str]) -> list[dict]:
         """Answer each problem; returns per problem ``{answer, stage, regions, ops}`` (``stage`` names the first

@@ -64,3 +64,43 @@ def tiny_teacher(tmp_path_factory, teacher_path) -> str:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+def run_single_and_distributed(argv: list[str], tmp_path: Path, port: int) -> tuple[Path, Path, str]:
+    """Run ``mycelium ARGV`` once in one process (--out tmp/one) and once under torchrun with two CPU processes
+    (--out tmp/two); returns both run folders and the distributed run's stderr."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = subprocess.run(
+        [sys.executable, "-m", "mycelium_datasets.cli", *argv, "--out", str(one)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(port),
+            "-m",
+            "mycelium_datasets.cli",
+            *argv,
+            "--out",
+            str(two),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert double.returncode == 0, double.stderr[-3000:]
+    return one, two, double.stderr

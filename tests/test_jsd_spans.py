@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import datasets
 import numpy as np
 import pytest
@@ -18,7 +14,7 @@ from mycelium_datasets.jsd_spans import JsdSpansConfig, build_jsd_spans, problem
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.segment import check_spans
 
-from conftest import write_jsonl
+from conftest import run_single_and_distributed, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -154,39 +150,10 @@ def test_capture_sharded_over_two_processes_equals_one(tmp_path, tiny_teacher):
         "--capture_part_size",
         "2",
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    one = subprocess.run(
-        [sys.executable, "-m", "mycelium_datasets.cli", *common, "--out", str(tmp_path / "one")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29541",
-            "-m",
-            "mycelium_datasets.cli",
-            *common,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert two.returncode == 0, two.stderr[-3000:]
-    assert "jsd_spans/train [w002-r001" in two.stderr  # the second rank captured its own shard
-    a = datasets.load_dataset(str(tmp_path / "one" / "jsd_spans"))["train"].to_list()
-    b = datasets.load_dataset(str(tmp_path / "two" / "jsd_spans"))["train"].to_list()
+    one, two, stderr = run_single_and_distributed(common, tmp_path, port=29541)
+    assert "jsd_spans/train [w002-r001" in stderr  # the second rank captured its own shard
+    a = datasets.load_dataset(str(one / "jsd_spans"))["train"].to_list()
+    b = datasets.load_dataset(str(two / "jsd_spans"))["train"].to_list()
     assert [r["id"] for r in b] == [f"q{i}" for i in range(5)]
     for x, y in zip(a, b):
         assert x["spans"] == y["spans"]

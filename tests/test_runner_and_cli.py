@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import datasets
 import pytest
@@ -15,7 +13,7 @@ from mycelium_datasets.cli import main
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.runner import map_in_parts
 
-from conftest import write_jsonl
+from conftest import run_single_and_distributed, write_jsonl
 
 FEATURES = datasets.Features({"x": datasets.Value("int64"), "y": datasets.Value("int64")})
 
@@ -126,38 +124,9 @@ def test_generation_sharded_over_two_processes_equals_one(tmp_path, tiny_teacher
         "--part_size",
         "2",
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    single = subprocess.run(
-        [sys.executable, "-m", "mycelium_datasets.cli", *common, "--out", str(tmp_path / "one")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert single.returncode == 0, single.stderr[-3000:]
-    double = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29533",
-            "-m",
-            "mycelium_datasets.cli",
-            *common,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert double.returncode == 0, double.stderr[-3000:]
-    assert "rank1" in double.stderr and "w002-r001" in double.stderr  # both ranks ran, each on its own shard
-    a = datasets.load_dataset(str(tmp_path / "one" / "cot_traces"))["train"].to_list()
-    b = datasets.load_dataset(str(tmp_path / "two" / "cot_traces"))["train"].to_list()
+    one, two, stderr = run_single_and_distributed(common, tmp_path, port=29533)
+    assert "rank1" in stderr and "w002-r001" in stderr  # both ranks ran, each on its own shard
+    a = datasets.load_dataset(str(one / "cot_traces"))["train"].to_list()
+    b = datasets.load_dataset(str(two / "cot_traces"))["train"].to_list()
     assert [r["id"] for r in b] == [f"q{i}" for i in range(7)]
     assert a == b
