@@ -222,7 +222,7 @@ def normalize_record(record, default_id: str, source: str) -> dict:
         gold, status = normalize_gold(raw, "math")
     else:
         raw = record.get("answer")
-        if raw is not None and not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
+        if isinstance(raw, bool) or (raw is not None and not isinstance(raw, (str, int, float))):
             return _row(
                 id_,
                 source,
