@@ -8,6 +8,8 @@ its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags ove
     mycelium show DIR --id ID --out PAGE.html
     mycelium train tagger|classifier --run_dir DIR
     mycelium solve --models DIR/models "PROBLEM TEXT"
+    mycelium eval --models DIR/models --source NAME|FILE.jsonl --out EVALDIR
+    mycelium loop --run_dir DIR
     mycelium sources | mycelium artifacts
 """
 
@@ -38,6 +40,8 @@ COMMANDS = {
     "show": "one problem's spans, IAF maps and JSD curve as an HTML page: show DIR --id ID --out PAGE.html",
     "train": "train a student from a run folder: train tagger|classifier --run_dir DIR [TrainingArguments]",
     "solve": 'answer problems with the students, no CoT: solve --models DIR/models "PROBLEM TEXT" ...',
+    "eval": "the students alone, no CoT, on any problems: eval --models DIR/models --source S --out EVALDIR",
+    "loop": "the self-improving loop on a run folder: loop --run_dir DIR [--max_rounds N]",
     "sources": "list the problem sources",
     "artifacts": "list the artifacts in pipeline order",
 }
@@ -159,6 +163,62 @@ def _solve(argv: list[str]) -> int:
     return 0
 
 
+@dataclass
+class EvalArguments:
+    """What to evaluate, on which problems, into where."""
+
+    models: str = field(metadata={"help": "Folder with tagger/ and classifier/ (e.g. DIR/models)."})
+    out: str = field(metadata={"help": "Evaluation folder: eval.json, predictions.jsonl, report.md, attribution.png."})
+    split: str = field(default="all", metadata={"help": "Which split of the source to evaluate: all, train or test."})
+    run_dir: str | None = field(
+        default=None,
+        metadata={"help": "A run folder whose cot_traces/op_pairs serve as references for attribution (by id)."},
+    )
+    eval_verify_timeout: float = field(default=5.0, metadata={"help": "Seconds per answer check."})
+
+
+def _eval(argv: list[str]) -> int:
+    from mycelium_datasets.problems import ProblemsConfig, build_problems
+    from mycelium_models.evaluation import evaluate_students, references_from_run, write_eval
+    from mycelium_models.solver import MyceliumSolver
+
+    parser = HfArgumentParser((EvalArguments, ProblemsConfig), prog="mycelium eval", description=COMMANDS["eval"])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")
+    try:
+        args, problems_config = parser.parse_args_into_dataclasses(args=argv)
+        if args.split not in ("all", "train", "test"):
+            raise ValueError(f"--split must be all, train or test, got {args.split!r}")
+        solver = MyceliumSolver.from_pretrained(args.models)
+        problems = build_problems(problems_config)
+        rows = [
+            {
+                "id": r["id"],
+                "problem": r["problem"],
+                "answer": r["answer"] if r["status"] == "ok" else None,
+                "solution": r["solution"],
+            }
+            for split, data in problems.items()
+            if args.split in ("all", split)
+            for r in data
+        ]
+        if not rows:
+            raise ValueError(f"no problems in split {args.split!r} of {problems_config.source}")
+        references = references_from_run(args.run_dir) if args.run_dir else None
+        summary, predictions = evaluate_students(solver, rows, references, verify_timeout=args.eval_verify_timeout)
+        summary.update({"source": problems_config.source, "split": args.split, "models": args.models})
+        path = write_eval(args.out, summary, predictions, title=f"Students on {problems_config.source} ({args.split})")
+    except (FileNotFoundError, SourceError, ValueError) as exc:
+        print(f"mycelium: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        shutdown_worker()
+    print(
+        json.dumps({k: summary[k] for k in ("n", "n_scored", "accuracy", "attribution", "teacher_accuracy")}, indent=2)
+    )
+    print(f"wrote {path} and {Path(args.out) / 'report.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -180,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         return _train(rest)
     if command == "solve":
         return _solve(rest)
+    if command == "eval":
+        return _eval(rest)
+    if command == "loop":
+        from mycelium_models.loop import main as loop_main
+
+        return loop_main(rest)
     try:
         run_args, configs, artifact = _parse(f"mycelium {command}", rest, with_artifact=command == "build")
         logging.basicConfig(

@@ -25,6 +25,7 @@ from mycelium_datasets.op_pairs import OpPairsConfig
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.runner import process_info
 from mycelium_datasets.student_sets import StudentSetsConfig
+from mycelium_models.stage import StudentsConfig
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ CONFIG_CLASSES = {
     "clause_regions": ClauseRegionsConfig,
     "op_pairs": OpPairsConfig,
     "io_tags": StudentSetsConfig,
+    "students": StudentsConfig,
 }
 
 
@@ -97,18 +99,50 @@ def build(out_dir: str | Path, artifact: str, configs: dict[str, object], force:
 
 
 def run(out_dir: str | Path, configs: dict[str, object]) -> dict:
-    """The main job: every stage that exists, end to end, into ``out_dir``; returns a summary."""
+    """The main job, end to end into ``out_dir``: every artifact, then (unless ``--no_students``) both students
+    trained on the training split, evaluated alone on the unseen test split, and ``DIR/report/``. Returns a
+    summary."""
+    from mycelium_datasets.report import write_run_report
+    from mycelium_models.stage import NoTrainingDataError, evaluate_run, train_students
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     (out_dir / "run_config.json").write_text(
         json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2, sort_keys=True)
     )
-    summary = {}
+    summary: dict = {}
+    seconds: dict = {}
     process_info().barrier()
     for name in BUILDERS:
+        t = time.time()
         dataset = BUILDERS[name](out_dir, configs[name]).build()
+        seconds[name] = round(time.time() - t, 1)
         if dataset is not None:
             summary[name] = {split: len(d) for split, d in dataset.items()}
-    summary["seconds"] = round(time.time() - started, 1)
+    students = configs["students"]
+    if students.students:
+        t = time.time()
+        try:
+            metrics = train_students(out_dir, students, configs["io_tags"].student_tokenizer)
+        except NoTrainingDataError as exc:
+            logger.warning("students not trained: %s", exc)
+            summary["students"] = {"skipped": str(exc)}
+            metrics = None
+        seconds["students"] = round(time.time() - t, 1)
+        if metrics is not None and process_info().is_main:
+            t = time.time()
+            result = evaluate_run(out_dir, "test", verify_timeout=configs["op_pairs"].op_verify_timeout)
+            seconds["eval"] = round(time.time() - t, 1)
+            summary["students"] = {
+                "tagger_f1": metrics["tagger"].get("eval_f1"),
+                "classifier_accuracy": metrics["classifier"].get("eval_accuracy"),
+                "e2e_accuracy_test": result["accuracy"],
+                "n_test": result["n_scored"],
+                "attribution": {k: v for k, v in result["attribution"].items() if v},
+            }
+    seconds["total"] = round(time.time() - started, 1)
+    if process_info().is_main:
+        summary["report"] = str(write_run_report(out_dir, seconds))
+    summary["seconds"] = seconds
     return summary

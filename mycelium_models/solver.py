@@ -118,7 +118,11 @@ class MyceliumSolver:
             by_problem.setdefault(i, []).append((region, label))
         for i, regions in zip(valid, all_regions):
             trace = traces[i]
-            trace["regions"] = [{"char_start": a, "char_end": b, "text": problems[i][a:b]} for a, b in regions]
+            labelled = dict(by_problem.get(i, []))
+            trace["regions"] = [
+                {"char_start": a, "char_end": b, "text": problems[i][a:b], "op": labelled.get((a, b))}
+                for a, b in regions
+            ]
             try:
                 self._execute(problems[i], by_problem.get(i, []), trace)
             except Exception as exc:  # noqa: BLE001 - one bad problem never breaks the batch
@@ -133,20 +137,27 @@ class MyceliumSolver:
         numbers = problem_numbers(problem)
         results: list[Fraction] = []
         for (a, b), op in regions:
-            # digits written inside the region, in order (number words only when no digit is there)
+            # numbers written inside the region, in order (number words only when no digit is there)
             inside = sorted((n for n in numbers if a <= n[1] < b), key=lambda n: n[1])
             digits = [n for n in inside if problem[n[1]].isdigit()]
-            values = [n[0] for n in (digits or inside)]
+            found = [
+                {"value": n[0], "source": "problem", "char_start": n[1], "char_end": n[2], "op_index": -1}
+                for n in (digits or inside)
+            ]
             arity = 1 if op in UNARY else 2
-            operands = values[:2] if op not in ("add", "mul") else values
+            operands = found[:2] if op not in ("add", "mul") else found
             if results and len(operands) < arity:
-                operands = [results[-1], *operands]  # an earlier result completes the operation
+                # an earlier result completes the operation
+                earlier = {"value": results[-1], "source": "op", "char_start": -1, "char_end": -1}
+                operands = [{**earlier, "op_index": len(results) - 1}, *operands]
             if len(operands) < arity:
                 trace["stage"] = "EXTRACTION"
                 trace["reason"] = f"region {problem[a:b]!r} ({op}) has {len(operands)} operand(s)"
                 return
+            if arity == 1:
+                operands = operands[:1]
             try:
-                value = apply(op, operands[:arity] if arity == 1 else operands)
+                value = apply(op, [o["value"] for o in operands])
             except ParseError as exc:
                 trace["stage"], trace["reason"] = "EXECUTION", str(exc)
                 return
@@ -154,9 +165,12 @@ class MyceliumSolver:
             trace["ops"].append(
                 {
                     "op": op,
-                    "operands": [format_value(v) for v in operands],
+                    "operands": [format_value(o["value"]) for o in operands],
+                    "operand_sources": [{**o, "value": format_value(o["value"])} for o in operands],
                     "result": format_value(value),
                     "region": problem[a:b],
+                    "char_start": a,
+                    "char_end": b,
                 }
             )
         trace["answer"] = format_value(results[-1])

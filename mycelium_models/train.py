@@ -16,9 +16,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from mycelium_datasets.defaults import DEFAULT_BACKBONE, resolve_backbone
+from mycelium_models.metrics import accuracy_macro_f1, io_span_f1, load_metric, span_set  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -32,51 +31,6 @@ class StudentTrainingArguments:
     models_dir: str | None = field(default=None, metadata={"help": "Where models go (default: RUN_DIR/models)."})
     max_length: int = field(default=256, metadata={"help": "Longest input in tokens."})
     pooling: str = field(default="mean", metadata={"help": "Classifier pooling: mean (encoders) or last (decoders)."})
-
-
-def span_set(labels) -> set[tuple[int, int]]:
-    """Contiguous OP (1) runs as (start, end) token index pairs, ignoring -100 positions."""
-    spans, start = set(), None
-    for i, label in enumerate(list(labels) + [0]):
-        if label == 1 and start is None:
-            start = i
-        elif label != 1 and start is not None:  # an O or a special token ends the run
-            spans.add((start, i))
-            start = None
-    return spans
-
-
-def io_span_f1(predictions: np.ndarray, labels: np.ndarray) -> dict:
-    """Span-level IO F1: a predicted OP run counts when it matches a gold OP run exactly."""
-    tp = n_pred = n_gold = 0
-    token_correct = token_total = 0
-    for pred, gold in zip(predictions, labels):
-        keep = gold != -100
-        pred = np.where(keep, pred, -100)
-        p, g = span_set(pred), span_set(gold)
-        tp += len(p & g)
-        n_pred += len(p)
-        n_gold += len(g)
-        token_correct += int((pred[keep] == gold[keep]).sum())
-        token_total += int(keep.sum())
-    precision = tp / n_pred if n_pred else 0.0
-    recall = tp / n_gold if n_gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"f1": f1, "precision": precision, "recall": recall, "token_accuracy": token_correct / max(1, token_total)}
-
-
-def accuracy_macro_f1(predictions: np.ndarray, labels: np.ndarray, n_labels: int) -> dict:
-    f1s = []
-    for c in range(n_labels):
-        tp = int(((predictions == c) & (labels == c)).sum())
-        fp = int(((predictions == c) & (labels != c)).sum())
-        fn = int(((predictions != c) & (labels == c)).sum())
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return {
-        "accuracy": float((predictions == labels).mean()) if len(labels) else 0.0,
-        "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
-    }
 
 
 def _lineage(run_dir: Path, artifact: str) -> dict:
@@ -183,8 +137,10 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
         model = MyceliumTagger.from_backbone(backbone)
         collator = DataCollatorForTokenClassification(tokenizer)
 
+        metric = load_metric("io_span_f1")
+
         def compute_metrics(p):
-            return io_span_f1(p.predictions.argmax(-1), p.label_ids)
+            return metric.compute(predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist())
 
         # exact-span F1 is 0 for every early checkpoint on small data, so it cannot rank them: use the eval loss
         best = "loss"
@@ -206,8 +162,12 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
         )
         collator = DataCollatorWithPadding(tokenizer)
 
+        metric = load_metric("op_accuracy")
+
         def compute_metrics(p):
-            return accuracy_macro_f1(p.predictions.argmax(-1), p.label_ids, len(names))
+            return metric.compute(
+                predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist(), num_labels=len(names)
+            )
 
         best = "accuracy"
 
@@ -244,4 +204,5 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
         tokenizer.save_pretrained(str(out))
         write_model_card(out, kind, args, metrics, _lineage(run_dir, artifact))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=2))
     return metrics

@@ -1,0 +1,190 @@
+"""``DIR/report/``: the run's Markdown report with plots, written at the end of ``mycelium run``.
+
+It reads only what the run wrote (markers, artifacts, ``models/*/metrics.json`` and ``training_log.json``,
+``eval/eval.json`` and ``eval/predictions.jsonl``), so it can be regenerated at any time with
+:func:`write_run_report`.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import datasets
+
+
+def _markers(out_dir: Path) -> dict[str, dict]:
+    from mycelium_datasets.builders import BUILDERS
+
+    markers = {}
+    for name in BUILDERS:
+        path = out_dir / ".mycelium" / f"{name}.json"
+        if path.is_file():
+            markers[name] = json.loads(path.read_text())
+    return markers
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_op_status(out_dir: Path, path: Path) -> dict[str, collections.Counter]:
+    pairs = datasets.load_dataset(str(out_dir / "op_pairs"))
+    counts = {split: collections.Counter(d["op_status"]) for split, d in pairs.items()}
+    statuses = sorted({s for c in counts.values() for s in c})
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    left = [0] * len(statuses)
+    for split, counter in counts.items():
+        values = [counter.get(s, 0) for s in statuses]
+        ax.barh(statuses, values, left=left, label=split)
+        left = [a + b for a, b in zip(left, values)]
+    ax.set_xlabel("problems")
+    ax.set_title("op_pairs: execution validation status")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return counts
+
+
+def _plot_training(models_dir: Path, path: Path) -> bool:
+    logs = {}
+    for kind in ("tagger", "classifier"):
+        log = models_dir / kind / "training_log.json"
+        if log.is_file():
+            logs[kind] = json.loads(log.read_text())
+    if not logs:
+        return False
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(logs), figsize=(5 * len(logs), 3), squeeze=False)
+    for ax, (kind, history) in zip(axes[0], logs.items()):
+        train = [(h["epoch"], h["loss"]) for h in history if "loss" in h]
+        evals = [(h["epoch"], h["eval_loss"]) for h in history if "eval_loss" in h]
+        if train:
+            ax.plot(*zip(*train), label="train loss")
+        if evals:
+            ax.plot(*zip(*evals), marker="o", label="eval loss (test split)")
+        ax.set_title(kind)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
+    """Write ``DIR/report/report.md`` (+ PNGs) from what the run folder holds; returns the report's path."""
+    from mycelium_models.evaluation import STAGES, plot_attribution, render_eval_markdown
+
+    out_dir = Path(out_dir)
+    report = out_dir / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    markers = _markers(out_dir)
+    lines = [f"# Mycelium run report: `{out_dir}`", ""]
+
+    metrics = {}
+    for kind in ("tagger", "classifier"):
+        path = out_dir / "models" / kind / "metrics.json"
+        if path.is_file():
+            metrics[kind] = json.loads(path.read_text())
+    eval_path = out_dir / "eval" / "eval.json"
+    summary = json.loads(eval_path.read_text()) if eval_path.is_file() else None
+
+    lines += ["## Headline", "", "| measure | value |", "| --- | --- |"]
+    if summary:
+        lines.append(
+            f"| **end-to-end accuracy, students alone, no CoT, {summary.get('split', 'test')} split** | "
+            f"**{summary['accuracy']:.3f}** ({summary['correct']}/{summary['n_scored']}) |"
+        )
+        if summary.get("teacher_accuracy") is not None:
+            lines.append(
+                f"| teacher CoT accuracy on the same problems (reported apart) | {summary['teacher_accuracy']:.3f} |"
+            )
+    if "tagger" in metrics:
+        m = metrics["tagger"]
+        lines.append(
+            f"| tagger span F1 / token accuracy (test split) | {m.get('eval_f1', 0):.3f} / "
+            f"{m.get('eval_token_accuracy', 0):.3f} |"
+        )
+    if "classifier" in metrics:
+        m = metrics["classifier"]
+        lines.append(
+            f"| classifier accuracy / macro-F1 (test split) | {m.get('eval_accuracy', 0):.3f} / "
+            f"{m.get('eval_macro_f1', 0):.3f} |"
+        )
+    if seconds:
+        lines.append(f"| wall time | {seconds.get('total', 0):.0f} s |")
+    lines.append("")
+
+    lines += [
+        "## Artifacts",
+        "",
+        "| artifact | version | fingerprint | rows | dropped | seconds |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, m in markers.items():
+        rows = ", ".join(f"{k} {v}" for k, v in m.get("rows", {}).items())
+        dropped = ", ".join(f"{k}: {v}" for k, v in (m.get("dropped") or {}).items()) or "none"
+        lines.append(
+            f"| [`{name}`](../{name}/README.md) | {m.get('version')} | `{m.get('fingerprint', '')[:12]}` | {rows} | "
+            f"{dropped} | {m.get('seconds', '')} |"
+        )
+    lines.append("")
+
+    if (out_dir / "op_pairs" / "README.md").is_file():
+        counts = _plot_op_status(out_dir, report / "op_status.png")
+        total = sum(sum(c.values()) for c in counts.values())
+        validated = sum(c.get("validated", 0) for c in counts.values())
+        lines += [
+            "## Operations: execution validation",
+            "",
+            f"{validated} of {total} problems ({validated / max(1, total):.1%}) have a CoT whose operation DAG "
+            "executes to the gold answer; only those train the students.",
+            "",
+            "![op_pairs status](op_status.png)",
+            "",
+        ]
+
+    if metrics:
+        lines += ["## Students", "", "| student | metric | value |", "| --- | --- | --- |"]
+        for kind, m in metrics.items():
+            for key, value in sorted(m.items()):
+                if (
+                    isinstance(value, float)
+                    and key.startswith("eval_")
+                    and "runtime" not in key
+                    and "per_second" not in key
+                ):
+                    lines.append(f"| {kind} | {key[5:]} | {value:.4f} |")
+        lines.append("")
+        if _plot_training(out_dir / "models", report / "training.png"):
+            lines += ["![training curves](training.png)", ""]
+        lines += [
+            "Models: [`models/tagger`](../models/tagger/README.md), "
+            "[`models/classifier`](../models/classifier/README.md) "
+            '(`MyceliumSolver.from_pretrained("' + str(out_dir / "models") + '")`).',
+            "",
+        ]
+
+    if summary:
+        rows = []
+        predictions = out_dir / "eval" / "predictions.jsonl"
+        if predictions.is_file():
+            rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
+        plot_attribution(summary, report / "attribution.png")
+        body = render_eval_markdown(summary, rows, "Evaluation", "attribution.png")
+        lines += ["#" + line if line.startswith("#") else line for line in body.splitlines()]
+        lines += [
+            "",
+            f"Attribution stages, in order: {', '.join(STAGES)}; full predictions: `eval/predictions.jsonl`.",
+        ]
+    (report / "report.md").write_text("\n".join(lines) + "\n")
+    return report / "report.md"

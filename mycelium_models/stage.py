@@ -1,0 +1,160 @@
+"""The end of ``mycelium run``: train both students on the run's student sets, evaluate them on the unseen test
+split, and keep both steps resumable.
+
+A trained student is kept (not retrained) when its identity — the training set's fingerprint, the training settings,
+the backbone and the recipe's code — matches ``DIR/models/<student>/mycelium.json``. A student is trained in a
+work folder and swapped into ``DIR/models/<student>`` only when complete, so an interrupted run never leaves a
+half-saved model behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+STUDENTS = {"tagger": "io_tags", "classifier": "op_classes"}
+
+
+class NoTrainingDataError(ValueError):
+    """The run's student sets have no training row (no training problem's CoT executed to its gold answer)."""
+
+
+def training_rows(out_dir: Path) -> dict[str, int]:
+    rows = {}
+    for artifact in STUDENTS.values():
+        marker = json.loads((out_dir / ".mycelium" / f"{artifact}.json").read_text())
+        rows[artifact] = int(marker["rows"].get("train", 0))
+    return rows
+
+
+@dataclass
+class StudentsConfig:
+    """Training and evaluation of the two students at the end of ``mycelium run`` (the backbone is
+    ``--student_tokenizer``, the student sets' tokenizer)."""
+
+    students: bool = field(
+        default=True, metadata={"help": "Train both students and evaluate them (use --no_students to stop earlier)."}
+    )
+    student_epochs: float = field(default=8.0, metadata={"help": "Training epochs for each student."})
+    student_batch_size: int = field(default=16, metadata={"help": "Training batch size for each student."})
+    student_learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate for each student."})
+    student_seed: int = field(default=0, metadata={"help": "Training seed (the run is deterministic on CPU)."})
+
+
+def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -> str:
+    from mycelium_models import modeling_mycelium, train
+
+    marker = json.loads((out_dir / ".mycelium" / f"{STUDENTS[kind]}.json").read_text())
+    h = hashlib.sha256()
+    for part in (
+        marker["fingerprint"],
+        json.dumps(dataclasses.asdict(config), sort_keys=True),
+        backbone,
+        inspect.getsource(train),
+        inspect.getsource(modeling_mycelium),
+    ):
+        h.update(part.encode())
+    return h.hexdigest()[:16]
+
+
+def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -> dict:
+    """Train (or keep) ``DIR/models/tagger`` and ``DIR/models/classifier``; returns their evaluation metrics."""
+    from transformers import TrainingArguments
+
+    from mycelium_datasets.runner import process_info
+    from mycelium_models.train import StudentTrainingArguments, train
+
+    out_dir = Path(out_dir)
+    empty = [name for name, n in training_rows(out_dir).items() if n == 0]
+    if empty:
+        raise NoTrainingDataError(
+            f"{', '.join(empty)} in {out_dir} have no training rows: no training problem's CoT executed to its gold "
+            "answer, so there is nothing to train the students on (use more problems: --size / --limit)"
+        )
+    info = process_info()
+    results = {}
+    for kind, artifact in STUDENTS.items():
+        identity = _identity(out_dir, kind, config, backbone)
+        final = out_dir / "models" / kind
+        stamp = final / "mycelium.json"
+        if stamp.is_file() and json.loads(stamp.read_text()).get("identity") == identity:
+            logger.info("the %s is up to date (%s); not retraining", kind, identity)
+            results[kind] = json.loads((final / "metrics.json").read_text())
+            continue
+        work = out_dir / ".mycelium" / "work" / f"models-{kind}" / identity
+        shutil.rmtree(work, ignore_errors=True)
+        args = StudentTrainingArguments(run_dir=str(out_dir), backbone=backbone, models_dir=str(work / "models"))
+        training_args = TrainingArguments(
+            output_dir=str(work / "checkpoints"),
+            num_train_epochs=config.student_epochs,
+            per_device_train_batch_size=config.student_batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=config.student_learning_rate,
+            warmup_steps=0.1,
+            weight_decay=0.01,
+            seed=config.student_seed,
+            data_seed=config.student_seed,
+            report_to="none",
+            logging_steps=10,
+            use_cpu=not _has_accelerator(),
+        )
+        logger.info("training the %s on %s", kind, out_dir / artifact)
+        metrics = train(kind, args, training_args)
+        if info.is_main:
+            produced = work / "models" / kind
+            (produced / "mycelium.json").write_text(
+                json.dumps(
+                    {"identity": identity, "artifact": artifact, "config": dataclasses.asdict(config)}, indent=2
+                )
+            )
+            old = final.with_name(f".{kind}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                os.replace(final, old)
+            os.replace(produced, final)
+            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+        info.barrier()
+        results[kind] = metrics
+    return results
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float = 5.0) -> dict:
+    """The students alone on the run's ``split`` problems (unseen templates for ``test``), with the run's traces and
+    operations as references for attribution; writes ``DIR/eval/``. Returns the summary."""
+    import datasets
+
+    from mycelium_models.evaluation import evaluate_students, references_from_run, write_eval
+    from mycelium_models.solver import MyceliumSolver
+
+    out_dir = Path(out_dir)
+    problems = datasets.load_dataset(str(out_dir / "problems"))
+    if split not in problems:
+        raise ValueError(f"{out_dir / 'problems'} has no {split!r} split; splits: {list(problems)}")
+    rows = [
+        {"id": r["id"], "problem": r["problem"], "answer": r["answer"] if r["status"] == "ok" else None}
+        for r in problems[split].select_columns(["id", "problem", "answer", "status"])
+    ]
+    solver = MyceliumSolver.from_pretrained(out_dir / "models")
+    summary, predictions = evaluate_students(
+        solver, rows, references_from_run(out_dir, split), verify_timeout=verify_timeout
+    )
+    summary.update({"split": split, "source": str(out_dir / "problems"), "models": str(out_dir / "models")})
+    write_eval(out_dir / "eval", summary, predictions, title=f"Students on the {split} split (unseen templates)")
+    return summary
