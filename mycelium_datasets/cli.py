@@ -38,6 +38,7 @@ COMMANDS = {
     "show": "one problem's spans, IAF maps and JSD curve as an HTML page: show DIR --id ID --out PAGE.html",
     "train": "train a student from a run folder: train tagger|classifier --run_dir DIR [TrainingArguments]",
     "solve": 'answer problems with the students, no CoT: solve --models DIR/models "PROBLEM TEXT" ...',
+    "release": "publish artifacts / students to the Hub (dry run unless --push): release DIR --repo ORG/NAME",
     "sources": "list the problem sources",
     "artifacts": "list the artifacts in pipeline order",
 }
@@ -159,6 +160,12 @@ def _solve(argv: list[str]) -> int:
     return 0
 
 
+def _release(argv: list[str]) -> int:
+    from mycelium_datasets.release import main as release_main
+
+    return release_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -180,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         return _train(rest)
     if command == "solve":
         return _solve(rest)
+    if command == "release":
+        return _release(rest)
     try:
         run_args, configs, artifact = _parse(f"mycelium {command}", rest, with_artifact=command == "build")
         logging.basicConfig(
