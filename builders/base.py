@@ -29,6 +29,7 @@ from typing import ClassVar
 import datasets
 from datasets.fingerprint import Hasher
 
+from mycelium_datasets import provenance
 from mycelium_datasets.card import code_version, render_dataset_card
 from mycelium_datasets.runner import ProcessInfo, process_info
 
@@ -177,11 +178,14 @@ class ArtifactBuilder(abc.ABC):
         return load_artifact(self.path) if info.is_main else None
 
     def lineage(self, markers: dict[str, dict]) -> dict:
+        """Upstream artifacts (version, fingerprint), this artifact's config, and the whole chain's provenance
+        (source and license, teachers and revisions, generation, segmenter, spaCy; see ``provenance``)."""
         return {
             "upstream": {
                 name: {"version": m.get("version"), "fingerprint": m.get("fingerprint")} for name, m in markers.items()
             },
             "config": dataclasses.asdict(self.config),
+            "provenance": provenance.describe(self.NAME, self.config, markers),
         }
 
     def _write(self, dataset, fingerprint, markers, rows_in, dropped, extra_stats, seconds) -> None:
@@ -194,6 +198,7 @@ class ArtifactBuilder(abc.ABC):
         # folder by its card and file patterns, not by content, so two run folders with the same layout would share
         # one cache entry otherwise (measured with datasets 5.2).
         data_files = {split: f"data/{split}-{fingerprint[:12]}-00000-of-00001.parquet" for split in dataset}
+        lineage = self.lineage(markers)
         for split, d in dataset.items():
             d.to_parquet(str(tmp / data_files[split]))
         card = render_dataset_card(
@@ -202,7 +207,7 @@ class ArtifactBuilder(abc.ABC):
             description=self.DESCRIPTION,
             dataset=dataset,
             settings=dataclasses.asdict(self.config),
-            lineage=self.lineage(markers),
+            lineage=lineage,
             fingerprint=fingerprint,
             rows_in=rows_in,
             dropped=dropped,
@@ -224,7 +229,8 @@ class ArtifactBuilder(abc.ABC):
             "version": str(self.VERSION),
             "fingerprint": fingerprint,
             "config": dataclasses.asdict(self.config),
-            "upstream": self.lineage(markers)["upstream"],
+            "upstream": lineage["upstream"],
+            "provenance": lineage["provenance"],
             "rows": {split: len(d) for split, d in dataset.items()},
             "rows_in": rows_in,
             "dropped": dropped,

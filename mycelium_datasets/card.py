@@ -40,14 +40,65 @@ def value_counts(dataset: datasets.DatasetDict, columns: tuple[str, ...]) -> lis
     return out
 
 
+# What each artifact is for, in the Hub's task vocabulary.
+TASK_CATEGORIES = {
+    "problems": ["question-answering", "text-generation"],
+    "cot_traces": ["question-answering", "text-generation"],
+    "jsd_spans": ["text-generation"],
+    "iaf_maps": ["token-classification"],
+    "clause_regions": ["token-classification"],
+    "op_pairs": ["token-classification", "text-classification"],
+    "io_tags": ["token-classification"],
+    "op_classes": ["text-classification"],
+}
+TAGS = ["mycelium", "math", "math-word-problems", "chain-of-thought"]
+
+
 def _dtype_text(feature) -> str:
     if isinstance(feature, datasets.Value):
         return feature.dtype
+    if isinstance(feature, datasets.ClassLabel):
+        return f"class_label<{', '.join(feature.names)}>"
     if isinstance(feature, datasets.List):
         return f"list<{_dtype_text(feature.feature)}>"
     if isinstance(feature, dict):
         return "{" + ", ".join(f"{k}: {_dtype_text(v)}" for k, v in feature.items()) + "}"
     return type(feature).__name__
+
+
+def _compact(value) -> str:
+    """A lineage value as one readable line."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_compact(v)}" for k, v in value.items() if v is not None)
+    if isinstance(value, list):
+        return "; ".join(_compact(v) for v in value) or "none"
+    return str(value)
+
+
+def lineage_lines(lineage: dict) -> list[tuple[str, str]]:
+    """(what, description) rows of the card's lineage table, in pipeline order."""
+    return [
+        (key, _compact(value).replace("|", "\\|").replace("\n", " "))
+        for key, value in lineage.items()
+        if key != "upstream"
+    ]
+
+
+def data_statistics(dataset: datasets.DatasetDict) -> list[str]:
+    """Statistics every artifact with such columns gets: validated share, spans per trace."""
+    lines = []
+    columns = next(iter(dataset.values())).column_names
+    if "validated" in columns:
+        flags = [v for d in dataset.values() for v in d["validated"]]
+        if flags:
+            lines.append(f"validated: {sum(flags)}/{len(flags)} problems ({sum(flags) / len(flags):.1%})")
+    if "spans" in columns:
+        counts = [len(s) for d in dataset.values() for s in d["spans"]]
+        if counts:
+            lines.append(
+                f"spans per trace: mean {sum(counts) / len(counts):.2f}, min {min(counts)}, max {max(counts)}"
+            )
+    return lines
 
 
 def render_dataset_card(
@@ -71,12 +122,17 @@ def render_dataset_card(
     n_rows = sum(len(d) for d in dataset.values())
     data_files = data_files or {split: f"data/{split}-*.parquet" for split in dataset}
     features = next(iter(dataset.values())).features
+    chain = {"upstream": lineage.get("upstream") or {}, **(lineage.get("provenance") or {})}
+    source = chain.get("source") or {}
+    license_ = source.get("license") or "other"
+    extra = {"license_name": "unknown", "license_details": source.get("license_note")} if license_ == "other" else {}
     card_data = DatasetCardData(
-        language="en",
-        license="mit",
+        language=["en"],
+        license=license_,
         pretty_name=f"Mycelium {artifact}",
-        task_categories=["text-generation", "token-classification"],
-        size_categories=size_category(n_rows),
+        task_categories=TASK_CATEGORIES.get(artifact, ["text-generation"]),
+        tags=TAGS,
+        size_categories=[size_category(n_rows)],
         configs=[
             {
                 "config_name": "default",
@@ -85,7 +141,14 @@ def render_dataset_card(
             }
         ],
         version=version_,
-        mycelium={"artifact": artifact, "fingerprint": fingerprint, "code_version": code_version(), **lineage},
+        mycelium={
+            "artifact": artifact,
+            "fingerprint": fingerprint,
+            "code_version": code_version(),
+            "config": lineage.get("config") or {},
+            "lineage": chain,
+        },
+        **extra,
     )
     # `dataset_info` (features and split sizes) lets `load_dataset` restore the exact schema.
     info = datasets.DatasetInfo(features=features, splits=datasets.SplitDict())
@@ -109,8 +172,19 @@ def render_dataset_card(
         settings=sorted((k, v) for k, v in settings.items()),
         columns=[(name, _dtype_text(feature)) for name, feature in features.items()],
         split_rows=[(split, len(d)) for split, d in dataset.items()],
-        value_counts=value_counts(dataset, stat_columns),
-        extra_stats=extra_stats or [],
+        # status counts on every card whose artifact has a `status` column
+        value_counts=value_counts(
+            dataset,
+            stat_columns if "status" in stat_columns or "status" not in features else ("status", *stat_columns),
+        ),
+        extra_stats=[
+            line
+            for line in data_statistics(dataset)
+            if not any(e.startswith(line.split(":")[0]) for e in extra_stats or [])
+        ]
+        + list(extra_stats or []),
+        lineage=lineage_lines(chain),
+        license=license_ if license_ != "other" else f"other ({source.get('license_note') or 'unknown'})",
         rows_in=rows_in,
         rows_out=n_rows,
         dropped=(", ".join(f"{k}: {v}" for k, v in dropped.items()) or "none"),

@@ -42,6 +42,7 @@ COMMANDS = {
     "solve": 'answer problems with the students, no CoT: solve --models DIR/models "PROBLEM TEXT" ...',
     "eval": "the students alone, no CoT, on any problems: eval --models DIR/models --source S --out EVALDIR",
     "loop": "the self-improving loop on a run folder: loop --run_dir DIR [--max_rounds N]",
+    "release": "publish artifacts / students to the Hub (dry run unless --push): release DIR --repo ORG/NAME",
     "sources": "list the problem sources",
     "artifacts": "list the artifacts in pipeline order",
 }
@@ -219,6 +220,12 @@ def _eval(argv: list[str]) -> int:
     return 0
 
 
+def _release(argv: list[str]) -> int:
+    from mycelium_datasets.release import main as release_main
+
+    return release_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -246,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         from mycelium_models.loop import main as loop_main
 
         return loop_main(rest)
+
+
+    if command == "release":
+        return _release(rest)
     try:
         run_args, configs, artifact = _parse(f"mycelium {command}", rest, with_artifact=command == "build")
         logging.basicConfig(

@@ -16,10 +16,22 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mycelium_datasets.defaults import DEFAULT_BACKBONE, resolve_backbone
+from mycelium_datasets.defaults import DEFAULT_BACKBONE, EMBEDDED_BACKBONES, resolve_backbone
 from mycelium_models.metrics import accuracy_macro_f1, io_span_f1, load_metric, span_set  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
+
+# Version of the released students (the release tag is v<version>); bump it when the model classes change.
+STUDENT_VERSION = "1.0.0"
+# Licenses of backbones we know; the students inherit them (anything else is "other": check the backbone's terms).
+BACKBONE_LICENSES = {
+    "sentence-transformers/all-MiniLM-L6-v2": "apache-2.0",
+    "Qwen/Qwen2-0.5B": "apache-2.0",
+    "Qwen/Qwen2.5-0.5B": "apache-2.0",
+}
+PIPELINE_TAGS = {"tagger": "token-classification", "classifier": "text-classification"}
+# The card's usage block; a release replaces what is between these markers with a Hub snippet.
+USE_BEGIN, USE_END = "<!-- mycelium:use -->", "<!-- /mycelium:use -->"
 
 
 @dataclass
@@ -37,24 +49,52 @@ def _lineage(run_dir: Path, artifact: str) -> dict:
     marker = run_dir / ".mycelium" / f"{artifact}.json"
     if not marker.is_file():
         return {}
+    from mycelium_datasets.provenance import ORDER
+
     data = json.loads(marker.read_text())
+    chain = data.get("provenance") or {}  # markers store keys sorted; cards show them in pipeline order
+    chain = {k: chain[k] for k in sorted(chain, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))}
     return {
         "artifact": artifact,
         "version": data.get("version"),
         "fingerprint": data.get("fingerprint"),
         "rows": data.get("rows"),
+        "provenance": chain,
     }
 
 
+def backbone_upstream(name: str) -> str | None:
+    """The Hub id a backbone came from (embedded names map to their upstream id; local folders to None)."""
+    if name in EMBEDDED_BACKBONES:
+        return EMBEDDED_BACKBONES[name][3]
+    return None if Path(name).exists() else name
+
+
 def write_model_card(out: Path, kind: str, args: StudentTrainingArguments, metrics: dict, lineage: dict) -> None:
+    """The model card: YAML (license, base_model, pipeline_tag, version, the training data's lineage, the backbone's
+    identity, code version) and a body with the metrics and how to load it."""
     from huggingface_hub import ModelCard, ModelCardData
 
+    from mycelium_datasets.card import code_version
+    from mycelium_datasets.provenance import model_identity
+
+    base_model = backbone_upstream(args.backbone)
     data = ModelCardData(
         library_name="transformers",
-        license="apache-2.0",
-        language="en",
+        license=BACKBONE_LICENSES.get(base_model or "", "other"),
+        language=["en"],
         tags=["mycelium", "math-word-problems", kind],
-        base_model=None,
+        base_model=base_model,
+        pipeline_tag=PIPELINE_TAGS[kind],
+        version=STUDENT_VERSION,
+        mycelium={
+            "student": kind,
+            "code_version": code_version(),
+            "backbone": model_identity(args.backbone),
+            "training_data": {k: v for k, v in lineage.items() if k != "provenance"},
+            "lineage": lineage.get("provenance") or {},
+            "metrics": {k: v for k, v in sorted(metrics.items()) if isinstance(v, (int, float))},
+        },
     )
     metric_lines = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, float))
     task = (
@@ -82,6 +122,7 @@ A Mycelium student: {task}. It reads the problem only: no chain of thought at in
 
 ## Use
 
+{USE_BEGIN}
 ```python
 import mycelium_models  # registers the classes with the Auto classes
 from mycelium_models.solver import MyceliumSolver
@@ -89,6 +130,7 @@ from mycelium_models.solver import MyceliumSolver
 solver = MyceliumSolver.from_pretrained("{out.parent}")
 print(solver.solve(["Tom has 3 apples and buys 4 more. How many apples does he have?"])[0]["answer"])
 ```
+{USE_END}
 
 ## Intended use and limits
 
@@ -199,10 +241,18 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
     trainer.train()
     metrics = trainer.evaluate() if eval_set is not None else {}
     if trainer.is_world_process_zero():
-        out.mkdir(parents=True, exist_ok=True)
-        trainer.save_model(str(out))
-        tokenizer.save_pretrained(str(out))
-        write_model_card(out, kind, args, metrics, _lineage(run_dir, artifact))
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        save_student(trainer.model, tokenizer, out, kind, args, metrics, _lineage(run_dir, artifact))
         (out / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=2))
     return metrics
+
+
+def save_student(model, tokenizer, out: Path, kind: str, args: StudentTrainingArguments, metrics, lineage) -> None:
+    """Everything a model folder holds, as the Hub needs it: safetensors, config with ``auto_map``, the modeling
+    file the ``auto_map`` names (copied by ``save_pretrained`` because the classes are registered for the Auto
+    classes), tokenizer, model card and metrics. No ``training_args.bin`` (a pickle)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+    write_model_card(out, kind, args, metrics, lineage)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

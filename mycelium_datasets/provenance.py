@@ -1,0 +1,219 @@
+"""What an artifact was made from, for its card: source and license, teachers and their exact revisions, generation
+settings, segmenter, spaCy pipeline and student tokenizer.
+
+Each artifact's provenance is its upstream artifacts' provenance (read from their completion markers) plus its own
+entries, so every card of a run carries the whole chain (a ``clause_regions`` card names the problem source, the
+teacher and the segmenter as well as its spaCy pipeline). Only local facts are used: package versions, file
+hashes, the Hugging Face cache's commit of a Hub id; nothing here reaches the network.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import re
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from mycelium_datasets.defaults import EMBEDDED_BACKBONES, EMBEDDED_TEACHERS, resolve_spacy
+
+# License of each known problem source (SPDX-style ids as the Hub's card metadata expects them).
+SOURCE_LICENSES = {
+    "gsm_symbolic": ("apache-2.0", "reasoning-gym's gsm_symbolic generator (Apache-2.0)"),
+    "gsm8k": ("mit", "GSM8K, openai/gsm8k (MIT)"),
+    "math500": ("mit", "MATH-500, HuggingFaceH4/MATH-500, from the MATH dataset (MIT)"),
+}
+UNKNOWN_LICENSE = "other"
+# Files hashed in full when identifying a local model folder; larger ones are identified by name and size.
+_FULL_HASH_LIMIT = 64 * 2**20
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+@lru_cache(maxsize=32)
+def _sha256_file(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """sha256 of a file, computed once per process for an unchanged file."""
+    stat = Path(path).stat()
+    return _sha256_file(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def folder_identity(path: str | Path) -> str:
+    """A content identity of a local model folder: sha256 over each file's relative name, size and (for files up to
+    64 MiB: configs, tokenizers, small weights) content hash."""
+    path = Path(path)
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        size = file.stat().st_size
+        h.update(f"{file.relative_to(path).as_posix()}\0{size}\0".encode())
+        if size <= _FULL_HASH_LIMIT:
+            h.update(sha256_file(file).encode())
+    return h.hexdigest()
+
+
+def hub_cached_revision(repo_id: str, repo_type: str = "model") -> str | None:
+    """The commit of ``repo_id``'s ``main`` in the local Hugging Face cache, if it is there (no network)."""
+    try:
+        from huggingface_hub import constants
+
+        folder = Path(constants.HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}"
+        ref = folder / "refs" / "main"
+        if ref.is_file():
+            commit = ref.read_text().strip()
+            return commit if _COMMIT.match(commit) else None
+    except Exception:  # the cache layout is best effort: a missing revision is recorded as null
+        return None
+    return None
+
+
+def model_identity(name: str) -> dict:
+    """Which exact model ``name`` (an embedded name, a local folder or a Hub id) is."""
+    if name in EMBEDDED_TEACHERS or name in EMBEDDED_BACKBONES:
+        pip_spec, module, filename, hub_id = {**EMBEDDED_BACKBONES, **EMBEDDED_TEACHERS}[name]
+        package = pip_spec.split("==")[0]
+        out = {"name": name, "upstream": hub_id, "package": package, "package_version": package_version(package)}
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.submodule_search_locations:
+            target = Path(list(spec.submodule_search_locations)[0]) / filename
+            if target.is_file():
+                out["file"] = filename
+                out["sha256"] = sha256_file(target)
+            elif target.is_dir():
+                out["file"] = filename + "/"
+                out["identity"] = folder_identity(target)
+        return out
+    path = Path(name)
+    if path.is_dir():
+        # a snapshot of the Hugging Face cache is named by its commit
+        commit = path.resolve().name if _COMMIT.match(path.resolve().name) else None
+        out = {"name": path.name, "local_folder": True, "identity": folder_identity(path)}
+        if commit:
+            out["revision"] = commit
+        return out
+    return {"name": name, "hub_id": name, "revision": hub_cached_revision(name)}
+
+
+def spacy_identity(name: str | None) -> dict:
+    """The spaCy pipeline that ``name`` resolves to, with its package version and spaCy's."""
+    try:
+        resolved = resolve_spacy(name)
+    except Exception:  # noqa: BLE001 - a missing pipeline is recorded as such; the build itself reported it
+        return {"pipeline": name, "version": None, "spacy_version": package_version("spacy")}
+    pipeline_version = package_version(resolved) or package_version(resolved.replace("_", "-"))
+    meta_name = None
+    spec = importlib.util.find_spec(resolved) if not Path(resolved).is_dir() else None
+    meta_dirs = [Path(resolved)] if Path(resolved).is_dir() else []
+    if spec is not None and spec.submodule_search_locations:
+        meta_dirs += [Path(p) for p in spec.submodule_search_locations]
+    for folder in meta_dirs:
+        for meta in [folder / "meta.json", *sorted(folder.glob("*/meta.json"))]:
+            if meta.is_file():
+                data = json.loads(meta.read_text())
+                meta_name = f"{data.get('lang', '')}_{data.get('name', '')}"
+                pipeline_version = pipeline_version or data.get("version")
+                break
+        if meta_name:
+            break
+    out = {"pipeline": resolved, "version": pipeline_version, "spacy_version": package_version("spacy")}
+    if meta_name and meta_name != resolved:
+        out["model"] = meta_name
+    return out
+
+
+def source_provenance(config) -> dict:
+    """The problem source, where it came from and its license."""
+    source = config.source
+    kind = config.source_kind()
+    out = {"name": source, "kind": kind}
+    if source in SOURCE_LICENSES:
+        out["license"], out["license_note"] = SOURCE_LICENSES[source]
+    else:
+        out["license"] = UNKNOWN_LICENSE
+        out["license_note"] = "unknown: a user's file or Hub dataset; check its own terms before redistributing"
+    if source == "gsm_symbolic":
+        out["generator"] = f"reasoning-gym {package_version('reasoning-gym') or package_version('reasoning_gym')}"
+        out["seed"] = config.seed
+    elif kind == "jsonl":
+        out["name"] = Path(source).name
+        out["sha256"] = sha256_file(source)
+    else:
+        from mycelium_datasets.problems import HUB_SOURCES
+
+        hub_id = HUB_SOURCES.get(source, (source,))[0]
+        out["hub_id"] = hub_id
+        out["revision"] = hub_cached_revision(hub_id, "dataset")
+    return out
+
+
+def _own(artifact: str, config, upstream: dict) -> dict:
+    """The entries ``artifact`` adds to its upstream's provenance."""
+    if artifact == "problems":
+        return {"source": source_provenance(config)}
+    if artifact == "cot_traces":
+        generation = {"cot_source": config.cot_source}
+        if config.cot_source == "teacher":
+            generation.update(
+                max_new_tokens=config.max_new_tokens,
+                do_sample=config.do_sample,
+                temperature=config.temperature if config.do_sample else None,
+                system_prompt=config.system_prompt,
+                allow_boxed=config.allow_boxed,
+                batch_size=config.batch_size,
+            )
+        else:
+            generation["note"] = "the CoT is the source's reference solution (nothing generated)"
+        # with reference CoTs the first teacher is the one recorded in `teacher` (and captured downstream)
+        names = list(config.teachers) if config.cot_source == "teacher" else list(config.teachers[:1])
+        return {"teachers": [model_identity(n) for n in names], "generation": generation}
+    if artifact == "jsd_spans":
+        captured = (
+            [model_identity(config.capture_teacher)]
+            if config.capture_teacher
+            else copy.deepcopy(upstream.get("teachers")) or [model_identity(EMBEDDED_DEFAULT_TEACHER)]
+        )
+        return {
+            "capture": {"teachers": captured, "layers": list(config.layers) or "all", "head_mean": True},
+            "segmenter": {
+                "name": config.segmenter,
+                "window": config.window,
+                "polyorder": config.polyorder,
+                "prominence_std": config.prominence_std,
+            },
+        }
+    if artifact == "clause_regions":
+        return {"spacy": spacy_identity(config.spacy_pipeline)}
+    if artifact == "op_pairs":
+        return {"op_spacy": spacy_identity(config.op_spacy_pipeline)}
+    if artifact in ("io_tags", "op_classes"):
+        return {"student_tokenizer": model_identity(config.student_tokenizer)}
+    return {}
+
+
+EMBEDDED_DEFAULT_TEACHER = next(iter(EMBEDDED_TEACHERS))
+# Pipeline order of the entries (markers store them sorted by key).
+ORDER = ("source", "teachers", "generation", "capture", "segmenter", "spacy", "op_spacy", "student_tokenizer")
+
+
+def describe(artifact: str, config, markers: dict[str, dict]) -> dict:
+    """``artifact``'s provenance: the union of its upstream markers' provenance, then its own entries."""
+    merged: dict = {}
+    for marker in markers.values():
+        merged.update(marker.get("provenance") or {})
+    merged.update(_own(artifact, config, merged))
+    return {k: merged[k] for k in sorted(merged, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))}

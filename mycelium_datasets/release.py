@@ -1,0 +1,482 @@
+"""``mycelium release DIR --repo ORG/NAME [--push] [--revision vX.Y.Z]``: publish artifacts and students to the Hub.
+
+``DIR`` is one of:
+
+- an artifact folder (``DIR/README.md`` + ``DIR/data/*.parquet``): one dataset repo ``ORG/NAME``;
+- a model folder (``DIR/config.json`` + ``DIR/README.md``, e.g. ``RUN/models/tagger``): one model repo ``ORG/NAME``;
+- a models folder (``RUN/models`` with ``tagger/`` and ``classifier/``): ``ORG/NAME-tagger``, ``ORG/NAME-classifier``;
+- a run folder: every artifact in it, one dataset repo each, ``ORG/NAME-<artifact>`` (e.g. ``ORG/NAME-cot_traces``),
+  and its students, ``ORG/NAME-tagger`` / ``ORG/NAME-classifier``. One repo per artifact keeps each artifact's card,
+  version tag and ``load_dataset("ORG/NAME-<artifact>")`` exactly as the design describes them; the cards link each
+  artifact to its upstream repos.
+
+Without ``--push`` it is a dry run: it validates each folder (the card parses; every data file the card's
+``configs`` name exists and every data file is named by them; a model has weights in safetensors, a config whose
+``auto_map`` names modeling files that are there, a tokenizer and a card) and lists exactly what would be uploaded:
+each file with its size and sha256, the repo id and type, and the tag ``v<version>``. Work files (anything under a
+dot-folder such as ``.mycelium/``, ``*.tmp``, ``*.lock``, ``__pycache__``) and pickles (``training_args.bin``) are
+never uploaded. The card is released with its usage snippet pointing at the repo and the tag, and a
+``mycelium.release`` entry in its YAML; every other file is uploaded byte for byte.
+
+With ``--push``: ``create_repo(exist_ok=True)``, ``upload_folder`` (the repo then holds exactly the listed files)
+and ``create_tag``; the token comes from ``HF_TOKEN`` or ``hf auth login`` (``huggingface-cli login``). Offline
+(``HF_HUB_OFFLINE=1``), without a token, or when the tag already exists, it stops with a one-line error before
+uploading anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ARTIFACT_ORDER = (
+    "problems",
+    "cot_traces",
+    "jsd_spans",
+    "iaf_maps",
+    "clause_regions",
+    "op_pairs",
+    "io_tags",
+    "op_classes",
+)
+STUDENTS = ("tagger", "classifier")
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+TAG = re.compile(r"^v\d+\.\d+\.\d+([.+-][0-9A-Za-z.-]+)?$")
+# Never uploaded: work and temporary files, caches, and pickles (no pickle is ever published or loaded).
+EXCLUDE = {
+    "work or hidden file": (".*",),
+    "temporary file": ("*.tmp", "*.lock", "*.part", "*~"),
+    "cache": ("__pycache__", "*.pyc"),
+    "pickle, never released": ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt"),
+    "trainer checkpoint": ("checkpoint-*",),
+}
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json")
+
+
+class ReleaseError(RuntimeError):
+    """Something stops a release; the message says what and how to fix it (one line)."""
+
+
+@dataclasses.dataclass
+class ReleaseFile:
+    path: str  # in the repo, POSIX
+    size: int
+    sha256: str
+    note: str = ""  # "" (byte for byte from the folder), or what was changed / added
+
+
+@dataclasses.dataclass
+class Release:
+    """One repo's upload: what, where, under which tag, staged in ``stage_dir`` exactly as it will be uploaded."""
+
+    name: str  # artifact or student name
+    folder: Path
+    repo_id: str
+    repo_type: str  # "dataset" or "model"
+    tag: str
+    stage_dir: Path
+    files: list[ReleaseFile]
+    excluded: list[tuple[str, str]]  # (path, why)
+    fingerprint: str | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["folder"], out["stage_dir"] = str(self.folder), str(self.stage_dir)
+        return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _excluded_why(rel: str) -> str | None:
+    for part in rel.split("/"):
+        for why, patterns in EXCLUDE.items():
+            if any(fnmatch.fnmatch(part, p) for p in patterns):
+                return why
+    return None
+
+
+def _walk(folder: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files under ``folder`` (relative POSIX paths, sorted) split into kept and excluded (with why)."""
+    kept, excluded = [], []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() or path.is_symlink():
+            rel = path.relative_to(folder).as_posix()
+            why = _excluded_why(rel)
+            if why is None and path.is_symlink():
+                why = "symbolic link"
+            (excluded.append((rel, why)) if why else kept.append(rel))
+    return kept, excluded
+
+
+# -- what DIR is -------------------------------------------------------------------------------------------------
+
+
+def is_artifact_folder(folder: Path) -> bool:
+    return (folder / "README.md").is_file() and (folder / "data").is_dir()
+
+
+def is_model_folder(folder: Path) -> bool:
+    return (folder / "config.json").is_file()
+
+
+def targets(directory: Path, repo: str) -> list[tuple[str, Path, str, str]]:
+    """``(name, folder, repo_id, repo_type)`` for everything ``directory`` releases."""
+    if is_artifact_folder(directory):
+        return [(directory.name, directory, repo, "dataset")]
+    if is_model_folder(directory):
+        return [(directory.name, directory, repo, "model")]
+    found = []
+    for name in ARTIFACT_ORDER:
+        if is_artifact_folder(directory / name):
+            found.append((name, directory / name, f"{repo}-{name}", "dataset"))
+    models = directory / "models" if (directory / "models").is_dir() else directory
+    for name in STUDENTS:
+        if is_model_folder(models / name):
+            found.append((name, models / name, f"{repo}-{name}", "model"))
+    if not found:
+        raise ReleaseError(
+            f"{directory} is not an artifact folder (README.md + data/), a model folder (config.json), a models "
+            f"folder (tagger/, classifier/) or a run folder holding any of them"
+        )
+    return found
+
+
+# -- validation and staging ----------------------------------------------------------------------------------------
+
+
+def _dataset_card(folder: Path):
+    from huggingface_hub import DatasetCard
+
+    try:
+        return DatasetCard.load(folder / "README.md", repo_type="dataset")
+    except Exception as exc:  # noqa: BLE001 - any parse failure is reported as one line
+        raise ReleaseError(f"{folder}/README.md does not parse as a dataset card: {exc}") from None
+
+
+def _check_dataset(folder: Path, card, kept: list[str]) -> list[str]:
+    """Problems with a dataset folder: configs, data files, required metadata."""
+    problems = []
+    data = card.data.to_dict()
+    for key in ("license", "language", "pretty_name", "version", "configs", "task_categories", "size_categories"):
+        if not data.get(key):
+            problems.append(f"the card has no `{key}`")
+    configs = data.get("configs") or []
+    named: set[str] = set()
+    for config in configs:
+        files = config.get("data_files") or []
+        files = [files] if isinstance(files, str) else files
+        for entry in files:
+            paths = entry.get("path") if isinstance(entry, dict) else entry
+            for p in [paths] if isinstance(paths, str) else list(paths or []):
+                matches = [k for k in kept if fnmatch.fnmatch(k, p)]
+                if not matches:
+                    problems.append(f"config {config.get('config_name')!r} names {p}, which does not exist")
+                named.update(matches)
+    stray = [k for k in kept if k.startswith("data/") and k not in named]
+    if stray:
+        problems.append(f"data files no config names (remove them or rebuild): {', '.join(stray)}")
+    if not named:
+        problems.append("no data file is named by the card's configs")
+    return problems
+
+
+def package_modeling_dir() -> Path:
+    """Where the installed ``mycelium_models`` lives (its modeling file is what the Hub's ``auto_map`` runs)."""
+    import importlib.util
+
+    return Path(importlib.util.find_spec("mycelium_models").origin).parent
+
+
+def _check_model(folder: Path, kept: list[str]) -> tuple[list[str], list[str]]:
+    """Problems with a model folder, and modeling files to add from the installed package."""
+    problems, add = [], []
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return [f"config.json does not parse: {exc}"], []
+    if not any(w in kept for w in WEIGHT_FILES):
+        problems.append("no safetensors weights (model.safetensors)")
+    if not any(t in kept for t in TOKENIZER_FILES):
+        problems.append("no tokenizer (tokenizer.json or vocab.txt)")
+    if "README.md" not in kept:
+        problems.append("no model card (README.md)")
+    auto_map = config.get("auto_map")
+    if not auto_map:
+        problems.append("config.json has no auto_map (save the model with mycelium_models imported)")
+    for target in (auto_map or {}).values():
+        module = (target[0] if isinstance(target, list) else target).split("--")[-1].rsplit(".", 1)[0]
+        filename = module.replace(".", "/") + ".py"
+        if filename not in kept and filename not in add:
+            if (package_modeling_dir() / filename).is_file():
+                add.append(filename)
+            else:
+                problems.append(f"auto_map names {filename}, which is missing")
+    return problems, add
+
+
+def _rewrite_dataset_card(card, repo_id: str, tag: str, fingerprint: str | None, upstream_repos: dict) -> str:
+    data = card.data
+    mycelium = dict(data.get("mycelium") or {})
+    mycelium["release"] = {"repo_id": repo_id, "tag": tag}
+    if upstream_repos:
+        lineage = dict(mycelium.get("lineage") or {})
+        upstream = {k: dict(v) for k, v in (lineage.get("upstream") or {}).items()}
+        for name, entry in upstream.items():
+            if name in upstream_repos:
+                entry["repo_id"] = upstream_repos[name]
+        lineage["upstream"] = upstream
+        mycelium["lineage"] = lineage
+    data.mycelium = mycelium
+    text = str(card)
+    snippet = f'load_dataset("{repo_id}", revision="{tag}")'
+    return re.sub(r'load_dataset\("[^"\n]*"\)', lambda _: snippet, text, count=1)
+
+
+def _rewrite_model_card(text: str, repo_id: str, tag: str, kind: str, datasets_repo: str | None) -> str:
+    from huggingface_hub import ModelCard
+
+    from mycelium_models.train import USE_BEGIN, USE_END
+
+    card = ModelCard(text)
+    mycelium = dict(card.data.get("mycelium") or {})
+    mycelium["release"] = {"repo_id": repo_id, "tag": tag}
+    card.data.mycelium = mycelium
+    if datasets_repo:
+        card.data.datasets = [datasets_repo]
+    auto = "AutoModelForTokenClassification" if kind == "tagger" else "AutoModelForSequenceClassification"
+    use = f"""{USE_BEGIN}
+```python
+# with the package (no remote code): pip install mycelium-distill
+import mycelium_models  # registers the classes with the Auto classes
+from transformers import {auto}
+
+model = {auto}.from_pretrained("{repo_id}", revision="{tag}")
+
+# or without it, running this repo's modeling_mycelium.py:
+model = {auto}.from_pretrained("{repo_id}", revision="{tag}", trust_remote_code=True)
+```
+{USE_END}"""
+    text = str(card)
+    if USE_BEGIN in text and USE_END in text:
+        head, rest = text.split(USE_BEGIN, 1)
+        text = head + use + rest.split(USE_END, 1)[1]
+    return text
+
+
+def _place(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def prepare(
+    directory: str | Path, repo: str, revision: str | None = None, stage_root: str | Path | None = None
+) -> list[Release]:
+    """Validate ``directory`` and stage each repo's upload; raises :class:`ReleaseError` listing every problem."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ReleaseError(f"{directory} is not a folder")
+    if not REPO_ID.match(repo):
+        raise ReleaseError(f"--repo must look like ORG/NAME, got {repo!r}")
+    if revision is not None and not TAG.match(revision):
+        raise ReleaseError(f"--revision must look like vX.Y.Z, got {revision!r}")
+    found = targets(directory.resolve(), repo)
+    repos = {name: repo_id for name, _, repo_id, _ in found}
+    stage_root = Path(stage_root) if stage_root else Path(tempfile.mkdtemp(prefix="mycelium-release-"))
+    releases, errors = [], []
+    for name, folder, repo_id, repo_type in found:
+        kept, excluded = _walk(folder)
+        stage = stage_root / repo_id.replace("/", "__")
+        shutil.rmtree(stage, ignore_errors=True)
+        changed: dict[str, tuple[bytes, str]] = {}
+        fingerprint = None
+        if repo_type == "dataset":
+            card = _dataset_card(folder)
+            problems = _check_dataset(folder, card, kept)
+            version = card.data.get("version")
+            fingerprint = (card.data.get("mycelium") or {}).get("fingerprint")
+            named = ((card.data.get("mycelium") or {}).get("lineage") or {}).get("upstream") or {}
+            upstream = {u: repos[u] for u in named if u in repos} if len(found) > 1 else {}
+            tag = revision or f"v{version}"
+            text = _rewrite_dataset_card(card, repo_id, tag, fingerprint, upstream)
+            changed["README.md"] = (text.encode("utf-8"), "card: load snippet and mycelium.release set for the Hub")
+        else:
+            problems, add = _check_model(folder, kept)
+            text = (folder / "README.md").read_text(encoding="utf-8") if "README.md" in kept else ""
+            version = None
+            if text:
+                from huggingface_hub import ModelCard
+
+                try:
+                    version = ModelCard(text).data.get("version")
+                except Exception as exc:  # noqa: BLE001
+                    problems.append(f"README.md does not parse as a model card: {exc}")
+            tag = revision or (f"v{version}" if version else None)
+            if tag is None:
+                problems.append("the model card has no `version`: pass --revision vX.Y.Z")
+                tag = "v?"
+            if text and not problems:
+                data_repo = repos.get("io_tags" if name == "tagger" else "op_classes") if len(found) > 1 else None
+                text = _rewrite_model_card(text, repo_id, tag, name, data_repo)
+                changed["README.md"] = (text.encode("utf-8"), "card: usage snippet and mycelium.release set")
+            for filename in add:
+                changed[filename] = (
+                    (package_modeling_dir() / filename).read_bytes(),
+                    "added from the installed package",
+                )
+        errors += [f"{folder}: {p}" for p in problems]
+        files = []
+        for rel in sorted(set(kept) | set(changed)):
+            dst = stage / rel
+            if rel in changed:
+                content, note = changed[rel]
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_bytes(content)
+            else:
+                _place(folder / rel, dst)
+                note = ""
+            files.append(ReleaseFile(rel, dst.stat().st_size, _sha256(dst), note))
+        releases.append(Release(name, folder, repo_id, repo_type, tag, stage, files, excluded, fingerprint))
+    if errors:
+        shutil.rmtree(stage_root, ignore_errors=True)
+        raise ReleaseError("cannot release: " + "; ".join(errors))
+    return releases
+
+
+# -- pushing -----------------------------------------------------------------------------------------------------
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    from mycelium_datasets.defaults import hub_offline
+
+    return hub_offline() or bool(constants.HF_HUB_OFFLINE)
+
+
+def get_token() -> str | None:
+    from huggingface_hub import get_token as hub_token
+
+    return hub_token()
+
+
+def push(releases: list[Release], private: bool = False, log=print) -> list[str]:
+    """Create each repo, upload its staged folder (mirroring it exactly) and tag the commit; returns the URLs."""
+    if _offline():
+        raise ReleaseError(
+            "cannot push: the Hugging Face Hub is offline here (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set); "
+            "unset it on a machine with network, or drop --push for a dry run"
+        )
+    token = get_token()
+    if not token:
+        raise ReleaseError("cannot push: no Hugging Face token; set HF_TOKEN or run `hf auth login`")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    api = HfApi(token=token)
+    try:
+        for r in releases:  # check every tag before uploading anything
+            try:
+                refs = api.list_repo_refs(r.repo_id, repo_type=r.repo_type)
+            except RepositoryNotFoundError:
+                continue
+            if any(t.name == r.tag for t in refs.tags):
+                raise ReleaseError(f"{r.repo_type} {r.repo_id} already has tag {r.tag}; pass --revision vX.Y.Z")
+        urls = []
+        for r in releases:
+            api.create_repo(r.repo_id, repo_type=r.repo_type, exist_ok=True, private=private)
+            commit = api.upload_folder(
+                repo_id=r.repo_id,
+                repo_type=r.repo_type,
+                folder_path=str(r.stage_dir),
+                commit_message=f"Release {r.name} {r.tag}" + (f" ({r.fingerprint[:12]})" if r.fingerprint else ""),
+                delete_patterns=["*"],  # the repo holds exactly the released files (.gitattributes is kept)
+            )
+            api.create_tag(
+                r.repo_id, tag=r.tag, revision=commit.oid, repo_type=r.repo_type, tag_message=f"{r.name} {r.tag}"
+            )
+            log(f"pushed {r.repo_type} {r.repo_id} @ {r.tag} ({commit.oid[:12]})")
+            urls.append(commit.commit_url)
+        return urls
+    except ReleaseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - network and Hub errors become one line
+        raise ReleaseError(
+            f"push failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
+
+
+# -- the command ---------------------------------------------------------------------------------------------------
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def describe(releases: list[Release]) -> str:
+    lines = []
+    for r in releases:
+        lines.append(
+            f"{r.repo_type} {r.repo_id}  tag {r.tag}  from {r.folder}  ({len(r.files)} files, {_human(r.total_bytes)})"
+        )
+        width = max(len(f.path) for f in r.files)
+        for f in r.files:
+            note = f"  [{f.note}]" if f.note else ""
+            lines.append(f"  {f.path:<{width}}  {f.size:>12,d} B  sha256:{f.sha256}{note}")
+        for path, why in r.excluded:
+            lines.append(f"  excluded: {path} ({why})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mycelium release",
+        description="Release an artifact, a run folder or a model folder to the Hub (dry run unless --push).",
+    )
+    parser.add_argument("dir", help="Artifact folder, run folder, models folder or model folder.")
+    parser.add_argument("--repo", required=True, help="ORG/NAME (a run folder gives ORG/NAME-<artifact> repos).")
+    parser.add_argument("--push", action="store_true", help="Upload and tag (default: a dry run that only lists).")
+    parser.add_argument("--revision", default=None, help="Tag to create (default: v<version> from the card).")
+    parser.add_argument("--private", action="store_true", help="Create new repos as private.")
+    args = parser.parse_args(argv)
+    releases: list[Release] = []
+    try:
+        releases = prepare(args.dir, args.repo, args.revision)
+        print(describe(releases))
+        if not args.push:
+            print("dry run: nothing uploaded (add --push to upload and tag)")
+            return 0
+        push(releases, private=args.private)
+    except ReleaseError as exc:
+        print(f"mycelium: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if releases:
+            shutil.rmtree(releases[0].stage_dir.parent, ignore_errors=True)
+    return 0
