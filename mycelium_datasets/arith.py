@@ -3,8 +3,10 @@
 Text from data or models is never executed: expressions are tokenized and parsed by recursive descent into a tree
 of operations, and evaluated with :class:`fractions.Fraction` under size limits. Plain GSM8K arithmetic
 (``16 - 3 - 4``, ``48/2``, ``$1,200``, ``20%``, ``x``/``×``/``*``/``÷``, ``^``, parentheses) and a subset of LaTeX
-(``\\frac``/``\\dfrac``, ``\\times``, ``\\cdot``, ``\\div``, ``^{...}``, ``\\sqrt{...}``, ``\\left(``...``\\right)``)
-are understood; anything else is a :class:`ParseError` with a reason, never a crash or a hang.
+(``\\frac``/``\\dfrac``/``\\tfrac``, ``\\times``, ``\\cdot``, ``\\div``, ``^{...}``, ``\\sqrt[n]{...}``,
+``\\binom``, ``!``, ``\\lfloor``/``\\lceil``, ``|...|``, ``\\left(``...``\\right)``, units in ``\\text{}``) are
+understood, with letters the CoT assigned (``variables``) and, in :func:`solve_linear`, one unknown of a linear
+equation; anything else is a :class:`ParseError` with a reason, never a crash or a hang.
 """
 
 from __future__ import annotations
@@ -36,14 +38,33 @@ class Node:
 
 
 _LATEX_SIMPLE = [
-    (r"\\left\s*([(\[])", r"\1"),
-    (r"\\right\s*([)\]])", r"\1"),
-    (r"\\(?:times|cdot)", "*"),
-    (r"\\div", "/"),
-    (r"\\[,;!]|\\quad|\\qquad", " "),
+    (r"\\(?:left|right)\s*[.]", ""),  # \left. ... \right| : an invisible delimiter
+    (r"\\(?:left|right|[bB]igg?[lr]?)\s*(?=[()\[\]|]|\\[{}]|\\[lr](?:floor|ceil|vert))", ""),
+    (r"\\[lr]vert", "|"),
+    (r"\\\{", "("),
+    (r"\\\}", ")"),
+    (r"\\lfloor", "floor("),
+    (r"\\lceil", "ceil("),
+    (r"\\r(?:floor|ceil)", ")"),
+    (r"\\(?:times|cdot|ast)(?![A-Za-z])", "*"),
+    (r"\\div(?![A-Za-z])", "/"),
+    (r"\^\s*(?:\\circ|\{\s*\\circ\s*\})", ""),  # degrees: 60^\circ is the number 60
+    (r"\{,\}", ","),  # thousands separator 1{,}000
+    (r"(?<=\d)(?:,\\!|\\[,!;:]|~)(?=\d{3}(?!\d))", lambda m: "," if "," in m.group(0) else ""),
+    (r"\\!", ""),
+    (r"\\[,;:> ]|\\quad|\\qquad|~|\\displaystyle|\\[dt]extstyle|\\limits", " "),
     (r"\\%", "%"),
     (r"\\\$", "$"),
+    (r"\\[dt]?binom(?![A-Za-z])", r"\\binom"),
+    (r"\\[dtc]frac(?![A-Za-z])", r"\\frac"),
 ]
+# groups dropped whole: units and words (2(21\text{ inches})), invisible spacing
+_LATEX_DROP = re.compile(
+    r"\\(?:text|textnormal|textrm|textit|textbf|mbox|mathrm|hphantom|vphantom|phantom|hspace)\s*(?=\{)"
+)
+_CONNECTIVE = re.compile(r"\b(?:or|and|if|so|then|since|when|where|but|for|thus|hence|is|are)\b", re.IGNORECASE)
+# commands whose argument is kept as a group: \boxed{42} is 42
+_LATEX_KEEP = re.compile(r"\\(?:boxed|fbox|mathbf|mathit|bm|underline)\s*(?=\{)")
 
 
 def latex_to_plain(text: str) -> str:
@@ -52,29 +73,62 @@ def latex_to_plain(text: str) -> str:
         raise ParseError(f"expression longer than {MAX_TEXT} characters")
     for pattern, repl in _LATEX_SIMPLE:
         text = re.sub(pattern, repl, text)
+    return _latex_groups(text, 0)
+
+
+def _latex_groups(text: str, depth: int) -> str:
+    if depth > MAX_DEPTH:
+        raise ParseError(f"braces nested deeper than {MAX_DEPTH}")
     out, i = [], 0
     while i < len(text):
-        m = re.match(r"\\[dt]?frac\s*", text[i:])
+        m = _LATEX_DROP.match(text, i)
+        if m:
+            words, i = _braced(text, m.end())
+            if _CONNECTIVE.search(words):  # "-4 \text{ or } x" is two statements, not a product
+                raise ParseError(f"prose inside the expression: {words.strip()!r}")
+            out.append(" ")
+            continue
+        m = _LATEX_KEEP.match(text, i)
+        if m:
+            i = m.end()
+            continue
+        m = re.match(r"\\frac\s*", text[i:])
         if m:
             i += m.end()
             num, i = _braced(text, i)
             den, i = _braced(text, i)
-            out.append(f"(({latex_to_plain(num)})/({latex_to_plain(den)}))")
+            out.append(f"(({_latex_groups(num, depth + 1)})/({_latex_groups(den, depth + 1)}))")
+            continue
+        m = re.match(r"\\binom\s*", text[i:])
+        if m:
+            i += m.end()
+            n, i = _braced(text, i)
+            k, i = _braced(text, i)
+            out.append(f"binom(({_latex_groups(n, depth + 1)}),({_latex_groups(k, depth + 1)}))")
             continue
         m = re.match(r"\\sqrt\s*", text[i:])
         if m:
             i += m.end()
+            index = None
+            if text[i : i + 1] == "[":  # \sqrt[3]{27}
+                close = text.find("]", i)
+                if close < 0:
+                    raise ParseError("unclosed root index")
+                index, i = text[i + 1 : close], close + 1
             arg, i = _braced(text, i)
-            out.append(f"sqrt({latex_to_plain(arg)})")
+            if index is None:
+                out.append(f"sqrt({_latex_groups(arg, depth + 1)})")
+            else:
+                out.append(f"root(({_latex_groups(arg, depth + 1)}),({_latex_groups(index, depth + 1)}))")
             continue
         if text[i] == "{":
             arg, i = _braced(text, i)
-            out.append(f"({latex_to_plain(arg)})")
+            out.append(f"({_latex_groups(arg, depth + 1)})")
             continue
         if text[i] == "\\":
             m = re.match(r"\\[A-Za-z]+", text[i:])
             raise ParseError(f"unsupported LaTeX command {m.group(0) if m else text[i : i + 2]!r}")
-        out.append(text[i])
+        out.append("(" if text[i] == "[" else ")" if text[i] == "]" else text[i])
         i += 1
     return "".join(out)
 
@@ -102,22 +156,33 @@ def _braced(text: str, i: int) -> tuple[str, int]:
 
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)|(?P<op>\*\*|[-+*/×÷^%()])|(?P<sqrt>sqrt)"
-    r"|(?P<cur>[$€£]))"
+    r"\s*(?:(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)|(?P<op>\*\*|[-+*/×÷^%()|,]|!(?!=))"
+    r"|(?P<func>sqrt|root|floor|ceil|abs|binom)(?=\s*\()|(?P<cur>[$€£]))"
 )
+# a variable: one letter, optionally with a subscript (a_1, r_(12) as LaTeX's r_{12} reads after rewriting)
+_VARIABLE = re.compile(r"[A-Za-z](?:_(?:\d|[A-Za-z]|\(\w{1,4}\)))?")
+FUNCTIONS = {"sqrt": 1, "floor": 1, "ceil": 1, "abs": 1, "root": 2, "binom": 2}
+MAX_FACTORIAL = 40
 
 
 _TIMES_X = re.compile(r"(?<=[\d)%])\s+x\s+(?=[$€£(]?\d)|(?<=\d)x(?=\d)")
 
 
-def tokenize(text: str) -> list[tuple[str, str, int, int]]:
-    """``(kind, text, start, end)`` tokens of a plain arithmetic expression; anything else is a ParseError."""
+def tokenize(text: str, variables: dict | None = None) -> list[tuple[str, str, int, int]]:
+    """``(kind, text, start, end)`` tokens of a plain arithmetic expression; anything else is a ParseError.
+    With ``variables`` (name -> value), a letter that names one of them is a ``var`` token."""
     tokens, i = [], 0
     while i < len(text):
         if text[i].isspace():
             i += 1
             continue
         m = _TOKEN.match(text, i)
+        if (not m or m.end() == i) and variables:
+            v = _VARIABLE.match(text, i)
+            if v and v.group(0) in variables:
+                tokens.append(("var", v.group(0), v.start(), v.end()))
+                i = v.end()
+                continue
         if not m or m.end() == i:
             raise ParseError(f"unexpected character {text[i]!r} at {i}")
         kind = m.lastgroup
@@ -131,8 +196,8 @@ class _Parser:
     """expr := term (('+'|'-') term)*; term := unary (('*'|'/') unary)*; unary := '-' unary | power;
     power := postfix ('^' unary)?; postfix := atom '%'?; atom := num | '(' expr ')' | sqrt '(' expr ')'."""
 
-    def __init__(self, tokens):
-        self.tokens, self.i, self.depth = tokens, 0, 0
+    def __init__(self, tokens, variables=None):
+        self.tokens, self.i, self.depth, self.variables = tokens, 0, 0, variables or {}
 
     def peek(self):
         return self.tokens[self.i] if self.i < len(self.tokens) else (None, None, 0, 0)
@@ -165,8 +230,8 @@ class _Parser:
 
     def term(self) -> Node:
         node = self.unary()
-        while self.peek()[1] in ("*", "/", "×", "÷", "(") or self.peek()[0] == "sqrt":
-            if self.peek()[1] == "(" or self.peek()[0] == "sqrt":  # implicit product: 2(62+18), 3\sqrt{2}
+        while self.peek()[1] in ("*", "/", "×", "÷", "(") or self.peek()[0] in ("func", "var"):
+            if self.peek()[1] == "(" or self.peek()[0] in ("func", "var"):  # implicit product: 2(62+18), 3\sqrt{2}
                 op = "mul"
             else:
                 op = "div" if self.take()[1] in ("/", "÷") else "mul"
@@ -209,12 +274,24 @@ class _Parser:
 
     def postfix(self) -> Node:
         node = self.atom()
-        if self.peek()[1] == "%":
-            end = self.take()[3]
-            if node.op == "num":  # "20%" is the number 0.2, written in percent
-                return Node("num", value=node.value / 100, span=(node.span[0], end))
-            return Node("percent", args=[node], span=(node.span[0], end))
+        while self.peek()[1] in ("%", "!"):
+            _, symbol, _, end = self.take()
+            if symbol == "!":  # 5! is a factorial
+                node = Node("factorial", args=[node], span=(node.span[0], end))
+            elif node.op == "num":  # "20%" is the number 0.2, written in percent
+                node = Node("num", value=node.value / 100, span=(node.span[0], end))
+            else:
+                node = Node("percent", args=[node], span=(node.span[0], end))
         return node
+
+    def _group(self, close: str) -> Node:
+        self._nest()
+        inner = self.expr()
+        self.depth -= 1
+        token = self.take()
+        if token[1] != close:
+            raise ParseError("unclosed parenthesis" if close == ")" else f"unclosed {close!r}")
+        return inner
 
     def atom(self) -> Node:
         kind, text, start, end = self.take()
@@ -224,25 +301,32 @@ class _Parser:
                 # a float printed in full (22.000000000000004, 0.6666666666666666) means the simple fraction
                 value = value.limit_denominator(1000)
             return Node("num", value=value, span=(start, end))
-        if kind == "sqrt" or text == "(":
-            if kind == "sqrt" and self.take()[1] != "(":
-                raise ParseError("sqrt needs parentheses")
-            self._nest()
-            inner = self.expr()
-            self.depth -= 1
-            close = self.take()
-            if close[1] != ")":
-                raise ParseError("unclosed parenthesis")
-            if kind == "sqrt":
-                return Node("sqrt", args=[inner], span=(start, close[3]))
+        if kind == "var":  # a variable the CoT assigned earlier (x = 5): its value; None marks the unknown
+            if self.variables[text] is None:
+                return Node("unknown", span=(start, end))
+            return Node("num", value=self.variables[text], span=(start, end))
+        if kind == "func":
+            if self.take()[1] != "(":
+                raise ParseError(f"{text} needs parentheses")
+            args = []
+            for k in range(FUNCTIONS[text]):
+                args.append(self._group(")" if k == FUNCTIONS[text] - 1 else ","))
+            return Node(text, args=args, span=(start, self.tokens[self.i - 1][3]))
+        if text == "|":
+            inner = self._group("|")
+            return Node("abs", args=[inner], span=(start, self.tokens[self.i - 1][3]))
+        if text == "(":
+            inner = self._group(")")
+            close = self.tokens[self.i - 1]
             inner.span = (start, close[3]) if inner.op != "num" else inner.span
             inner.closed = True  # (a - b) - c keeps its parentheses: sub(sub(a, b), c)
             return inner
         raise ParseError(f"expected a number, got {text!r}" if text else "expression ends too early")
 
 
-def parse_expression(text: str, latex: bool = False) -> Node:
-    """Parse a plain (or, with ``latex``, LaTeX) arithmetic expression into a :class:`Node` tree."""
+def parse_expression(text: str, latex: bool = False, variables: dict | None = None) -> Node:
+    """Parse a plain (or, with ``latex``, LaTeX) arithmetic expression into a :class:`Node` tree. ``variables``
+    (name -> value, LaTeX only) are letters the CoT assigned earlier; any other letter is a ParseError."""
     if len(text) > MAX_TEXT:
         raise ParseError(f"expression longer than {MAX_TEXT} characters")
     if latex:
@@ -250,7 +334,8 @@ def parse_expression(text: str, latex: bool = False) -> Node:
     else:
         # "12 x 2" is a product; "3x - 9" is algebra (a variable), which this parser refuses
         text = _TIMES_X.sub("*", text)
-    return _Parser(tokenize(text)).parse()
+        variables = None
+    return _Parser(tokenize(text, variables), variables).parse()
 
 
 def _check(value: Fraction) -> Fraction:
@@ -283,21 +368,47 @@ def apply(op: str, values: list[Fraction]) -> Fraction:
         return _check(values[0] / 100)
     if op == "pow":
         base, exponent = values
-        if exponent.denominator != 1 or abs(exponent) > MAX_EXPONENT:
-            raise ParseError(f"exponent {exponent} outside the supported range")
+        if exponent.denominator != 1:  # 8^(2/3): an exact root, then the power
+            if exponent.denominator > MAX_EXPONENT:
+                raise ParseError(f"exponent {exponent} outside the supported range")
+            base = _root(base, exponent.denominator)
+            exponent = Fraction(exponent.numerator)
         if base == 0 and exponent < 0:
             raise ParseError("division by zero")
-        if abs(base.numerator) > 1 and math.log10(abs(base.numerator)) * abs(int(exponent)) > MAX_DIGITS:
+        if abs(base) in (0, 1):  # (-1)^611, 1^100, 0^9: no growth
+            return base ** int(exponent % 2 + 2 if base == -1 else abs(exponent)) if exponent else Fraction(1)
+        if abs(exponent) > MAX_EXPONENT:
+            raise ParseError(f"exponent {exponent} outside the supported range")
+        big = max(abs(base.numerator), base.denominator)
+        if big > 1 and math.log10(big) * abs(int(exponent)) > MAX_DIGITS:
             raise ParseError(f"power with more than {MAX_DIGITS} digits")
         return _check(base ** int(exponent))
     if op == "sqrt":
-        value = values[0]
-        if value < 0:
-            raise ParseError("square root of a negative number")
-        num, den = math.isqrt(value.numerator), math.isqrt(value.denominator)
-        if num * num == value.numerator and den * den == value.denominator:
-            return Fraction(num, den)
-        raise ParseError("irrational square root")
+        return _root(values[0], 2)
+    if op == "root":
+        radicand, index = values
+        if index.denominator != 1 or not 2 <= index <= MAX_EXPONENT:
+            raise ParseError(f"root index {index} outside the supported range")
+        return _root(radicand, int(index))
+    if op == "factorial":
+        n = values[0]
+        if n.denominator != 1 or not 0 <= n <= MAX_FACTORIAL:
+            raise ParseError(f"factorial of {n} outside the supported range (0..{MAX_FACTORIAL})")
+        return _check(Fraction(math.factorial(int(n))))
+    if op == "binom":
+        n, k = values
+        if n.denominator != 1 or k.denominator != 1 or not 0 <= n <= 10_000:
+            raise ParseError(f"binomial coefficient ({n} choose {k}) outside the supported range")
+        return _check(Fraction(math.comb(int(n), int(k)) if 0 <= k <= n else 0))
+    if op == "abs":
+        return abs(values[0])
+    if op == "solve":  # the unknown u of a*u + b = c*u + d
+        a, b, c, d = values
+        if a == c:
+            raise ParseError("the unknown cancels: no single solution")
+        return _check((d - b) / (a - c))
+    if op == "ceil":
+        return Fraction(math.ceil(values[0]))
     if op == "floor":
         return Fraction(math.floor(values[0]))
     if op == "round":
@@ -308,6 +419,88 @@ def apply(op: str, values: list[Fraction]) -> Fraction:
         scaled = values[0] * scale
         return Fraction(math.floor(scaled + Fraction(1, 2))) / scale
     raise ParseError(f"unknown operation {op}")
+
+
+def _root(value: Fraction, n: int) -> Fraction:
+    """The exact ``n``-th root of ``value``; an irrational one is a ParseError (no floats in the DAG)."""
+    if value < 0 and n % 2 == 0:
+        raise ParseError("even root of a negative number")
+    sign = -1 if value < 0 else 1
+    roots = []
+    for part in (abs(value.numerator), value.denominator):
+        r = _integer_root(part, n)
+        if r is None:
+            raise ParseError("irrational root" if n > 2 else "irrational square root")
+        roots.append(r)
+    return Fraction(sign * roots[0], roots[1])
+
+
+def _integer_root(x: int, n: int) -> int | None:
+    if n == 2:
+        r = math.isqrt(x)
+    else:
+        r = round(x ** (1 / n)) if x < 2**1000 else None
+        if r is None:
+            return None
+        for c in (r - 1, r, r + 1):
+            if c >= 0 and c**n == x:
+                return c
+        return None
+    return r if r * r == x else None
+
+
+def unknowns(text: str, variables: dict | None = None) -> set[str]:
+    """The letters of a LaTeX expression that are not assigned variables (function names aside)."""
+    plain = re.sub(r"(?:sqrt|root|floor|ceil|abs|binom)(?=\s*\()", " ", latex_to_plain(text))
+    return {v for v in _VARIABLE.findall(plain) if v not in (variables or {})}
+
+
+def linear_form(node: Node) -> tuple[Fraction, Fraction]:
+    """``(a, b)`` with ``node == a * u + b`` for the one unknown ``u``; anything not linear in it is a ParseError."""
+    if node.op == "num":
+        return Fraction(0), node.value
+    if node.op == "unknown":
+        return Fraction(1), Fraction(0)
+    forms = [linear_form(arg) for arg in node.args]
+    if node.op in ("add", "sub"):
+        sign = [1] + [1 if node.op == "add" else -1] * (len(forms) - 1)
+        return (
+            _check(sum((s * a for s, (a, _) in zip(sign, forms)), Fraction(0))),
+            _check(sum((s * b for s, (_, b) in zip(sign, forms)), Fraction(0))),
+        )
+    if node.op == "neg":
+        return -forms[0][0], -forms[0][1]
+    if node.op == "mul":
+        a, b = forms[0]
+        for c, d in forms[1:]:
+            if a and c:
+                raise ParseError("not linear in the unknown")
+            a, b = _check(a * d + b * c), _check(b * d)
+        return a, b
+    if node.op == "div":
+        a, b = forms[0]
+        for c, d in forms[1:]:
+            if c:
+                raise ParseError("not linear in the unknown")
+            if d == 0:
+                raise ParseError("division by zero")
+            a, b = _check(a / d), _check(b / d)
+        return a, b
+    if any(a for a, _ in forms):
+        raise ParseError(f"{node.op} of the unknown is not linear")
+    return Fraction(0), apply(node.op, [b for _, b in forms])
+
+
+def solve_linear(left: str, right: str, variables: dict | None = None) -> tuple[str, list[Fraction], Fraction]:
+    """Solve ``left = right`` (LaTeX) for its one unknown letter when both sides are linear in it:
+    ``(name, [a, b, c, d], value)`` for ``a*u + b = c*u + d``; anything else is a ParseError."""
+    names = unknowns(left, variables) | unknowns(right, variables)
+    if len(names) != 1:
+        raise ParseError(f"{len(names)} unknowns, not one")
+    (name,) = names
+    scope = {**(variables or {}), name: None}
+    (a, b), (c, d) = (linear_form(parse_expression(side, latex=True, variables=scope)) for side in (left, right))
+    return name, [a, b, c, d], apply("solve", [a, b, c, d])
 
 
 def evaluate(node: Node) -> Fraction:

@@ -4,8 +4,10 @@
 (``16 - 3 - 4 = 9``, ``48/2 = 24``, ``$1,200 * 20% = $240``, ``12 x 2``, chained ``a = b = c``) or LaTeX math
 (``$\\frac{3}{4} \\cdot 8 = 6$``), is parsed by :mod:`mycelium_datasets.arith` (a recursive-descent parser: no
 ``eval``, no ``sympify``) into operations, nested expressions giving several (``0.5 * 258 + 24`` is ``mul`` then
-``add``). **Tier 2** (the operation classifier, once the students exist) plugs in through ``fallback``: a callable
-``(span_text, region_text) -> op | None``; it is ``None`` for now and every op records ``parse_tier``.
+``add``); LaTeX traces are read whole (display blocks, chains, ``x = ...`` assignments substituted later).
+**Tier 2**: a linear equation in one unknown (``3x - 5 = 4``) is solved exactly into one ``solve`` op.
+**Tier 3** (the operation classifier, once the students exist) is a fallback for steps the parsers miss; every op
+records ``parse_tier``.
 
 **Provenance**: each operand is an earlier operation's result (``source: op``, ``op_index``), a number written in the
 problem (``source: problem``, character offsets; digits, ``1,200``, ``80%``, and number words such as *half*,
@@ -23,6 +25,7 @@ Output columns: ``clause_regions``'s plus ``ops`` (``op``, ``operands``, ``resul
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass, field
@@ -32,11 +35,28 @@ import datasets
 
 from . import clause_regions as clause_regions_mod
 from .answers import answers_match
-from .arith import Node, ParseError, apply, evaluate, format_value, parse_expression
+from .arith import Node, ParseError, apply, evaluate, format_value, parse_expression, solve_linear
 
 VERSION = "1.0.0"
 INPUT_COLUMNS = ("id", "problem", "answer", "spans", "span_regions")
-OP_NAMES = ("add", "sub", "mul", "div", "pow", "sqrt", "neg", "percent", "floor", "round")
+OP_NAMES = (
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "sqrt",
+    "neg",
+    "percent",
+    "floor",
+    "round",
+    "root",
+    "factorial",
+    "binom",
+    "abs",
+    "ceil",
+    "solve",
+)
 
 OPERAND = {
     "value": datasets.Value("string"),
@@ -234,18 +254,141 @@ def plain_equations(text: str) -> list[tuple[str, str, int]]:
 
 def latex_equations(text: str) -> list[tuple[str, str, int]]:
     """``(expression, written_result, position)`` from LaTeX math: ``lhs = ... = number``."""
-    equations = []
-    for m in _LATEX_MATH.finditer(text):
-        math_text = next(g for g in m.groups() if g is not None)
-        parts = [p.strip() for p in re.split(r"(?<![<>!])=", math_text)]
-        if len(parts) < 2:
+    return [(e.expression, e.written, e.position) for e in latex_statements(text) if e.expression is not None]
+
+
+_MATH_ENV = re.compile(r"\\begin\{(align|aligned|eqnarray|equation|gather|gathered|multline|split)(\*?)\}")
+_ASY = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL)
+
+
+def math_segments(text: str) -> list[tuple[str, int]]:
+    """``(content, position)`` of each LaTeX math region: ``$...$``, ``$$...$$``, ``\\[...\\]``, ``\\(...\\)`` and
+    display environments (``align*``, ``equation``, ...); an escaped ``\\$`` is a dollar sign, not a delimiter;
+    Asymptote code (``[asy]...[/asy]``) is skipped. One linear scan."""
+    segments, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "[" and text.startswith("[asy]", i):
+            end = text.find("[/asy]", i)
+            i = n if end < 0 else end + 6
             continue
-        result = parts[-1]
-        for lhs in parts[:-1]:
-            if re.search(r"\d", lhs) and re.search(r"[-+*/^]|\\frac|\\times|\\cdot|\\sqrt|\\div", lhs):
-                equations.append((lhs, result, m.start()))
-                break
-    return equations
+        if c == "\\":
+            two = text[i : i + 2]
+            closing = {"\\[": "\\]", "\\(": "\\)"}.get(two)
+            m = None if closing else _MATH_ENV.match(text, i)
+            if m:
+                closing, two = f"\\end{{{m.group(1)}{m.group(2)}}}", m.group(0)
+            if closing:
+                end = text.find(closing, i + len(two))
+                end = n if end < 0 else end
+                segments.append((text[i + len(two) : end], i + len(two)))
+                i = end + len(closing)
+                continue
+            i += 2  # an escaped character (\$) or a command
+            continue
+        if c == "$":
+            closing = "$$" if text.startswith("$$", i) else "$"
+            j = i + len(closing)
+            while j < n and not text.startswith(closing, j):
+                j += 2 if text[j] == "\\" else 1
+            segments.append((text[i + len(closing) : min(j, n)], i + len(closing)))
+            i = j + len(closing)
+            continue
+        i += 1
+    return segments
+
+
+@dataclass
+class Statement:
+    """One relation of LaTeX math: ``parts`` split at ``=``; ``expression`` is the first part that holds arithmetic,
+    ``written`` the last part (the result), ``name`` the variable assigned when the first part is one (``x = 5``),
+    ``boxed`` when the result is the CoT's boxed answer."""
+
+    parts: list[str]
+    position: int
+    expression: str | None = None
+    written: str = ""
+    name: str | None = None
+    boxed: bool = False
+
+
+_STATEMENT_BREAK = re.compile(
+    r"\\(?:Rightarrow|Longrightarrow|rightarrow|implies|iff|Leftrightarrow|therefore|quad|qquad|text\{\s*(?:and|so|or|thus|then|"
+    r"hence|since|because|which|where|if|giving|we get|or)\s*,?\s*\})(?![A-Za-z])|\\\\|;|,(?=\s|\\[q ])"
+)
+_RELATION = re.compile(
+    r"(?<![<>!\\])=|\\(?:le|ge|leq|geq|ne|neq|approx|equiv|lt|gt|sim|cong|in|subset)(?![A-Za-z])|[<>]"
+)
+_ARITHMETIC = re.compile(r"[-+*/^!|]|\\(?:frac|[dt]frac|times|cdot|sqrt|div|binom|lfloor|lceil)|\d\s*\(|\)\s*\(")
+_NAME = re.compile(r"^\s*([A-Za-z](?:_\{?\w{1,4}\}?)?)\s*$")
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def _split_top(text: str, pattern: re.Pattern) -> list[tuple[str, int]]:
+    """``text`` split at matches of ``pattern`` outside braces and parentheses, with each piece's offset."""
+    pieces, start, depth = [], 0, 0
+    depth_at = []
+    for ch in text:
+        depth_at.append(depth)
+        if ch in "{(":
+            depth += 1
+        elif ch in "})":
+            depth = max(0, depth - 1)
+    for m in pattern.finditer(text):
+        if depth_at[m.start()] == 0:
+            pieces.append((text[start : m.start()], start))
+            start = m.end()
+    pieces.append((text[start:], start))
+    return pieces
+
+
+def latex_statements(text: str) -> list[Statement]:
+    """Every relation written in LaTeX math, in order: display rows are split at ``\\\\``, alignment ``&`` is
+    dropped, a row that starts with ``=`` continues the previous one's chain (``a &= b \\\\ &= c``), and
+    ``\\Rightarrow``, ``\\quad``, ``;`` or ``, `` start a new statement. Relations other than ``=`` (``\\le``,
+    ``\\equiv``) end the chain: their sides are not equal."""
+    statements: list[Statement] = []
+    for content, offset in math_segments(text):
+        content = re.sub(r"\\(?:nonumber|notag)\b|\\(?:label|tag)\{[^{}]*\}", " ", content).replace("&", " ")
+        chain: list[tuple[str, int]] = []
+        pieces = _split_top(content, _STATEMENT_BREAK)
+        for piece, start in pieces:
+            if chain and re.match(r"\s*=", piece):
+                chain.append((piece, start))  # a continued chain: "&= c" on the next row
+                continue
+            _close_chain(chain, offset, statements)
+            chain = [(piece, start)] if piece.strip() else []
+        _close_chain(chain, offset, statements)
+    return statements
+
+
+def _close_chain(chain: list[tuple[str, int]], offset: int, statements: list[Statement]) -> None:
+    if not chain:
+        return
+    text = "".join(piece for piece, _ in chain)
+    position = offset + chain[0][1]
+    # a relation other than "=" breaks the chain: keep the "=" run that ends with the last part
+    relations = list(_RELATION.finditer(text))
+    cut = 0
+    for m in relations:
+        if m.group(0) != "=":
+            cut = m.end()
+    parts = (
+        [p.strip() for p in text[cut:].split("=")] if cut else [p.strip() for p in re.split(r"(?<![<>!\\])=", text)]
+    )
+    if len(parts) < 2 or not parts[-1]:
+        return
+    statement = Statement(
+        parts=parts, position=position + cut, written=parts[-1], boxed=bool(_BOXED.search(parts[-1]))
+    )
+    name = _NAME.match(parts[0]) if not cut else None
+    if name:
+        statement.name = re.sub(r"[{}]", "", name.group(1))
+    for part in parts[:-1]:
+        if re.search(r"\d", part) and _ARITHMETIC.search(part):
+            statement.expression = part
+            break
+    statements.append(statement)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -253,8 +396,11 @@ def latex_equations(text: str) -> list[tuple[str, str, int]]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _result_value(text: str) -> Fraction | None:
+def _result_value(text: str, variables: dict | None = None) -> Fraction | None:
+    text = text.strip().rstrip(".,;:")
     try:
+        if variables is not None:
+            return evaluate(parse_expression(text, latex=True, variables=variables))
         return evaluate(parse_expression(text, latex="\\" in text))
     except (ParseError, ZeroDivisionError, ValueError):
         return None
@@ -334,43 +480,139 @@ def executed_answer(ops: list[dict], problem: str) -> Fraction | None:
     return value
 
 
+_LATEX_TRACE = re.compile(r"\\(?:[A-Za-z]+|\[|\()|\$[^$\n]*[\^_{}][^$\n]*\$")
+
+
 def ops_for_trace(problem: str, spans: list[dict], span_regions: list[list[dict]]) -> tuple[list[dict], int]:
-    """All tier-1 operations of one trace, in CoT order, and the number of equations that failed to parse."""
-    numbers = problem_numbers(problem)
-    results: list[Fraction] = []
-    ops: list[dict] = []
-    used: set = set()
-    errors = 0
-    for index, span in enumerate(spans):
-        text = span["text"]
-        regions = span_regions[index] if index < len(span_regions) else []
-        region = regions[0] if regions else {"char_start": -1, "char_end": -1, "text": ""}
-        found = latex_equations(text) if ("$" in text and "\\" in text) or "\\[" in text else []
-        found += [e for e in plain_equations(text) if not found]
-        for expression, written, _ in found:
-            try:
-                node = parse_expression(expression, latex="\\" in expression)
-                if node.op == "num":
-                    continue
-                base = {
-                    "written_result": written,
-                    "expr": expression,
-                    "span_index": index,
-                    "span_text": text,
-                    "region": region,
-                    "parse_tier": 1,
-                }
-                value = expression_ops(node, results, ops, numbers, used, base)
-            except (ParseError, ZeroDivisionError, ValueError, OverflowError):
-                errors += 1
+    """All tier-1 operations of one trace, in CoT order, and the number of equations that failed to parse.
+
+    A trace that writes LaTeX is read whole (a display block cut into several spans still gives its equations to the
+    span where each starts): its math through :func:`latex_statements`, the prose around it through
+    :func:`plain_equations`. Other traces are read span by span as plain arithmetic."""
+    texts = [span["text"] for span in spans]
+    full = "".join(texts)
+    if not _LATEX_TRACE.search(full):
+        return _plain_trace_ops(problem, texts, span_regions)
+    starts, position = [], 0
+    for t in texts:
+        starts.append(position)
+        position += len(t)
+    state = _TraceState(problem, texts, span_regions)
+    # prose between math regions: plain arithmetic, positions kept
+    prose = list(full)
+    for content, offset in math_segments(full):
+        for k in range(max(0, offset - 2), min(len(full), offset + len(content) + 2)):
+            prose[k] = " "
+    items = [(e[2], "plain", e) for e in plain_equations("".join(prose))]
+    items += [(st.position, "latex", st) for st in latex_statements(full)]
+    for position, kind, item in sorted(items, key=lambda x: x[0]):
+        index = max(0, bisect.bisect_right(starts, position) - 1)
+        if kind == "plain":
+            state.add(item[0], item[1], index, latex=False)
+            continue
+        state.statement(item, index)
+        if item.boxed:
+            break  # the CoT's boxed answer: what follows checks or comments on it
+    return state.ops, state.errors
+
+
+class _TraceState:
+    """Operations of one trace so far: results, used problem numbers, assigned variables, parse errors."""
+
+    def __init__(self, problem: str, texts: list[str], span_regions: list[list[dict]]):
+        self.numbers = problem_numbers(problem)
+        self.texts, self.span_regions = texts, span_regions
+        self.results: list[Fraction] = []
+        self.ops: list[dict] = []
+        self.used: set = set()
+        self.variables: dict[str, Fraction] = {}
+        self.errors = 0
+
+    def _base(self, expression: str, written: str, index: int) -> dict:
+        regions = self.span_regions[index] if index < len(self.span_regions) else []
+        return {
+            "written_result": written,
+            "expr": expression,
+            "span_index": index,
+            "span_text": self.texts[index] if index < len(self.texts) else "",
+            "region": regions[0] if regions else {"char_start": -1, "char_end": -1, "text": ""},
+            "parse_tier": 1,
+        }
+
+    def add(self, expression: str, written: str, index: int, latex: bool, count_errors: bool = True):
+        """Parse one expression into ops; returns its value, None when it is a bare number, or a ParseError."""
+        try:
+            node = parse_expression(expression, latex=latex, variables=self.variables if latex else None)
+        except (ParseError, ZeroDivisionError, ValueError, OverflowError) as exc:
+            self.errors += count_errors
+            return exc
+        if node.op == "num":
+            return None
+        base = self._base(expression, written, index)
+        n_ops, n_results = len(self.ops), len(self.results)
+        try:
+            value = expression_ops(node, self.results, self.ops, self.numbers, self.used, base)
+        except (ParseError, ZeroDivisionError, ValueError, OverflowError) as exc:
+            del self.ops[n_ops:], self.results[n_results:]  # no half-parsed expression in the DAG
+            self.errors += count_errors
+            return exc
+        written_value = _result_value(written, self.variables if latex else None)
+        if written_value is not None and written_value != value:
+            rounding = _rounding_op(value, written_value, len(self.ops) - 1, base)
+            if rounding is not None:  # the CoT wrote a floored / rounded result: that is a step too
+                self.ops.append(rounding)
+                self.results.append(written_value)
+                value = written_value
+        return value
+
+    def statement(self, st: Statement, index: int) -> Fraction | None:
+        """The ops of one LaTeX relation (its first part that parses, from left to right); binds ``x`` in
+        ``x = ...`` to the relation's value."""
+        value = None
+        tried = False
+        for part in st.parts[:-1]:
+            if not _ARITHMETIC.search(part) or not (re.search(r"\d", part) or self.variables):
                 continue
-            written_value = _result_value(written)
-            if written_value is not None and written_value != value:
-                rounding = _rounding_op(value, written_value, len(ops) - 1, base)
-                if rounding is not None:  # the CoT wrote a floored / rounded result: that is a step too
-                    ops.append(rounding)
-                    results.append(written_value)
-    return ops, errors
+            tried = True
+            result = self.add(part, st.written, index, latex=True, count_errors=False)
+            if isinstance(result, Fraction):
+                value = result
+                break
+        if value is None and len(st.parts) == 2 and st.name is None:
+            value = self._solve(st, index)
+        if tried and value is None:
+            self.errors += 1
+        if st.name is not None:
+            if value is None:
+                value = _result_value(st.written, self.variables)
+            if value is not None:
+                self.variables[st.name] = value
+            else:
+                self.variables.pop(st.name, None)  # x = 2y + 1: x is no longer a known number
+        return value
+
+    def _solve(self, st: Statement, index: int) -> Fraction | None:
+        """Tier 2: a linear equation in one unknown (``3x - 5 = 4``), solved exactly; one ``solve`` op whose
+        operands are the coefficients of ``a*u + b = c*u + d``, and the unknown is bound to its value."""
+        try:
+            name, coefficients, value = solve_linear(st.parts[0], st.parts[1], self.variables)
+        except (ParseError, ZeroDivisionError, ValueError, OverflowError):
+            return None
+        operands = [_operand(c, self.results, self.numbers, self.used) for c in coefficients]
+        base = {**self._base(f"{st.parts[0]} = {st.parts[1]}", name, index), "parse_tier": 2}
+        self.ops.append({**base, "op": "solve", "operands": operands, "result": format_value(value)})
+        self.results.append(value)
+        self.variables[name] = value
+        return value
+
+
+def _plain_trace_ops(problem: str, texts: list[str], span_regions: list[list[dict]]) -> tuple[list[dict], int]:
+    """Plain-arithmetic traces (GSM8K style): each span's equations, parsed span by span."""
+    state = _TraceState(problem, texts, span_regions)
+    for index, text in enumerate(texts):
+        for expression, written, _ in plain_equations(text):
+            state.add(expression, written, index, latex="\\" in expression)
+    return state.ops, state.errors
 
 
 def _rounding_op(value: Fraction, written: Fraction, index: int, base: dict) -> dict | None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mycelium_datasets.arith import ParseError, evaluate, format_value, parse_expression
+from mycelium_datasets.arith import ParseError, evaluate, format_value, parse_expression, solve_linear
 
 
 @pytest.mark.parametrize(
@@ -40,6 +40,20 @@ def test_plain_arithmetic(text, value, top):
         (r"\sqrt{16} \times 3", 12),
         (r"\left(2+3\right)^{2}", 25),
         (r"2^{3} \div 4", 2),
+        (r"\frac12 + \tfrac{1}{3}", Fraction(5, 6)),  # \frac without braces, \tfrac
+        (r"\dfrac{7!}{2! \times 2!}", 1260),  # factorials
+        (r"\binom{5}{4}\cdot \dbinom{10}{8}", 225),
+        (r"\sqrt[3]{27} + \sqrt{\frac{9}{4}}", Fraction(9, 2)),
+        (r"\left\lfloor \frac{7}{2} \right\rfloor + \lceil 2.1 \rceil", 6),
+        (r"\left|-\frac{8}{3}\right| + |1-2|", Fraction(11, 3)),
+        (r"32{,}348 + 1\,000 + 1,\!000", 34348),  # thousands separators
+        (r"60^\circ + 30^{\circ}", 90),  # degrees are the number
+        (r"2(21\text{ inches})", 42),  # units in \text{} are dropped
+        (r"10\% \cdot 50", 5),
+        (r"\boxed{4} \, + \! 1 ~", 5),
+        (r"(-1)^{611} + 3^{11} + (-3)^{11}", -1),  # a large exponent of -1 does not grow
+        (r"8^{2/3}", 4),
+        (r"[3-1] \cdot 2", 4),
     ],
 )
 def test_latex(text, value):
@@ -61,6 +75,14 @@ def test_latex(text, value):
         "9" * 5000,
         "3x - 9",  # algebra: x is a variable here, not a product
         r"\frac{1}{2}(3x-9)",
+        r"\pi r^2",  # pi is not a rational number: refused, not approximated
+        r"\sqrt{2}",
+        r"\sqrt[3]{2}",
+        "100!",  # factorials are limited
+        r"\binom{100000}{50000}",
+        r"2^{1000}",
+        r"-4\text{ or }x",  # prose, not a product
+        r"1 + 2 + \dots + 10",
     ],
 )
 def test_bombs_and_code_are_parse_errors(text):
@@ -85,3 +107,33 @@ def test_random_text_gives_a_value_or_a_parse_error(text):
     except ParseError:
         pass
     assert time.monotonic() - started < 2
+
+
+def test_assigned_variables():
+    assert evaluate(parse_expression(r"2x + \frac{1}{x}", latex=True, variables={"x": Fraction(2)})) == Fraction(9, 2)
+    assert evaluate(parse_expression("a_1 + b", latex=True, variables={"a_1": Fraction(1), "b": Fraction(2)})) == 3
+    with pytest.raises(ParseError):  # an unassigned letter
+        parse_expression("2y + 1", latex=True, variables={"x": Fraction(2)})
+    with pytest.raises(ParseError):  # plain text never reads variables
+        parse_expression("3x - 9", variables={"x": Fraction(2)})
+
+
+@pytest.mark.parametrize(
+    "left, right, name, value",
+    [
+        ("2x", "3", "x", Fraction(3, 2)),
+        (r"\frac{1}{2}(3x-9)", "x+37", "x", 83),
+        ("34 - c", "1^2", "c", 33),
+        ("124+x+x", "180", "x", 28),
+    ],
+)
+def test_linear_equations_in_one_unknown(left, right, name, value):
+    assert solve_linear(left, right)[0::2] == (name, value)
+
+
+@pytest.mark.parametrize(
+    "left, right", [("x^2", "4"), ("x + y", "3"), ("x + 1", "x + 2"), ("2^x", "8"), (r"10^{10^{10}} x", "1")]
+)
+def test_nonlinear_or_underdetermined_equations_are_refused(left, right):
+    with pytest.raises(ParseError):
+        solve_linear(left, right)

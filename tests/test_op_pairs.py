@@ -8,7 +8,15 @@ import datasets
 import pytest
 
 from mycelium_datasets.builders import BUILDERS
-from mycelium_datasets.op_pairs import execute, make_ops, ops_for_trace, plain_equations, problem_numbers
+from mycelium_datasets.op_pairs import (
+    execute,
+    latex_statements,
+    make_ops,
+    math_segments,
+    ops_for_trace,
+    plain_equations,
+    problem_numbers,
+)
 from mycelium_datasets.pipeline import split_options
 
 from conftest import write_jsonl
@@ -137,3 +145,51 @@ def test_bad_rows_flow_through(tmp_path, teacher_path):
     assert rows["ok"]["op_status"] == "validated"
     assert rows["no-gold"]["op_status"] == "no_gold" and rows["empty"]["op_status"] == "no_spans"
     assert datasets.load_dataset(str(out / "io_tags"))["train"]["id"] == ["ok"]
+
+
+def test_math_segments_and_statements():
+    text = (
+        r"It costs $\$15$, so $54\div 3\cdot\$1=\$18$. We get \begin{align*}"
+        "\n"
+        r"2\cdot 3 &= 6, \\"
+        "\n"
+        r"\frac{6}{2} &= 3 \\ &= \boxed{3}."
+        "\n"
+        r"\end{align*} [asy] for(i=1;i<=6;++i) [/asy] and \[x = 5 \Rightarrow 2x = 10.\]"
+    )
+    assert [c for c, _ in math_segments(text)][:2] == [r"\$15", r"54\div 3\cdot\$1=\$18"]
+    statements = [(st.parts, st.name, st.boxed) for st in latex_statements(text)]
+    assert statements == [
+        ([r"54\div 3\cdot\$1", r"\$18"], None, False),
+        ([r"2\cdot 3", "6"], None, False),  # ", " ends a statement
+        ([r"\frac{6}{2}", "3", r"\boxed{3}."], None, True),  # "&= ..." on the next row continues the chain
+        (["x", "5"], "x", False),
+        (["2x", "10."], None, False),
+    ]
+
+
+MATH_PROBLEM = "If $\\frac{1}{2}(3x-9) = x + 37$, what is $x$?"
+
+
+def test_latex_trace_with_an_unknown_and_the_boxed_answer():
+    cot = (
+        r"Multiply: $\frac{1}{2}(3x-9) = x+37$, so $x = \boxed{83}$. "
+        r"Check: $\frac{1}{2}(3\cdot 83-9) = 120 = 83 + 37$."
+    )
+    ops, errors = ops_for_trace(MATH_PROBLEM, spans_of(cot), [[]])
+    assert [op["op"] for op in ops] == ["solve"] and ops[0]["parse_tier"] == 2  # nothing after the boxed answer
+    assert [o["value"] for o in ops[0]["operands"]] == ["1.5", "-4.5", "1", "37"]
+    assert execute(ops, MATH_PROBLEM) == 83
+
+
+def test_latex_assignments_substitute_later():
+    cot = r"We have $r = \sqrt{0^2 + 3^2} = 3$. Then $A = 2r^2 + r = \boxed{21}$."
+    ops, _ = ops_for_trace("A point is $(0,3)$.", spans_of(*cot.split(". ")), [[], []])
+    assert [op["op"] for op in ops] == ["pow", "pow", "add", "sqrt", "pow", "mul", "add"]
+    assert execute(ops, "A point is $(0,3)$.") == 21 and all(op["parse_tier"] == 1 for op in ops)
+
+
+def test_latex_bombs_are_recorded_errors(tmp_path):
+    cot = "$10^{10^{10}} = 1$, $" + "{" * 2000 + "1" + "}" * 2000 + "+1 = 2$, $\\frac{1}{0} = 3$, $x^{x^{x}} = 4$."
+    ops, errors = ops_for_trace("x", spans_of(cot), [[]])
+    assert ops == [] and errors >= 3
