@@ -254,7 +254,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return loop_main(rest)
 
-
     if command == "release":
         return _release(rest)
     try:

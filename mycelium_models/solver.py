@@ -16,7 +16,7 @@ import torch
 from mycelium_datasets.arith import ParseError, apply, format_value
 from mycelium_datasets.op_pairs import problem_numbers
 
-UNARY = {"sqrt", "neg", "percent", "floor"}
+UNARY = {"sqrt", "neg", "percent", "floor", "ceil", "abs", "factorial"}
 
 
 class MyceliumSolver:
