@@ -36,7 +36,7 @@ def run_dir(tmp_path_factory, tiny_teacher) -> Path:
     """The ``tiny`` preset, with attention captured from the tiny random teacher (seconds instead of minutes; the
     CoTs are still recorded under the embedded teacher, so both kinds of teacher identity are in the lineage)."""
     out = tmp_path_factory.mktemp("release") / "run"
-    run(out, split_options({**load_preset("tiny"), "capture_teacher": tiny_teacher}))
+    run(out, split_options({**load_preset("tiny"), "capture_teacher": tiny_teacher, "students": False}))
     return out
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import datasets
 import pytest
 import torch
 from transformers import (
@@ -14,15 +15,15 @@ from transformers import (
     AutoModelForTokenClassification,
     BertConfig,
     Qwen2Config,
-    TrainingArguments,
 )
 
 import mycelium_models  # noqa: F401 - registers the Auto classes
-from mycelium_datasets.builders import BUILDERS
-from mycelium_datasets.pipeline import split_options
+from mycelium_datasets.pipeline import run, split_options
 from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
 from mycelium_models.solver import MyceliumSolver
-from mycelium_models.train import StudentTrainingArguments, io_span_f1, span_set, train
+from mycelium_models.train import io_span_f1, span_set
+
+from conftest import write_jsonl
 
 TINY_BACKBONES = {
     "bert": BertConfig(
@@ -80,31 +81,17 @@ def test_span_f1():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, teacher_path):
+    """``mycelium run`` end to end on 40 gsm_symbolic problems: artifacts, both students, eval, report."""
     out = tmp_path_factory.mktemp("students")
-    configs = split_options({"size": 40})
-    for name in BUILDERS:
-        BUILDERS[name](out, configs[name]).build()
+    summary = run(out, split_options({"size": 40, "student_epochs": 2}))
+    assert "e2e_accuracy_test" in summary["students"]
     return out
 
 
-def training_args(tmp_path, epochs=2):
-    return TrainingArguments(
-        output_dir=str(tmp_path / "ckpt"),
-        num_train_epochs=epochs,
-        learning_rate=1e-4,
-        per_device_train_batch_size=16,
-        report_to="none",
-        seed=0,
-        use_cpu=True,
-    )
-
-
 @pytest.fixture(scope="module")
-def models_dir(run_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("train")
-    for kind in ("tagger", "classifier"):
-        metrics = train(kind, StudentTrainingArguments(run_dir=str(run_dir)), training_args(tmp / kind))
-        assert ("eval_f1" if kind == "tagger" else "eval_accuracy") in metrics
+def models_dir(run_dir):
+    for kind, metric in (("tagger", "eval_f1"), ("classifier", "eval_accuracy")):
+        assert metric in json.loads((run_dir / "models" / kind / "metrics.json").read_text())
     return run_dir / "models"
 
 
@@ -177,3 +164,66 @@ def test_training_runs_on_two_processes_with_ddp(run_dir, tmp_path):
     assert "rank 0 of 2" in result.stderr and "rank 1 of 2" in result.stderr
     assert (models / "classifier" / "model.safetensors").is_file()
     assert AutoModelForSequenceClassification.from_pretrained(models / "classifier") is not None
+
+
+def test_run_writes_report_and_an_evaluation_whose_attribution_adds_up(run_dir):
+    summary = json.loads((run_dir / "eval" / "eval.json").read_text())
+    assert summary["split"] == "test" and summary["n"] == summary["n_scored"] > 0
+    assert sum(summary["attribution"].values()) == summary["wrong"] == summary["n_scored"] - summary["correct"]
+    predictions = [json.loads(line) for line in (run_dir / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == summary["n"]
+    assert all((p["stage"] is None) == bool(p["correct"]) for p in predictions)
+    report = (run_dir / "report" / "report.md").read_text()
+    for needed in ("end-to-end accuracy", "Error attribution", "op_status.png", "attribution.png", "tagger"):
+        assert needed in report, needed
+    for png in ("attribution.png", "op_status.png", "training.png"):
+        assert (run_dir / "report" / png).stat().st_size > 1000, png
+
+
+def test_eval_cli_scores_unseen_problems_from_a_jsonl_file(models_dir, tmp_path):
+    from mycelium_datasets.cli import main
+
+    src = write_jsonl(
+        tmp_path / "new.jsonl",
+        [
+            {"question": "Ann has 5 pens and buys 3 more. How many pens does she have?", "answer": "5+3=8\n#### 8"},
+            {"problem": "A box holds 6 eggs. How many eggs are in 4 boxes?", "answer": "24"},
+            {"problem": "No numbers here at all?", "answer": "1", "solution": "It is 1.\n#### 1"},
+            {"problem": "Bad row with no answer"},
+        ],
+    )
+    out = tmp_path / "eval"
+    assert main(["eval", "--models", str(models_dir), "--source", str(src), "--out", str(out)]) == 0
+    summary = json.loads((out / "eval.json").read_text())
+    assert summary["n"] == 4 and summary["n_scored"] == 3  # the row with no answer is kept, not scored
+    assert sum(summary["attribution"].values()) == summary["wrong"]
+    assert (out / "report.md").is_file() and (out / "attribution.png").is_file()
+    assert main(["eval", "--models", str(tmp_path / "nothing"), "--source", str(src), "--out", str(out)]) == 2
+
+
+def test_metrics_load_by_path_with_evaluate_offline():
+    from mycelium_models.metrics import load_metric
+
+    f1 = load_metric("io_span_f1").compute(predictions=[[0, 1, 1, 0]], references=[[-100, 1, 1, 0]])
+    assert f1["f1"] == 1.0
+    acc = load_metric("op_accuracy").compute(predictions=[0, 1, 1], references=[0, 1, 2])
+    assert acc["accuracy"] == pytest.approx(2 / 3)
+    e2e = load_metric("e2e_accuracy").compute(predictions=["8", "", "0.5"], references=["8", "3", "\\frac{1}{2}"])
+    assert e2e["accuracy"] == pytest.approx(2 / 3) and e2e["answered"] == pytest.approx(2 / 3)
+
+
+def test_loop_adds_validated_problems_and_versions_each_round(run_dir):
+    from mycelium_models.loop import LoopArguments, run_loop
+
+    result = run_loop(LoopArguments(run_dir=str(run_dir), max_rounds=1, pool_size=12, mop_up="reference"))
+    assert [r["round"] for r in result["rounds"]] == [0, 1]
+    round1 = result["rounds"][1]
+    assert round1["added_self"] + round1["added_mop_up"] > 0  # the reference mop-up validates gsm_symbolic problems
+    io_tags = datasets.load_dataset(str(run_dir / "loop" / "round-1" / "io_tags"))
+    assert len(io_tags["train"]) == round1["io_tags_train"] > result["rounds"][0]["io_tags_train"]
+    test_ids = set(datasets.load_dataset(str(run_dir / "problems"))["test"]["id"])
+    assert not test_ids & set(io_tags["train"]["id"])  # nothing from the test split ever trains a student
+    assert (run_dir / "loop" / "round-1" / "models" / "tagger" / "model.safetensors").is_file()
+    assert (run_dir / "loop" / "report.md").is_file()
+    again = run_loop(LoopArguments(run_dir=str(run_dir), max_rounds=1, pool_size=12, mop_up="reference"))
+    assert again["rounds"] == result["rounds"]  # a complete round is resumed, not redone
