@@ -110,26 +110,57 @@ def _show(argv: list[str]) -> int:
     return 0
 
 
+def _training_yaml(path: str, parser: HfArgumentParser) -> dict:
+    """Options for ``mycelium train`` from a YAML file (any field of StudentTrainingArguments / TrainingArguments)."""
+    import yaml
+
+    if not Path(path).is_file():
+        raise ValueError(f"config file not found: {path}")
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config {path} must be a mapping of option: value")
+    known = {action.dest for action in parser._actions}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"config {path} has unknown options {unknown} (see mycelium train tagger --help)")
+    return data
+
+
 def _train(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
     from mycelium_models.train import StudentTrainingArguments, train
 
     if not argv or argv[0] not in ("tagger", "classifier"):
-        print("usage: mycelium train tagger|classifier --run_dir DIR [TrainingArguments options]", file=sys.stderr)
+        print(
+            "usage: mycelium train tagger|classifier --run_dir DIR [--config FILE.yaml] [TrainingArguments options]",
+            file=sys.stderr,
+        )
         return 2
     kind = argv[0]
     parser = HfArgumentParser((StudentTrainingArguments, TrainingArguments), prog=f"mycelium train {kind}")
+    # the same defaults as the students of `mycelium run`
     parser.set_defaults(
         output_dir="",
-        num_train_epochs=3,
+        num_train_epochs=8,
         per_device_train_batch_size=16,
-        learning_rate=5e-5,
+        learning_rate=1e-4,
+        warmup_steps=0.1,
+        weight_decay=0.01,
         report_to="none",
         logging_steps=10,
         seed=0,
     )
-    args, training_args = parser.parse_args_into_dataclasses(args=argv[1:])
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, rest = pre.parse_known_args(argv[1:])
+    if known.config:  # a YAML file of the same options; explicit flags override it
+        try:
+            parser.set_defaults(**_training_yaml(known.config, parser))
+        except ValueError as exc:
+            print(f"mycelium: error: {exc}", file=sys.stderr)
+            return 2
+    args, training_args = parser.parse_args_into_dataclasses(args=rest)
     if not training_args.output_dir:
         training_args.output_dir = str(Path(args.models_dir or Path(args.run_dir) / "models") / f".checkpoints-{kind}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")

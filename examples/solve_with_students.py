@@ -1,0 +1,36 @@
+"""Answer math word problems with the two students alone: no chain of thought at inference.
+
+    python examples/solve_with_students.py [MODELS_DIR]
+
+MODELS_DIR holds `tagger/` and `classifier/` (default: runs/default/models, written by `mycelium run --out
+runs/default`). Every answer comes with its trace: the regions the tagger found, the operation the classifier gave
+each, the operands and values, or the stage that failed.
+"""
+
+import sys
+
+from mycelium_models.solver import MyceliumSolver
+
+PROBLEMS = [
+    "A baker makes 24 muffins and sells 15 of them. How many muffins are left?",
+    "Sara buys 3 packs of pencils with 12 pencils in each pack. How many pencils does she have?",
+    "Tom earns $18 per hour and works 6 hours. He spends $40. How much money does he have left?",
+]
+
+
+def main(models_dir: str = "runs/default/models") -> None:
+    solver = MyceliumSolver.from_pretrained(models_dir)
+    for trace in solver.solve(PROBLEMS):
+        print("\nPROBLEM:", trace["problem"])
+        for region in trace["regions"]:
+            print(f"  region {region['text']!r} -> {region['op']}")
+        for k, op in enumerate(trace["ops"]):
+            print(f"  op{k}: {op['op']}({', '.join(op['operands'])}) = {op['result']}")
+        print(
+            "ANSWER:",
+            trace["answer"] if trace["answer"] is not None else f"none ({trace['stage']}: {trace['reason']})",
+        )
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
