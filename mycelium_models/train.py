@@ -2,8 +2,8 @@
 
 Each reads its training set from a run folder (``DIR/io_tags`` or ``DIR/op_classes``, the ``train`` split for
 training and ``test`` — unseen templates — for evaluation), fine-tunes a :class:`MyceliumTagger` /
-:class:`MyceliumOpClassifier` around the backbone with ``Trainer``, keeps the best checkpoint (evaluation loss for the
-tagger — exact-span F1 cannot rank early checkpoints on small data — and accuracy for the classifier), reports
+:class:`MyceliumOpClassifier` around the backbone with ``Trainer``, keeps the best checkpoint (span F1 for the tagger,
+accuracy for the classifier), reports
 span-level IO F1 / accuracy and macro-F1, and saves safetensors, config, tokenizer and a model card with the
 metrics and the training data's lineage into ``DIR/models/tagger`` or ``DIR/models/classifier``. The recipe runs
 unchanged under ``accelerate launch`` / ``torchrun`` (Trainer handles DDP).
@@ -43,6 +43,13 @@ class StudentTrainingArguments:
     models_dir: str | None = field(default=None, metadata={"help": "Where models go (default: RUN_DIR/models)."})
     max_length: int = field(default=256, metadata={"help": "Longest input in tokens."})
     pooling: str = field(default="mean", metadata={"help": "Classifier pooling: mean (encoders) or last (decoders)."})
+    freeze_embeddings: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep the backbone's input embeddings frozen (half of MiniLM's weights: faster steps, less "
+            "overfitting on small sets); --no_freeze_embeddings trains them too."
+        },
+    )
 
 
 def _lineage(run_dir: Path, artifact: str) -> dict:
@@ -184,8 +191,9 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
         def compute_metrics(p):
             return metric.compute(predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist())
 
-        # exact-span F1 is 0 for every early checkpoint on small data, so it cannot rank them: use the eval loss
-        best = "loss"
+        # span F1 ranks checkpoints: on the default run the eval loss is lowest at epoch 1 (F1 0.07) and rises
+        # while F1 climbs to 0.24 at epoch 3 (an all-zero F1 keeps the first checkpoint)
+        best = "f1"
     else:
         names = data["train"].features["label"].names
 
@@ -223,6 +231,8 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
     else:
         training_args.eval_strategy = "no"
         training_args.save_strategy = "no"
+    if args.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     trainer = Trainer(
         model=model,
         args=training_args,
