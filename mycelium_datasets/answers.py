@@ -20,6 +20,7 @@ gives a recorded ``timeout`` instead of a hang, from any thread.
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
 import re
 import threading
@@ -155,10 +156,11 @@ def normalize_gold(answer: str | None, shape: str = "plain") -> tuple[str | None
     if answer is None or (isinstance(answer, str) and not answer.strip()):
         return None, "missing_answer"
     if not isinstance(answer, str):
-        if isinstance(answer, (int, float)) and not isinstance(answer, bool):
-            answer = str(answer)
-        else:
+        if isinstance(answer, bool) or not isinstance(answer, (int, float)):
             return None, "unparseable_answer"
+        if isinstance(answer, float) and not math.isfinite(answer):  # NaN / Infinity, which JSON readers accept
+            return None, "unparseable_answer"
+        answer = str(answer)
     if len(answer) > 200_000:
         return None, "unparseable_answer"
     if shape == "gsm8k":
