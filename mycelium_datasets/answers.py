@@ -33,6 +33,8 @@ ANSWER_SOURCES = ("boxed", "hash", "phrase", "last_number", "none")
 
 # Longest answer string we try to interpret; longer strings are recorded as unparseable, not parsed.
 MAX_ANSWER_CHARS = 2_000
+# Seconds the verification worker may take to start (spawn, import sympy and math-verify) before it is given up.
+STARTUP_TIMEOUT = 120
 # Plain-number fast path: at most this many digits (a 10,000-digit integer is not an answer, it is an attack).
 MAX_NUMBER_DIGITS = 400
 
@@ -259,6 +261,9 @@ def _worker_main(conn) -> None:  # pragma: no cover - runs in the worker process
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ValueError, OSError):
         pass
+    import math_verify  # noqa: F401 - imported before "ready", so that no job's time limit pays for it
+
+    conn.send("ready")
     while True:
         try:
             job = conn.recv()
@@ -283,13 +288,22 @@ class _VerifyWorker:
         self._proc = None
         self._conn = None
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Start the worker and wait until its imports are done (under a limit of their own); False if it fails."""
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="mycelium-verify")
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        try:
+            if parent.poll(STARTUP_TIMEOUT) and parent.recv() == "ready":
+                return True
+        except (EOFError, OSError):
+            pass
+        logger.warning("the answer verification worker did not start within %ds", STARTUP_TIMEOUT)
+        self._kill()
+        return False
 
     def _kill(self) -> None:
         if self._proc is not None:
@@ -299,14 +313,11 @@ class _VerifyWorker:
 
     def run(self, pred: str, gold: str, timeout: float) -> tuple[bool | None, str]:
         with self._lock:
-            if self._proc is None or not self._proc.is_alive():
-                self._start()
-            # The first job also pays for the worker's imports (sympy, math-verify).
-            first = not getattr(self._proc, "_mycelium_warm", False)
+            if (self._proc is None or not self._proc.is_alive()) and not self._start():
+                return None, "error"
             try:
                 self._conn.send((pred, gold))
-                if self._conn.poll(timeout + (30 if first else 0)):
-                    self._proc._mycelium_warm = True
+                if self._conn.poll(timeout):  # the job's own limit: the worker's imports are already done
                     return self._conn.recv()
             except (EOFError, BrokenPipeError, OSError):
                 self._kill()
