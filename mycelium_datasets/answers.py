@@ -37,6 +37,9 @@ MAX_ANSWER_CHARS = 2_000
 STARTUP_TIMEOUT = 120
 # Plain-number fast path: at most this many digits (a 10,000-digit integer is not an answer, it is an attack).
 MAX_NUMBER_DIGITS = 400
+# Invisible characters that copy-paste leaves inside numbers ("1\u200b2" is 12): zero-width space / non-joiner /
+# joiner, word joiner, and the byte-order mark.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 
 _NUMBER = r"[-−]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-−]?\.\d+"
 _NUMBER_RE = re.compile(rf"(?<![\w.])(?:{_NUMBER})(?![\d])")
@@ -138,7 +141,7 @@ def normalize_number_text(answer: str) -> str:
     s = answer.strip().replace("−", "-")
     # LaTeX spacing inside numbers (``32,\\!348``, ``1\\,000``) and escaped dollars (``\\$5``).
     candidate = re.sub(r"(?<=\d)\\[,!;](?=\d)", "", s.replace("\\!", "").replace("\\$", "$"))
-    candidate = candidate.replace("$", "").replace(" ", "").rstrip(".")
+    candidate = re.sub(f"[$ {ZERO_WIDTH}]", "", candidate).rstrip(".")
     if _PLAIN_NUMBER_RE.match(candidate):
         return candidate.replace(",", "")
     return s

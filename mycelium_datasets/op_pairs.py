@@ -31,8 +31,8 @@ from fractions import Fraction
 import datasets
 
 from . import clause_regions as clause_regions_mod
-from .answers import answers_match
-from .arith import Node, ParseError, apply, evaluate, format_value, parse_expression
+from .answers import ZERO_WIDTH, answers_match
+from .arith import MAX_DIGITS, Node, ParseError, apply, evaluate, format_value, parse_expression
 
 VERSION = "1.0.0"
 INPUT_COLUMNS = ("id", "problem", "answer", "spans", "span_regions")
@@ -134,7 +134,10 @@ NUMBER_WORDS = {
     "pair": 2,
     "pairs": 2,
 }
-_PROBLEM_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])\d+(?:\.\d+)?|(?<![\w.])\.\d+")
+_DIGITS = rf"\d(?:[{ZERO_WIDTH}]*\d)*"  # a zero-width character inside a number does not split it
+_PROBLEM_NUMBER = re.compile(
+    rf"(?<![\w.])\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|(?<![\w.]){_DIGITS}(?:\.{_DIGITS})?|(?<![\w.])\.{_DIGITS}"
+)
 _WORD = re.compile(r"[A-Za-z]+")
 
 
@@ -142,7 +145,10 @@ def problem_numbers(problem: str) -> list[tuple[Fraction, int, int]]:
     """Every number the problem states: digits (``1,200``, ``3.5``; ``80%`` also as ``0.8``) and number words."""
     found = []
     for m in _PROBLEM_NUMBER.finditer(problem):
-        value = Fraction(m.group(0).replace(",", ""))
+        digits = re.sub(f"[,{ZERO_WIDTH}]", "", m.group(0))
+        if len(digits) > MAX_DIGITS:  # no operation can use it (and int() refuses 4,300+ digits): not a number
+            continue
+        value = Fraction(digits)
         found.append((value, m.start(), m.end()))
         if problem[m.end() : m.end() + 1] == "%" or problem[m.end() : m.end() + 8].lower().startswith(" percent"):
             found.append((value / 100, m.start(), m.end()))
