@@ -13,7 +13,8 @@ problem (``source: problem``, character offsets; digits, ``1,200``, ``80%``, and
 
 **Execution is the verifier**: the DAG is executed with exact fractions from the operands' provenance;
 ``validated`` iff the last operation's value equals the gold answer. Every problem keeps a row, with ``op_status``
-(``validated``, ``wrong_answer``, ``no_ops``, ``no_spans``, ``no_gold``) and a reason.
+(``validated``, ``wrong_answer``, ``unverified`` (the check gave no verdict: a timeout, a gold too long to read),
+``no_ops``, ``no_spans``, ``no_gold``, ``execution_error``) and a reason.
 
 Input columns: ``id``, ``problem``, ``answer``, ``spans``, ``span_regions`` (``clause_regions``).
 Output columns: ``clause_regions``'s plus ``ops`` (``op``, ``operands``, ``result``, ``written_result``, ``expr``,
@@ -443,9 +444,11 @@ def make_ops(batch: dict, *, verify_timeout: float, spacy_pipeline: str | None =
         elif status is None and gold is None:
             status, reason = "no_gold", "the problem has no gold answer to validate against"
         elif status is None:
-            match = answers_match(executed, gold, timeout=verify_timeout).match
-            status = "validated" if match else "wrong_answer"
-            reason = "" if match else f"the DAG executes to {executed}, gold is {gold}"
+            verdict = answers_match(executed, gold, timeout=verify_timeout)
+            status = {True: "validated", False: "wrong_answer"}.get(verdict.match, "unverified")
+            reason = "" if verdict.match else f"the DAG executes to {executed}, gold is {gold[:200]}"
+            if verdict.match is None:  # a LaTeX bomb timed out, a gold too long to check: no verdict, not "wrong"
+                reason = f"the answer check gave no verdict ({verdict.method}): {reason}"
         out["ops"].append(ops)
         out["executed_answer"].append(executed)
         out["validated"].append(status == "validated")
