@@ -425,7 +425,8 @@ def make_ops(batch: dict, *, verify_timeout: float, spacy_pipeline: str | None =
     out = dict(batch)
     for key in ("ops", "executed_answer", "validated", "op_status", "op_status_reason", "n_parse_errors"):
         out[key] = []
-    docs = load_spacy(spacy_pipeline).pipe([p or "" for p in batch["problem"]])
+    # The parse places ops in clauses: problems without spans have no ops, and are not parsed (see clause_regions).
+    docs = load_spacy(spacy_pipeline).pipe([(p or "") if s else "" for p, s in zip(batch["problem"], batch["spans"])])
     for problem, gold, spans, regions, doc in zip(
         batch["problem"], batch["answer"], batch["spans"], batch["span_regions"], docs
     ):
