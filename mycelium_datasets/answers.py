@@ -20,6 +20,7 @@ gives a recorded ``timeout`` instead of a hang, from any thread.
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
 import re
 import threading
@@ -32,8 +33,13 @@ ANSWER_SOURCES = ("boxed", "hash", "phrase", "last_number", "none")
 
 # Longest answer string we try to interpret; longer strings are recorded as unparseable, not parsed.
 MAX_ANSWER_CHARS = 2_000
+# Seconds the verification worker may take to start (spawn, import sympy and math-verify) before it is given up.
+STARTUP_TIMEOUT = 120
 # Plain-number fast path: at most this many digits (a 10,000-digit integer is not an answer, it is an attack).
 MAX_NUMBER_DIGITS = 400
+# Invisible characters that copy-paste leaves inside numbers ("1\u200b2" is 12): zero-width space / non-joiner /
+# joiner, word joiner, and the byte-order mark.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 
 _NUMBER = r"[-−]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-−]?\.\d+"
 _NUMBER_RE = re.compile(rf"(?<![\w.])(?:{_NUMBER})(?![\d])")
@@ -56,25 +62,25 @@ _LATEX_FRACTION_RE = re.compile(r"^([-−]?)\\[dt]?frac\{([-−]?\d+)\}\{(\d+)\}
 def extract_boxed(text: str) -> str | None:
     """Return the content of the last ``\\boxed{...}``/``\\fbox{...}`` in ``text``, braces matched with nesting.
 
-    An unclosed last box is skipped (the previous closed one, if any, is returned). Runs in linear time.
+    An unclosed last box is skipped (the previous closed one, if any, is returned). One pass over the text, so a
+    string of thousands of unclosed boxes is as quick as one (scanning from each box to the end was quadratic).
     """
-    result = None
-    for match in _BOX_OPEN_RE.finditer(text):
-        start = match.end()
-        depth = 1
-        i = start
-        while i < len(text) and depth:
-            ch = text[i]
-            if ch == "\\" and i + 1 < len(text) and text[i + 1] in "{}":
-                i += 2
-                continue
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-            i += 1
-        if depth == 0:
-            result = text[start : i - 1].strip()
+    opens = {m.end() - 1 for m in _BOX_OPEN_RE.finditer(text)}  # positions of the boxes' "{"
+    if not opens:
+        return None
+    result, last, stack, i = None, -1, [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "{}":
+            i += 2
+            continue
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            start = stack.pop()
+            if start in opens and start > last:  # the last box is the last one opened (and closed)
+                last, result = start, text[start + 1 : i].strip()
+        i += 1
     return result
 
 
@@ -135,7 +141,7 @@ def normalize_number_text(answer: str) -> str:
     s = answer.strip().replace("−", "-")
     # LaTeX spacing inside numbers (``32,\\!348``, ``1\\,000``) and escaped dollars (``\\$5``).
     candidate = re.sub(r"(?<=\d)\\[,!;](?=\d)", "", s.replace("\\!", "").replace("\\$", "$"))
-    candidate = candidate.replace("$", "").replace(" ", "").rstrip(".")
+    candidate = re.sub(f"[$ {ZERO_WIDTH}]", "", candidate).rstrip(".")
     if _PLAIN_NUMBER_RE.match(candidate):
         return candidate.replace(",", "")
     return s
@@ -155,10 +161,11 @@ def normalize_gold(answer: str | None, shape: str = "plain") -> tuple[str | None
     if answer is None or (isinstance(answer, str) and not answer.strip()):
         return None, "missing_answer"
     if not isinstance(answer, str):
-        if isinstance(answer, (int, float)) and not isinstance(answer, bool):
-            answer = str(answer)
-        else:
+        if isinstance(answer, bool) or not isinstance(answer, (int, float)):
             return None, "unparseable_answer"
+        if isinstance(answer, float) and not math.isfinite(answer):  # NaN / Infinity, which JSON readers accept
+            return None, "unparseable_answer"
+        answer = str(answer)
     if len(answer) > 200_000:
         return None, "unparseable_answer"
     if shape == "gsm8k":
@@ -257,6 +264,9 @@ def _worker_main(conn) -> None:  # pragma: no cover - runs in the worker process
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ValueError, OSError):
         pass
+    import math_verify  # noqa: F401 - imported before "ready", so that no job's time limit pays for it
+
+    conn.send("ready")
     while True:
         try:
             job = conn.recv()
@@ -281,13 +291,22 @@ class _VerifyWorker:
         self._proc = None
         self._conn = None
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Start the worker and wait until its imports are done (under a limit of their own); False if it fails."""
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="mycelium-verify")
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        try:
+            if parent.poll(STARTUP_TIMEOUT) and parent.recv() == "ready":
+                return True
+        except (EOFError, OSError):
+            pass
+        logger.warning("the answer verification worker did not start within %ds", STARTUP_TIMEOUT)
+        self._kill()
+        return False
 
     def _kill(self) -> None:
         if self._proc is not None:
@@ -297,14 +316,11 @@ class _VerifyWorker:
 
     def run(self, pred: str, gold: str, timeout: float) -> tuple[bool | None, str]:
         with self._lock:
-            if self._proc is None or not self._proc.is_alive():
-                self._start()
-            # The first job also pays for the worker's imports (sympy, math-verify).
-            first = not getattr(self._proc, "_mycelium_warm", False)
+            if (self._proc is None or not self._proc.is_alive()) and not self._start():
+                return None, "error"
             try:
                 self._conn.send((pred, gold))
-                if self._conn.poll(timeout + (30 if first else 0)):
-                    self._proc._mycelium_warm = True
+                if self._conn.poll(timeout):  # the job's own limit: the worker's imports are already done
                     return self._conn.recv()
             except (EOFError, BrokenPipeError, OSError):
                 self._kill()

@@ -127,7 +127,10 @@ def make_regions(batch: dict, *, spacy_pipeline: str | None, anchors: int, min_w
     nlp = load_spacy(spacy_pipeline)
     out = dict(batch)
     out["span_regions"], out["regions"] = [], []
-    for problem, doc, tops in zip(batch["problem"], nlp.pipe(batch["problem"]), batch["iaf_top"]):
+    # Only problems with IAF tokens to expand are parsed: a 100,000-character problem whose trace was too long to
+    # capture costs no parse (and one past spaCy's max_length no crash).
+    texts = [problem if any(tops) else "" for problem, tops in zip(batch["problem"], batch["iaf_top"])]
+    for problem, doc, tops in zip(batch["problem"], nlp.pipe(texts), batch["iaf_top"]):
         per_span, all_ranges = [], []
         for top in tops:
             ranges = span_regions(doc, top, anchors, min_weight)

@@ -15,7 +15,8 @@ problem (``source: problem``, character offsets; digits, ``1,200``, ``80%``, and
 
 **Execution is the verifier**: the DAG is executed with exact fractions from the operands' provenance;
 ``validated`` iff the last operation's value equals the gold answer. Every problem keeps a row, with ``op_status``
-(``validated``, ``wrong_answer``, ``no_ops``, ``no_spans``, ``no_gold``) and a reason.
+(``validated``, ``wrong_answer``, ``unverified`` (the check gave no verdict: a timeout, a gold too long to read),
+``no_ops``, ``no_spans``, ``no_gold``, ``execution_error``) and a reason.
 
 Input columns: ``id``, ``problem``, ``answer``, ``spans``, ``span_regions`` (``clause_regions``).
 Output columns: ``clause_regions``'s plus ``ops`` (``op``, ``operands``, ``result``, ``written_result``, ``expr``,
@@ -34,8 +35,8 @@ from fractions import Fraction
 import datasets
 
 from . import clause_regions as clause_regions_mod
-from .answers import answers_match
-from .arith import Node, ParseError, apply, evaluate, format_value, parse_expression, solve_linear
+from .answers import ZERO_WIDTH, answers_match
+from .arith import MAX_DIGITS, Node, ParseError, apply, evaluate, format_value, parse_expression, solve_linear
 
 VERSION = "1.0.0"
 INPUT_COLUMNS = ("id", "problem", "answer", "spans", "span_regions")
@@ -154,7 +155,10 @@ NUMBER_WORDS = {
     "pair": 2,
     "pairs": 2,
 }
-_PROBLEM_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])\d+(?:\.\d+)?|(?<![\w.])\.\d+")
+_DIGITS = rf"\d(?:[{ZERO_WIDTH}]*\d)*"  # a zero-width character inside a number does not split it
+_PROBLEM_NUMBER = re.compile(
+    rf"(?<![\w.])\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|(?<![\w.]){_DIGITS}(?:\.{_DIGITS})?|(?<![\w.])\.{_DIGITS}"
+)
 _WORD = re.compile(r"[A-Za-z]+")
 
 
@@ -162,7 +166,10 @@ def problem_numbers(problem: str) -> list[tuple[Fraction, int, int]]:
     """Every number the problem states: digits (``1,200``, ``3.5``; ``80%`` also as ``0.8``) and number words."""
     found = []
     for m in _PROBLEM_NUMBER.finditer(problem):
-        value = Fraction(m.group(0).replace(",", ""))
+        digits = re.sub(f"[,{ZERO_WIDTH}]", "", m.group(0))
+        if len(digits) > MAX_DIGITS:  # no operation can use it (and int() refuses 4,300+ digits): not a number
+            continue
+        value = Fraction(digits)
         found.append((value, m.start(), m.end()))
         if problem[m.end() : m.end() + 1] == "%" or problem[m.end() : m.end() + 8].lower().startswith(" percent"):
             found.append((value / 100, m.start(), m.end()))
@@ -660,7 +667,8 @@ def make_ops(batch: dict, *, verify_timeout: float, spacy_pipeline: str | None =
     out = dict(batch)
     for key in ("ops", "executed_answer", "validated", "op_status", "op_status_reason", "n_parse_errors"):
         out[key] = []
-    docs = load_spacy(spacy_pipeline).pipe([p or "" for p in batch["problem"]])
+    # The parse places ops in clauses: problems without spans have no ops, and are not parsed (see clause_regions).
+    docs = load_spacy(spacy_pipeline).pipe([(p or "") if s else "" for p, s in zip(batch["problem"], batch["spans"])])
     for problem, gold, spans, regions, doc in zip(
         batch["problem"], batch["answer"], batch["spans"], batch["span_regions"], docs
     ):
@@ -679,9 +687,11 @@ def make_ops(batch: dict, *, verify_timeout: float, spacy_pipeline: str | None =
         elif status is None and gold is None:
             status, reason = "no_gold", "the problem has no gold answer to validate against"
         elif status is None:
-            match = answers_match(executed, gold, timeout=verify_timeout).match
-            status = "validated" if match else "wrong_answer"
-            reason = "" if match else f"the DAG executes to {executed}, gold is {gold}"
+            verdict = answers_match(executed, gold, timeout=verify_timeout)
+            status = {True: "validated", False: "wrong_answer"}.get(verdict.match, "unverified")
+            reason = "" if verdict.match else f"the DAG executes to {executed}, gold is {gold[:200]}"
+            if verdict.match is None:  # a LaTeX bomb timed out, a gold too long to check: no verdict, not "wrong"
+                reason = f"the answer check gave no verdict ({verdict.method}): {reason}"
         out["ops"].append(ops)
         out["executed_answer"].append(executed)
         out["validated"].append(status == "validated")

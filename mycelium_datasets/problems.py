@@ -66,6 +66,8 @@ GENERATED_SOURCES = ("gsm_symbolic",)
 
 # reasoning-gym appends an instruction to every gsm_symbolic question; it is not part of the problem.
 _GSM_SYMBOLIC_SUFFIX = re.compile(r"\s*Give the result as your final answer\. Do not include units\.\s*$")
+# A JSON escape of a UTF-16 surrogate: valid in pairs (an escaped emoji), unstorable alone ("\\ud800").
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class SourceError(ValueError):
@@ -291,7 +293,8 @@ def iter_jsonl(path: str, limit: int | None) -> Iterator[dict]:
     """Read a jsonl file line by line; malformed lines become ``invalid_json`` rows, blank lines are skipped."""
     stem = Path(path).stem
     n = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
+    # utf-8-sig: a byte-order mark at the start of the file (Windows editors) is not part of the first line
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -301,8 +304,14 @@ def iter_jsonl(path: str, limit: int | None) -> Iterator[dict]:
             default_id = f"{stem}-{line_no:06d}"
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield _row(default_id, stem, status="invalid_json", reason=f"line {line_no}: {exc.msg}")
+                if _SURROGATE_ESCAPE.search(line):
+                    json.dumps(record, ensure_ascii=False).encode("utf-8")  # a lone surrogate cannot be stored
+            except UnicodeEncodeError:
+                yield _row(default_id, stem, status="invalid_json", reason=f"line {line_no}: a lone surrogate escape")
+                continue
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 5,000-digit integer, 100,000-deep [[[
+                message = exc.msg if isinstance(exc, json.JSONDecodeError) else f"{type(exc).__name__}: {exc}"[:200]
+                yield _row(default_id, stem, status="invalid_json", reason=f"line {line_no}: {message}")
                 continue
             yield normalize_record(record, default_id, stem)
 

@@ -50,9 +50,10 @@ class MyceliumSolver:
             device,
         )
 
-    def regions(self, problems: list[str], batch_size: int = 16) -> list[list[tuple[int, int]]]:
+    def regions(self, problems: list[str], batch_size: int = 16) -> list[list[tuple[int, int]] | None]:
         """Character ranges of the contiguous OP runs the tagger finds in each problem (batched by length, so that
-        little compute goes to padding)."""
+        little compute goes to padding); `None` for a problem longer than the tagger reads (it is not answered from
+        its beginning alone)."""
         order = sorted(range(len(problems)), key=lambda i: len(problems[i]))
         result: list = [None] * len(problems)
         for start in range(0, len(order), batch_size):
@@ -62,15 +63,19 @@ class MyceliumSolver:
         return result
 
     @torch.inference_mode()
-    def _regions(self, problems: list[str]) -> list[list[tuple[int, int]]]:
+    def _regions(self, problems: list[str]) -> list[list[tuple[int, int]] | None]:
         encoded = self.tagger_tokenizer(
             problems, return_offsets_mapping=True, padding=True, truncation=True, return_tensors="pt"
         )
+        truncated = [bool(e.overflowing) for e in encoded.encodings]
         offsets = encoded.pop("offset_mapping").tolist()
         logits = self.tagger(**{k: v.to(self.device) for k, v in encoded.items()}).logits
         labels = logits.argmax(-1).tolist()
         result = []
-        for row_labels, row_offsets in zip(labels, offsets):
+        for row_labels, row_offsets, cut in zip(labels, offsets, truncated):
+            if cut:
+                result.append(None)
+                continue
             runs, current = [], None
             for label, (a, b) in zip(row_labels, row_offsets):
                 if b <= a:  # special and padding tokens
@@ -107,10 +112,18 @@ class MyceliumSolver:
         valid = [i for i, p in enumerate(problems) if isinstance(p, str) and p.strip()]
         for i in set(range(len(problems))) - set(valid):
             traces[i]["stage"] = "SEGMENTATION"
-            traces[i]["reason"] = "empty problem"
+            traces[i]["reason"] = (
+                "empty problem" if isinstance(problems[i], str) else f"not a string: {type(problems[i]).__name__}"
+            )
         if not valid:
             return traces
-        all_regions = self.regions([problems[i] for i in valid])
+        read = list(zip(valid, self.regions([problems[i] for i in valid])))
+        for i, regions in read:
+            if regions is None:
+                traces[i]["stage"] = "SEGMENTATION"
+                traces[i]["reason"] = f"longer than the tagger reads ({self.tagger_tokenizer.model_max_length} tokens)"
+        valid = [i for i, regions in read if regions is not None]
+        all_regions = [regions for _, regions in read if regions is not None]
         flat = [(i, r) for i, regions in zip(valid, all_regions) for r in regions]
         labels = self.classify([problems[i][a:b] for i, (a, b) in flat])
         by_problem: dict[int, list] = {}
