@@ -142,7 +142,7 @@ def _train(argv: list[str]) -> int:
     # the same defaults as the students of `mycelium run`
     parser.set_defaults(
         output_dir="",
-        num_train_epochs=8,
+        num_train_epochs=6,
         per_device_train_batch_size=16,
         learning_rate=1e-4,
         warmup_steps=0.1,

@@ -44,7 +44,7 @@ class StudentsConfig:
     students: bool = field(
         default=True, metadata={"help": "Train both students and evaluate them (use --no_students to stop earlier)."}
     )
-    student_epochs: float = field(default=8.0, metadata={"help": "Training epochs for each student."})
+    student_epochs: float = field(default=6.0, metadata={"help": "Training epochs for each student."})
     student_batch_size: int = field(default=16, metadata={"help": "Training batch size for each student."})
     student_learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate for each student."})
     student_seed: int = field(default=0, metadata={"help": "Training seed (the run is deterministic on CPU)."})
