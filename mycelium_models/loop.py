@@ -303,8 +303,9 @@ def run_loop(args: LoopArguments) -> dict:
             seen.update(p["id"] for p in pool)
             lineage = {
                 "upstream": {
-                    name: json.loads((run_dir / ".mycelium" / f"{name}.json").read_text())["fingerprint"]
+                    name: {k: marker[k] for k in ("version", "fingerprint")}
                     for name in STUDENTS.values()
+                    for marker in [json.loads((run_dir / ".mycelium" / f"{name}.json").read_text())]
                 },
                 "round": r,
                 "added_self": n_self,

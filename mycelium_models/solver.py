@@ -59,7 +59,7 @@ class MyceliumSolver:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             for i, runs in zip(chunk, self._regions([problems[i] for i in chunk])):
-                result[i] = runs
+                result[i] = None if runs is None else self.snap_to_words(problems[i], runs)
         return result
 
     @torch.inference_mode()
@@ -89,6 +89,22 @@ class MyceliumSolver:
                 runs.append(current)
             result.append(runs)
         return result
+
+    @staticmethod
+    def snap_to_words(text: str, runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Grow each OP run to whole words (a run may end inside a word: "The ve|nding") and merge runs that then
+        touch or are separated by spaces only."""
+        snapped: list[tuple[int, int]] = []
+        for a, b in runs:
+            while a > 0 and text[a - 1].isalnum():
+                a -= 1
+            while b < len(text) and text[b].isalnum():
+                b += 1
+            if snapped and not text[snapped[-1][1] : a].strip():
+                snapped[-1] = (snapped[-1][0], b)
+            else:
+                snapped.append((a, b))
+        return snapped
 
     @torch.inference_mode()
     def classify(self, texts: list[str], batch_size: int = 32) -> list[str]:
@@ -144,13 +160,19 @@ class MyceliumSolver:
 
     @staticmethod
     def _execute(problem: str, regions: list, trace: dict) -> None:
+        """Regions in text order, each one operation. Operands: numbers the region writes (digits before number
+        words), after any number carried from an earlier region that could not form an operation alone; a region
+        short of operands takes the last result (or, with no number of its own, the last two results). A region
+        still short of operands carries its numbers forward (or is skipped when it has none), as recorded in
+        ``trace["skipped"]``; the answer is the last operation's value."""
         if not regions:
             trace["stage"], trace["reason"] = "SEGMENTATION", "the tagger found no operation region"
             return
         numbers = problem_numbers(problem)
         results: list[Fraction] = []
+        pending: list[dict] = []
+        trace["skipped"] = []
         for (a, b), op in regions:
-            # numbers written inside the region, in order (number words only when no digit is there)
             inside = sorted((n for n in numbers if a <= n[1] < b), key=lambda n: n[1])
             digits = [n for n in inside if problem[n[1]].isdigit()]
             found = [
@@ -158,17 +180,23 @@ class MyceliumSolver:
                 for n in (digits or inside)
             ]
             arity = 1 if op in UNARY else 2
-            operands = found[:2] if op not in ("add", "mul") else found
+            operands = pending + found
+            operands = operands if op in ("add", "mul") else operands[:arity]
+
+            def earlier(k: int) -> dict:
+                return {"value": results[k], "source": "op", "char_start": -1, "char_end": -1, "op_index": k}
+
             if results and len(operands) < arity:
-                # an earlier result completes the operation
-                earlier = {"value": results[-1], "source": "op", "char_start": -1, "char_end": -1}
-                operands = [{**earlier, "op_index": len(results) - 1}, *operands]
+                operands = [earlier(len(results) - 1), *operands]  # an earlier result completes the operation
+            if not found and not pending and len(operands) < arity and len(results) >= 2:
+                operands = [earlier(len(results) - 2), earlier(len(results) - 1)]  # "how many in all?"
             if len(operands) < arity:
-                trace["stage"] = "EXTRACTION"
-                trace["reason"] = f"region {problem[a:b]!r} ({op}) has {len(operands)} operand(s)"
-                return
-            if arity == 1:
-                operands = operands[:1]
+                pending = operands if found else pending
+                trace["skipped"].append(
+                    {"region": problem[a:b], "op": op, "reason": f"{len(operands)} operand(s) for {op}"}
+                )
+                continue
+            pending = []
             try:
                 value = apply(op, [o["value"] for o in operands])
             except ParseError as exc:
@@ -186,4 +214,10 @@ class MyceliumSolver:
                     "char_end": b,
                 }
             )
+        if not results:
+            trace["stage"] = "EXTRACTION"
+            trace["reason"] = "no region had enough operands for its operation: " + "; ".join(
+                f"{x['region']!r} ({x['reason']})" for x in trace["skipped"]
+            )
+            return
         trace["answer"] = format_value(results[-1])
