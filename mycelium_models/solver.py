@@ -162,7 +162,8 @@ class MyceliumSolver:
     def _execute(problem: str, regions: list, trace: dict) -> None:
         """Regions in text order, each one operation. Operands: numbers the region writes (digits before number
         words), after any number carried from an earlier region that could not form an operation alone; a region
-        short of operands takes the last result (or, with no number of its own, the last two results). A region
+        short of operands takes the last result (or, for an add / sub with no number of its own, the last two results:
+        "how many in all?"). A region
         still short of operands carries its numbers forward (or is skipped when it has none), as recorded in
         ``trace["skipped"]``; the answer is the last operation's value."""
         if not regions:
@@ -188,7 +189,7 @@ class MyceliumSolver:
 
             if results and len(operands) < arity:
                 operands = [earlier(len(results) - 1), *operands]  # an earlier result completes the operation
-            if not found and not pending and len(operands) < arity and len(results) >= 2:
+            if not found and not pending and op in ("add", "sub") and len(results) >= 2:
                 operands = [earlier(len(results) - 2), earlier(len(results) - 1)]  # "how many in all?"
             if len(operands) < arity:
                 pending = operands if found else pending
