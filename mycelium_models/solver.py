@@ -174,7 +174,12 @@ class MyceliumSolver:
         pending: list[dict] = []
         trace["skipped"] = []
         for (a, b), op in regions:
-            inside = sorted((n for n in numbers if a <= n[1] < b), key=lambda n: n[1])
+            # one operand per written number: "10%" is read as 10 and as 0.1 at the same offsets; keep the first
+            by_start: dict[int, tuple] = {}
+            for n in numbers:
+                if a <= n[1] < b:
+                    by_start.setdefault(n[1], n)
+            inside = [by_start[k] for k in sorted(by_start)]
             digits = [n for n in inside if problem[n[1]].isdigit()]
             found = [
                 {"value": n[0], "source": "problem", "char_start": n[1], "char_end": n[2], "op_index": -1}

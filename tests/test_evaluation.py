@@ -165,3 +165,30 @@ def test_summary_counts_add_up():
     assert sum(summary["attribution"].values()) == summary["wrong"] == 2
     assert list(summary["attribution"]) == list(STAGES)
     assert summary["teacher_accuracy"] == pytest.approx(2 / 3)  # reported apart from the students' accuracy
+
+
+def test_solver_takes_each_written_number_once_and_carries_short_regions():
+    from mycelium_models.solver import MyceliumSolver
+
+    problem = "Ann had 10% of 200 dollars. She gets 5 more. Then she has 3 times that. How much in all?"
+    region = {
+        text: (problem.index(text), problem.index(text) + len(text))
+        for text in ("Ann had 10% of 200 dollars", "She gets 5 more", "3 times that", "How much in all")
+    }
+    trace = {"answer": None, "stage": None, "ops": []}
+    MyceliumSolver._execute(
+        problem,
+        [
+            (region["Ann had 10% of 200 dollars"], "mul"),
+            (region["She gets 5 more"], "add"),
+            (region["3 times that"], "mul"),
+            (region["How much in all"], "add"),
+        ],
+        trace,
+    )
+    # 10% is one operand (10), not two (10 and 0.1); "5 more" completes with the last result; the question adds
+    assert [op["operands"] for op in trace["ops"]] == [["10", "200"], ["2000", "5"], ["2005", "3"], ["2005", "6015"]]
+    assert trace["answer"] == "8020" and trace["stage"] is None
+    short = {"answer": None, "stage": None, "ops": []}
+    MyceliumSolver._execute(problem, [(region["How much in all"], "mul")], short)
+    assert short["answer"] is None and short["stage"] == "EXTRACTION" and "operand" in short["reason"]
