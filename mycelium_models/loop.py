@@ -200,14 +200,12 @@ def write_round_artifact(round_dir: Path, name: str, data: datasets.DatasetDict,
 
 
 def run_loop(args: LoopArguments) -> dict:
-    from transformers import TrainingArguments
-
     from mycelium_datasets.answers import answers_match
     from mycelium_datasets.defaults import load_spacy
     from mycelium_datasets.student_sets import load_student_tokenizer
     from mycelium_models.evaluation import evaluate_students, reference_from_solution, references_from_run, write_eval
     from mycelium_models.solver import MyceliumSolver
-    from mycelium_models.stage import STUDENTS, StudentsConfig, _has_accelerator
+    from mycelium_models.stage import STUDENTS, StudentsConfig, training_arguments
     from mycelium_models.train import StudentTrainingArguments, train
 
     if args.mop_up not in ("none", "reference", "teacher"):
@@ -322,20 +320,7 @@ def run_loop(args: LoopArguments) -> dict:
                 )
                 write_round_artifact(round_dir, name, data, lineage, r)
             for kind in STUDENTS:
-                training_args = TrainingArguments(
-                    output_dir=str(round_dir / ".mycelium" / f"checkpoints-{kind}"),
-                    num_train_epochs=students.student_epochs,
-                    per_device_train_batch_size=students.student_batch_size,
-                    per_device_eval_batch_size=64,
-                    learning_rate=students.student_learning_rate,
-                    warmup_steps=0.1,
-                    weight_decay=0.01,
-                    seed=students.student_seed,
-                    data_seed=students.student_seed,
-                    report_to="none",
-                    logging_steps=10,
-                    use_cpu=not _has_accelerator(),
-                )
+                training_args = training_arguments(students, round_dir / ".mycelium" / f"checkpoints-{kind}")
                 train(kind, StudentTrainingArguments(run_dir=str(round_dir), backbone=backbone), training_args)
                 shutil.rmtree(round_dir / ".mycelium" / f"checkpoints-{kind}", ignore_errors=True)
             solver = MyceliumSolver.from_pretrained(round_dir / "models")

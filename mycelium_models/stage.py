@@ -68,8 +68,6 @@ def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -
 
 def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -> dict:
     """Train (or keep) ``DIR/models/tagger`` and ``DIR/models/classifier``; returns their evaluation metrics."""
-    from transformers import TrainingArguments
-
     from mycelium_datasets.runner import process_info
     from mycelium_models.train import StudentTrainingArguments, train
 
@@ -93,20 +91,7 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
         work = out_dir / ".mycelium" / "work" / f"models-{kind}" / identity
         shutil.rmtree(work, ignore_errors=True)
         args = StudentTrainingArguments(run_dir=str(out_dir), backbone=backbone, models_dir=str(work / "models"))
-        training_args = TrainingArguments(
-            output_dir=str(work / "checkpoints"),
-            num_train_epochs=config.student_epochs,
-            per_device_train_batch_size=config.student_batch_size,
-            per_device_eval_batch_size=64,
-            learning_rate=config.student_learning_rate,
-            warmup_steps=0.1,
-            weight_decay=0.01,
-            seed=config.student_seed,
-            data_seed=config.student_seed,
-            report_to="none",
-            logging_steps=10,
-            use_cpu=not _has_accelerator(),
-        )
+        training_args = training_arguments(config, work / "checkpoints")
         logger.info("training the %s on %s", kind, out_dir / artifact)
         metrics = train(kind, args, training_args)
         if info.is_main:
@@ -127,6 +112,26 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
         info.barrier()
         results[kind] = metrics
     return results
+
+
+def training_arguments(config: StudentsConfig, output_dir: Path):
+    """The ``TrainingArguments`` of a student trained by ``mycelium run`` (and by each ``mycelium loop`` round)."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=config.student_epochs,
+        per_device_train_batch_size=config.student_batch_size,
+        per_device_eval_batch_size=64,
+        learning_rate=config.student_learning_rate,
+        warmup_steps=0.1,
+        weight_decay=0.01,
+        seed=config.student_seed,
+        data_seed=config.student_seed,
+        report_to="none",
+        logging_steps=10,
+        use_cpu=not _has_accelerator(),
+    )
 
 
 def _has_accelerator() -> bool:
