@@ -24,7 +24,8 @@ from pathlib import Path
 from mycelium_datasets.answers import answers_match
 from mycelium_datasets.arith import format_value
 from mycelium_datasets.cot_traces import clean_reference
-from mycelium_datasets.op_pairs import executed_answer, ops_for_trace, problem_numbers
+from mycelium_datasets.numbers import problem_numbers
+from mycelium_datasets.op_graph import executed_answer, ops_for_trace
 from mycelium_datasets.problems import ProblemsConfig, read_source
 from mycelium_datasets.segment import segment
 

@@ -27,6 +27,8 @@ import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .numbers import DECIMALS, GROUPED_INT, NOT_AFTER_WORD, ZERO_WIDTH
+
 logger = logging.getLogger(__name__)
 
 ANSWER_SOURCES = ("boxed", "hash", "phrase", "last_number", "none")
@@ -37,19 +39,16 @@ MAX_ANSWER_CHARS = 2_000
 STARTUP_TIMEOUT = 120
 # Plain-number fast path: at most this many digits (a 10,000-digit integer is not an answer, it is an attack).
 MAX_NUMBER_DIGITS = 400
-# Invisible characters that copy-paste leaves inside numbers ("1\u200b2" is 12): zero-width space / non-joiner /
-# joiner, word joiner, and the byte-order mark.
-ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
-
-_NUMBER = r"[-−]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-−]?\.\d+"
-_NUMBER_RE = re.compile(rf"(?<![\w.])(?:{_NUMBER})(?![\d])")
+# A number as a CoT writes an answer: a sign and a dollar sign may precede it ("-$1,200.50"); see ``numbers``.
+_NUMBER = rf"[-−]?\$?\s?(?:{GROUPED_INT}|\d+){DECIMALS}|[-−]?\.\d+"
+_NUMBER_RE = re.compile(rf"{NOT_AFTER_WORD}(?:{_NUMBER})(?![\d])")
 _HASH_RE = re.compile(r"####\s*([^\n]*)")
 _PHRASE_RE = re.compile(
     r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*(?:is)?\s*[:：]?|answer\s*[:：])\s*(?P<ans>[^\n]*)",
     re.IGNORECASE,
 )
 _BOX_OPEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_PLAIN_NUMBER_RE = re.compile(r"^[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[-−]?\.\d+$")
+_PLAIN_NUMBER_RE = re.compile(rf"^[-−]?(?:{GROUPED_INT}|\d+){DECIMALS}$|^[-−]?\.\d+$")
 _PLAIN_FRACTION_RE = re.compile(r"^([-−]?\d+)\s*/\s*(\d+)$")
 _LATEX_FRACTION_RE = re.compile(r"^([-−]?)\\[dt]?frac\{([-−]?\d+)\}\{(\d+)\}$")
 

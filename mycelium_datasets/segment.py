@@ -32,6 +32,7 @@ SEGMENTERS = ("jsd", "sentence", "jsd_clause")
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 # An equation: numbers joined by operators, possibly with "=" and a result; its extent must not be cut.
+# (any run of digits with "." or "," inside: "1,200.50", "3.5"; a sign, currency, percent and parentheses around)
 _NUM = r"[$€£]?\(?-?\d+(?:[.,]\d+)*%?\)?"
 _LATEX_MATH = re.compile(r"\$\$.+?\$\$|(?<!\\)\$[^$]+?(?<!\\)\$|\\\[.+?\\\]|\\\(.+?\\\)", re.DOTALL)
 _EQUATION = re.compile(rf"{_NUM}(?:\s*(?:[-+*/×÷x^]|\\times|\\cdot|=)\s*{_NUM})+")

@@ -70,7 +70,7 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 
 def _cot_values(cot: str, ops: list[dict]) -> set[Fraction]:
-    from mycelium_datasets.op_pairs import problem_numbers
+    from mycelium_datasets.numbers import problem_numbers
 
     values = {v for v, _, _ in problem_numbers(cot)}
     for op in ops or []:
@@ -83,33 +83,25 @@ def _cot_values(cot: str, ops: list[dict]) -> set[Fraction]:
 
 def reference_from_solution(problem: str, solution: str, gold: str | None, doc=None) -> dict:
     """A reference made on the fly from a problem's own solution text (no teacher, no attention): sentence spans,
-    tier-1 operations, each placed in the spaCy clause of its first problem operand, executed and checked."""
+    then the same operation graph as ``op_pairs`` (:func:`~mycelium_datasets.op_graph.validate_trace`), each op
+    placed in the spaCy clause of its first problem operand."""
     from mycelium_datasets.answers import answers_match, extract_answer
-    from mycelium_datasets.arith import ParseError, format_value
     from mycelium_datasets.cot_traces import clean_reference
-    from mycelium_datasets.op_pairs import executed_answer, locate_regions, ops_for_trace
+    from mycelium_datasets.op_graph import validate_trace
     from mycelium_datasets.segment import sentence_cuts
 
     cot, _ = clean_reference(solution)
     cuts = [0, *sentence_cuts(cot), len(cot)]
     spans = [{"text": cot[a:b], "char_start": a, "char_end": b} for a, b in zip(cuts, cuts[1:]) if b > a]
-    ops, _ = ops_for_trace(problem, spans, [])
-    locate_regions(ops, [], doc)
+    dag = validate_trace(problem, gold, spans, [], doc)
     cot_answer, _ = extract_answer(cot, allow_boxed=True)
-    validated = False
-    if ops and gold is not None:
-        try:
-            value = executed_answer(ops, problem)
-            validated = value is not None and answers_match(format_value(value), gold).match
-        except ParseError:
-            validated = False
     return {
         "cot": cot,
         "cot_answer": cot_answer,
         "cot_correct": bool(gold is not None and answers_match(cot_answer, gold).match),
         "finish_reason": "reference",
-        "ops": ops,
-        "validated": bool(validated),
+        "ops": dag["ops"],
+        "validated": dag["validated"],
     }
 
 

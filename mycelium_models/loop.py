@@ -66,7 +66,7 @@ def rows_from_regions(
     problem_id: str, problem: str, regions_ops: list[tuple[int, int, str]], tokenizer, max_length: int
 ) -> tuple[dict, list[dict]]:
     """One ``io_tags`` row and the ``op_classes`` rows for a problem whose (region, operation) pairs are known."""
-    from mycelium_datasets.op_pairs import OP_NAMES
+    from mycelium_datasets.op_graph import OP_NAMES
     from mycelium_datasets.student_sets import io_labels
 
     encoded = tokenizer(

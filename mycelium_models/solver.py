@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from mycelium_datasets.arith import ParseError, apply, format_value
-from mycelium_datasets.op_pairs import problem_numbers
+from mycelium_datasets.numbers import problem_numbers
 
 UNARY = {"sqrt", "neg", "percent", "floor", "ceil", "abs", "factorial"}
 

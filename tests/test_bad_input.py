@@ -19,7 +19,8 @@ from mycelium_datasets.arith import format_value
 from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.clause_regions import make_regions
 from mycelium_datasets.cli import main
-from mycelium_datasets.op_pairs import make_ops, problem_numbers
+from mycelium_datasets.numbers import problem_numbers
+from mycelium_datasets.op_pairs import make_ops
 from mycelium_datasets.pipeline import load_preset, split_options
 
 from conftest import write_jsonl
@@ -531,7 +532,7 @@ def tiny_solver():
     from transformers import AutoTokenizer, BertConfig
 
     from mycelium_datasets.defaults import resolve_backbone
-    from mycelium_datasets.op_pairs import OP_NAMES
+    from mycelium_datasets.op_graph import OP_NAMES
     from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
     from mycelium_models.solver import MyceliumSolver
 

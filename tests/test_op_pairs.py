@@ -8,15 +8,10 @@ import datasets
 import pytest
 
 from mycelium_datasets.builders import BUILDERS
-from mycelium_datasets.op_pairs import (
-    execute,
-    latex_statements,
-    make_ops,
-    math_segments,
-    ops_for_trace,
-    plain_equations,
-    problem_numbers,
-)
+from mycelium_datasets.equations import latex_statements, math_segments, plain_equations
+from mycelium_datasets.numbers import problem_numbers
+from mycelium_datasets.op_graph import execute, ops_for_trace
+from mycelium_datasets.op_pairs import make_ops
 from mycelium_datasets.pipeline import split_options
 
 from conftest import write_jsonl

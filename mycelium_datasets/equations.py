@@ -1,0 +1,231 @@
+"""Reading equations out of a chain of thought: where a CoT writes arithmetic, and what it writes.
+
+Two readers, both returning text for :mod:`mycelium_datasets.arith` to parse (nothing here is evaluated):
+
+- :func:`plain_equations`: ``expr = result`` in plain text as GSM8K writes it (``16 - 3 - 4 = 9``, ``48/2 = 24``,
+  ``$1,200 * 20% = $240``, ``12 x 2``, chained ``a = b = c``); unit words inside an equation are dropped and number
+  words used as operands become digits (``half * 188`` is ``(1/2) * 188``).
+- :func:`latex_statements`: every relation in LaTeX math (``$...$``, ``\\[...\\]``, display environments), display
+  rows split at ``\\\\`` with continued chains (``a &= b \\\\ &= c``) joined, assignments (``x = 5``) named and the
+  boxed answer marked.
+
+The operation graph built from these (provenance, execution, validation) is :mod:`mycelium_datasets.op_graph`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .numbers import DECIMALS, GROUPED_INT, number_word_value
+
+_ARITH_CHARS = re.compile(r"[\d\s.,+\-−*/×÷^%()$€£x]")
+_UNIT_IN_EQUATION = re.compile(
+    r"(?<=[\d%])(?:\s*/\s*(?!x\b)[A-Za-z]+|\s+(?!x\b)[A-Za-z']+){1,6}(?=\s*(?:[-+*/×÷=]|x\s))"
+)
+_BULLET = re.compile(r"(?m)^[ \t]*(?:[-*•]|\d+[.)])[ \t]+")
+# a written result: a sign, a currency sign, a fraction bar or a percent around a number (see ``numbers``)
+_RESULT = re.compile(rf"\s*[$€£]?\s*(-?{GROUPED_INT}{DECIMALS}|-?\d+{DECIMALS}(?:/\d+)?)\s*(%?)")
+
+
+def _left_expression(text: str, end: int) -> tuple[str, int]:
+    """The arithmetic run that ends at ``text[end]`` (an ``=``), scanning left; ``x`` only between numbers."""
+    i = end
+    while i > 0 and _ARITH_CHARS.match(text[i - 1]):
+        if text[i - 1] == "x" and (i - 2 < 0 or not (text[i - 2].isspace() or text[i - 2].isdigit())):
+            break
+        i -= 1
+    run = text[i:end]
+    # drop a leading word-fragment of punctuation / an unmatched ")" or a trailing list comma
+    stripped = run.lstrip(" ,.)")
+    return stripped.strip(), end - len(run) + (len(run) - len(stripped))
+
+
+_EQUATION_WORD = re.compile(
+    r"\b(half|twice|double|triple|dozen|quarter|third|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b"
+    r"(?=\s*[*×x/+=-]\s*[$€£(]?\d)|(?<=[*×/+-])(\s*)(half|twice|double|dozen|quarter|third)\b",
+    re.IGNORECASE,
+)
+
+
+def _number_words_in_equations(text: str) -> str:
+    """Number words used as operands ("half * 188 = 94") become digits; elsewhere they stay words."""
+
+    def digits(word: str) -> str:
+        value = number_word_value(word)
+        return str(value.numerator) if value.denominator == 1 else f"({value.numerator}/{value.denominator})"
+
+    def replace(m: re.Match) -> str:
+        if m.group(1):
+            return digits(m.group(1))
+        return m.group(2) + digits(m.group(3))
+
+    return _EQUATION_WORD.sub(replace, text)
+
+
+def plain_equations(text: str) -> list[tuple[str, str, int]]:
+    """``(expression, written_result, position)`` for each ``expr = result`` in plain text (chained ``=`` included:
+    ``a = b = c`` gives ``a`` with result ``c`` when ``b`` is a number)."""
+    # unit words inside an equation ("€57/hour * 7 hours = €399", "5 feet x 3 = ") are not part of it
+    text = _UNIT_IN_EQUATION.sub("", _number_words_in_equations(_BULLET.sub("", text)))
+    equations = []
+    for m in re.finditer(r"=", text):
+        expression, start = _left_expression(text, m.start())
+        if not re.search(r"\d\s*[-+*/×÷x^%]\s*[$€£(]?\s*\d|\d\s*%|\(\s*\d", expression):
+            continue  # a bare number (the middle of a chain) or no arithmetic at all
+        # follow the chain to its last "= number"
+        position, result = m.end(), None
+        while True:
+            r = _RESULT.match(text, position)
+            if not r:
+                break
+            result = r.group(1) + r.group(2)
+            after = r.end()
+            nxt = re.match(r"\s*=", text[after:])
+            if nxt and _RESULT.match(text, after + nxt.end()):
+                position = after + nxt.end()
+                continue
+            break
+        if result is not None:
+            expression = re.sub(r"(?<=[\d)])\s*x\s*(?=[\d$(])", " * ", expression)
+            equations.append((expression, result, start))
+    return equations
+
+
+def latex_equations(text: str) -> list[tuple[str, str, int]]:
+    """``(expression, written_result, position)`` from LaTeX math: ``lhs = ... = number``."""
+    return [(e.expression, e.written, e.position) for e in latex_statements(text) if e.expression is not None]
+
+
+_MATH_ENV = re.compile(r"\\begin\{(align|aligned|eqnarray|equation|gather|gathered|multline|split)(\*?)\}")
+_ASY = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL)
+
+
+def math_segments(text: str) -> list[tuple[str, int]]:
+    """``(content, position)`` of each LaTeX math region: ``$...$``, ``$$...$$``, ``\\[...\\]``, ``\\(...\\)`` and
+    display environments (``align*``, ``equation``, ...); an escaped ``\\$`` is a dollar sign, not a delimiter;
+    Asymptote code (``[asy]...[/asy]``) is skipped. One linear scan."""
+    segments, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "[" and text.startswith("[asy]", i):
+            end = text.find("[/asy]", i)
+            i = n if end < 0 else end + 6
+            continue
+        if c == "\\":
+            two = text[i : i + 2]
+            closing = {"\\[": "\\]", "\\(": "\\)"}.get(two)
+            m = None if closing else _MATH_ENV.match(text, i)
+            if m:
+                closing, two = f"\\end{{{m.group(1)}{m.group(2)}}}", m.group(0)
+            if closing:
+                end = text.find(closing, i + len(two))
+                end = n if end < 0 else end
+                segments.append((text[i + len(two) : end], i + len(two)))
+                i = end + len(closing)
+                continue
+            i += 2  # an escaped character (\$) or a command
+            continue
+        if c == "$":
+            closing = "$$" if text.startswith("$$", i) else "$"
+            j = i + len(closing)
+            while j < n and not text.startswith(closing, j):
+                j += 2 if text[j] == "\\" else 1
+            segments.append((text[i + len(closing) : min(j, n)], i + len(closing)))
+            i = j + len(closing)
+            continue
+        i += 1
+    return segments
+
+
+@dataclass
+class Statement:
+    """One relation of LaTeX math: ``parts`` split at ``=``; ``expression`` is the first part that holds arithmetic,
+    ``written`` the last part (the result), ``name`` the variable assigned when the first part is one (``x = 5``),
+    ``boxed`` when the result is the CoT's boxed answer."""
+
+    parts: list[str]
+    position: int
+    expression: str | None = None
+    written: str = ""
+    name: str | None = None
+    boxed: bool = False
+
+
+_STATEMENT_BREAK = re.compile(
+    r"\\(?:Rightarrow|Longrightarrow|rightarrow|implies|iff|Leftrightarrow|therefore|quad|qquad|text\{\s*(?:and|so|or|thus|then|"
+    r"hence|since|because|which|where|if|giving|we get|or)\s*,?\s*\})(?![A-Za-z])|\\\\|;|,(?=\s|\\[q ])"
+)
+_RELATION = re.compile(
+    r"(?<![<>!\\])=|\\(?:le|ge|leq|geq|ne|neq|approx|equiv|lt|gt|sim|cong|in|subset)(?![A-Za-z])|[<>]"
+)
+ARITHMETIC = re.compile(r"[-+*/^!|]|\\(?:frac|[dt]frac|times|cdot|sqrt|div|binom|lfloor|lceil)|\d\s*\(|\)\s*\(")
+_NAME = re.compile(r"^\s*([A-Za-z](?:_\{?\w{1,4}\}?)?)\s*$")
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def _split_top(text: str, pattern: re.Pattern) -> list[tuple[str, int]]:
+    """``text`` split at matches of ``pattern`` outside braces and parentheses, with each piece's offset."""
+    pieces, start, depth = [], 0, 0
+    depth_at = []
+    for ch in text:
+        depth_at.append(depth)
+        if ch in "{(":
+            depth += 1
+        elif ch in "})":
+            depth = max(0, depth - 1)
+    for m in pattern.finditer(text):
+        if depth_at[m.start()] == 0:
+            pieces.append((text[start : m.start()], start))
+            start = m.end()
+    pieces.append((text[start:], start))
+    return pieces
+
+
+def latex_statements(text: str) -> list[Statement]:
+    """Every relation written in LaTeX math, in order: display rows are split at ``\\\\``, alignment ``&`` is
+    dropped, a row that starts with ``=`` continues the previous one's chain (``a &= b \\\\ &= c``), and
+    ``\\Rightarrow``, ``\\quad``, ``;`` or ``, `` start a new statement. Relations other than ``=`` (``\\le``,
+    ``\\equiv``) end the chain: their sides are not equal."""
+    statements: list[Statement] = []
+    for content, offset in math_segments(text):
+        content = re.sub(r"\\(?:nonumber|notag)\b|\\(?:label|tag)\{[^{}]*\}", " ", content).replace("&", " ")
+        chain: list[tuple[str, int]] = []
+        pieces = _split_top(content, _STATEMENT_BREAK)
+        for piece, start in pieces:
+            if chain and re.match(r"\s*=", piece):
+                chain.append((piece, start))  # a continued chain: "&= c" on the next row
+                continue
+            _close_chain(chain, offset, statements)
+            chain = [(piece, start)] if piece.strip() else []
+        _close_chain(chain, offset, statements)
+    return statements
+
+
+def _close_chain(chain: list[tuple[str, int]], offset: int, statements: list[Statement]) -> None:
+    if not chain:
+        return
+    text = "".join(piece for piece, _ in chain)
+    position = offset + chain[0][1]
+    # a relation other than "=" breaks the chain: keep the "=" run that ends with the last part
+    relations = list(_RELATION.finditer(text))
+    cut = 0
+    for m in relations:
+        if m.group(0) != "=":
+            cut = m.end()
+    parts = (
+        [p.strip() for p in text[cut:].split("=")] if cut else [p.strip() for p in re.split(r"(?<![<>!\\])=", text)]
+    )
+    if len(parts) < 2 or not parts[-1]:
+        return
+    statement = Statement(
+        parts=parts, position=position + cut, written=parts[-1], boxed=bool(_BOXED.search(parts[-1]))
+    )
+    name = _NAME.match(parts[0]) if not cut else None
+    if name:
+        statement.name = re.sub(r"[{}]", "", name.group(1))
+    for part in parts[:-1]:
+        if re.search(r"\d", part) and ARITHMETIC.search(part):
+            statement.expression = part
+            break
+    statements.append(statement)

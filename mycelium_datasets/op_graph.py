@@ -1,0 +1,351 @@
+"""The operation graph of a chain of thought: operations with operand provenance, executed and validated.
+
+Each equation the CoT writes (read by :mod:`mycelium_datasets.equations`, parsed by :mod:`mycelium_datasets.arith`:
+no ``eval``, no ``sympify``) becomes operations, nested expressions giving several (``0.5 * 258 + 24`` is ``mul``
+then ``add``). **Tier 1** is that parser, over plain and LaTeX equations; **tier 2** solves a linear equation in one
+unknown (``3x - 5 = 4``) exactly into one ``solve`` op; every op records ``parse_tier``.
+
+**Provenance**: each operand is an earlier operation's result (``source: op``, ``op_index``), a number written in the
+problem (``source: problem``, character offsets; see :mod:`mycelium_datasets.numbers`), or an implicit constant
+(``source: constant``, e.g. 60 minutes in an hour).
+
+**Execution is the verifier**: :func:`execute` runs the DAG with exact fractions from the operands' provenance alone;
+:func:`validate_trace` parses, places and executes one problem's CoT and compares the result with the gold answer.
+It is the one definition of a validated DAG, used by the ``op_pairs`` artifact and by the evaluation's references.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from fractions import Fraction
+
+from .answers import answers_match
+from .arith import Node, ParseError, apply, evaluate, format_value, parse_expression, solve_linear
+from .clauses import clause_range
+from .equations import ARITHMETIC, Statement, latex_statements, math_segments, plain_equations
+from .numbers import problem_numbers
+
+OP_NAMES = (
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "sqrt",
+    "neg",
+    "percent",
+    "floor",
+    "round",
+    "root",
+    "factorial",
+    "binom",
+    "abs",
+    "ceil",
+    "solve",
+)
+
+
+def _result_value(text: str, variables: dict | None = None) -> Fraction | None:
+    text = text.strip().rstrip(".,;:")
+    try:
+        if variables is not None:
+            return evaluate(parse_expression(text, latex=True, variables=variables))
+        return evaluate(parse_expression(text, latex="\\" in text))
+    except (ParseError, ZeroDivisionError, ValueError):
+        return None
+
+
+def _operand(value: Fraction, results: list[Fraction], numbers, used_problem: set) -> dict:
+    """Provenance of an operand value: an earlier result, else a problem number, else a constant."""
+    for k in range(len(results) - 1, -1, -1):
+        if results[k] == value:
+            return {"value": format_value(value), "source": "op", "char_start": -1, "char_end": -1, "op_index": k}
+    candidates = [n for n in numbers if n[0] == value]
+    if candidates:
+        fresh = [n for n in candidates if (n[1], n[2]) not in used_problem] or candidates
+        _, a, b = fresh[0]
+        used_problem.add((a, b))
+        return {"value": format_value(value), "source": "problem", "char_start": a, "char_end": b, "op_index": -1}
+    return {"value": format_value(value), "source": "constant", "char_start": -1, "char_end": -1, "op_index": -1}
+
+
+def expression_ops(node: Node, results: list[Fraction], ops: list[dict], numbers, used: set, base: dict) -> Fraction:
+    """Append the operations of ``node`` (post-order) to ``ops``; returns the node's value."""
+    if node.op == "num":
+        return node.value
+    operands, values = [], []
+    for arg in node.args:
+        if arg.op == "num":
+            values.append(arg.value)
+            operands.append(_operand(arg.value, results, numbers, used))
+        else:
+            value = expression_ops(arg, results, ops, numbers, used, base)
+            values.append(value)
+            operands.append(
+                {
+                    "value": format_value(value),
+                    "source": "op",
+                    "char_start": -1,
+                    "char_end": -1,
+                    "op_index": len(ops) - 1,
+                }
+            )
+    value = apply(node.op, values)
+    ops.append({**base, "op": node.op, "operands": operands, "result": format_value(value)})
+    results.append(value)
+    return value
+
+
+def execute(ops: list[dict], problem: str) -> Fraction | None:
+    """Run the DAG from provenance alone: a problem operand must be a value the problem states at its offsets, an
+    op operand is the executed value of that earlier op, a constant is taken as stated. Returns the last op's value
+    (None when there is no op); a broken reference is a ParseError."""
+    values: list[Fraction] = []
+    stated: dict[tuple[int, int], set] = {}
+    for v, a, b in problem_numbers(problem):
+        stated.setdefault((a, b), set()).add(v)
+    for op in ops:
+        args = []
+        for operand in op["operands"]:
+            value = Fraction(operand["value"])
+            if operand["source"] == "op":
+                if not 0 <= operand["op_index"] < len(values):
+                    raise ParseError(f"operand refers to op {operand['op_index']}, which is not earlier")
+                value = values[operand["op_index"]]
+            elif operand["source"] == "problem":
+                if value not in stated.get((operand["char_start"], operand["char_end"]), set()):
+                    raise ParseError(f"the problem does not state {operand['value']} at {operand['char_start']}")
+            args.append(value)
+        values.append(apply(op["op"], args))
+    return values[-1] if values else None
+
+
+def executed_answer(ops: list[dict], problem: str) -> Fraction | None:
+    """The DAG's answer: the last op's executed value, in percent when the CoT wrote that result as one
+    ("= 34%" answers 34)."""
+    value = execute(ops, problem)
+    if value is not None and ops[-1]["written_result"].rstrip().endswith("%"):
+        value *= 100
+    return value
+
+
+_LATEX_TRACE = re.compile(r"\\(?:[A-Za-z]+|\[|\()|\$[^$\n]*[\^_{}][^$\n]*\$")
+
+
+def ops_for_trace(problem: str, spans: list[dict], span_regions: list[list[dict]]) -> tuple[list[dict], int]:
+    """All tier-1 operations of one trace, in CoT order, and the number of equations that failed to parse.
+
+    A trace that writes LaTeX is read whole (a display block cut into several spans still gives its equations to the
+    span where each starts): its math through :func:`latex_statements`, the prose around it through
+    :func:`plain_equations`. Other traces are read span by span as plain arithmetic."""
+    texts = [span["text"] for span in spans]
+    full = "".join(texts)
+    if not _LATEX_TRACE.search(full):
+        return _plain_trace_ops(problem, texts, span_regions)
+    starts, position = [], 0
+    for t in texts:
+        starts.append(position)
+        position += len(t)
+    state = _TraceState(problem, texts, span_regions)
+    # prose between math regions: plain arithmetic, positions kept
+    prose = list(full)
+    for content, offset in math_segments(full):
+        for k in range(max(0, offset - 2), min(len(full), offset + len(content) + 2)):
+            prose[k] = " "
+    items = [(e[2], "plain", e) for e in plain_equations("".join(prose))]
+    items += [(st.position, "latex", st) for st in latex_statements(full)]
+    for position, kind, item in sorted(items, key=lambda x: x[0]):
+        index = max(0, bisect.bisect_right(starts, position) - 1)
+        if kind == "plain":
+            state.add(item[0], item[1], index, latex=False)
+            continue
+        state.statement(item, index)
+        if item.boxed:
+            break  # the CoT's boxed answer: what follows checks or comments on it
+    return state.ops, state.errors
+
+
+class _TraceState:
+    """Operations of one trace so far: results, used problem numbers, assigned variables, parse errors."""
+
+    def __init__(self, problem: str, texts: list[str], span_regions: list[list[dict]]):
+        self.numbers = problem_numbers(problem)
+        self.texts, self.span_regions = texts, span_regions
+        self.results: list[Fraction] = []
+        self.ops: list[dict] = []
+        self.used: set = set()
+        self.variables: dict[str, Fraction] = {}
+        self.errors = 0
+
+    def _base(self, expression: str, written: str, index: int) -> dict:
+        regions = self.span_regions[index] if index < len(self.span_regions) else []
+        return {
+            "written_result": written,
+            "expr": expression,
+            "span_index": index,
+            "span_text": self.texts[index] if index < len(self.texts) else "",
+            "region": regions[0] if regions else {"char_start": -1, "char_end": -1, "text": ""},
+            "parse_tier": 1,
+        }
+
+    def add(self, expression: str, written: str, index: int, latex: bool, count_errors: bool = True):
+        """Parse one expression into ops; returns its value, None when it is a bare number, or a ParseError."""
+        try:
+            node = parse_expression(expression, latex=latex, variables=self.variables if latex else None)
+        except (ParseError, ZeroDivisionError, ValueError, OverflowError) as exc:
+            self.errors += count_errors
+            return exc
+        if node.op == "num":
+            return None
+        base = self._base(expression, written, index)
+        n_ops, n_results = len(self.ops), len(self.results)
+        try:
+            value = expression_ops(node, self.results, self.ops, self.numbers, self.used, base)
+        except (ParseError, ZeroDivisionError, ValueError, OverflowError) as exc:
+            del self.ops[n_ops:], self.results[n_results:]  # no half-parsed expression in the DAG
+            self.errors += count_errors
+            return exc
+        written_value = _result_value(written, self.variables if latex else None)
+        if written_value is not None and written_value != value:
+            rounding = _rounding_op(value, written_value, len(self.ops) - 1, base)
+            if rounding is not None:  # the CoT wrote a floored / rounded result: that is a step too
+                self.ops.append(rounding)
+                self.results.append(written_value)
+                value = written_value
+        return value
+
+    def statement(self, st: Statement, index: int) -> Fraction | None:
+        """The ops of one LaTeX relation (its first part that parses, from left to right); binds ``x`` in
+        ``x = ...`` to the relation's value."""
+        value = None
+        tried = False
+        for part in st.parts[:-1]:
+            if not ARITHMETIC.search(part) or not (re.search(r"\d", part) or self.variables):
+                continue
+            tried = True
+            result = self.add(part, st.written, index, latex=True, count_errors=False)
+            if isinstance(result, Fraction):
+                value = result
+                break
+        if value is None and len(st.parts) == 2 and st.name is None:
+            value = self._solve(st, index)
+        if tried and value is None:
+            self.errors += 1
+        if st.name is not None:
+            if value is None:
+                value = _result_value(st.written, self.variables)
+            if value is not None:
+                self.variables[st.name] = value
+            else:
+                self.variables.pop(st.name, None)  # x = 2y + 1: x is no longer a known number
+        return value
+
+    def _solve(self, st: Statement, index: int) -> Fraction | None:
+        """Tier 2: a linear equation in one unknown (``3x - 5 = 4``), solved exactly; one ``solve`` op whose
+        operands are the coefficients of ``a*u + b = c*u + d``, and the unknown is bound to its value."""
+        try:
+            name, coefficients, value = solve_linear(st.parts[0], st.parts[1], self.variables)
+        except (ParseError, ZeroDivisionError, ValueError, OverflowError):
+            return None
+        operands = [_operand(c, self.results, self.numbers, self.used) for c in coefficients]
+        base = {**self._base(f"{st.parts[0]} = {st.parts[1]}", name, index), "parse_tier": 2}
+        self.ops.append({**base, "op": "solve", "operands": operands, "result": format_value(value)})
+        self.results.append(value)
+        self.variables[name] = value
+        return value
+
+
+def _plain_trace_ops(problem: str, texts: list[str], span_regions: list[list[dict]]) -> tuple[list[dict], int]:
+    """Plain-arithmetic traces (GSM8K style): each span's equations, parsed span by span."""
+    state = _TraceState(problem, texts, span_regions)
+    for index, text in enumerate(texts):
+        for expression, written, _ in plain_equations(text):
+            state.add(expression, written, index, latex="\\" in expression)
+    return state.ops, state.errors
+
+
+def _rounding_op(value: Fraction, written: Fraction, index: int, base: dict) -> dict | None:
+    """A ``floor`` or ``round`` op when the written result is the computed one floored or rounded, else None."""
+    source = {"value": format_value(value), "source": "op", "char_start": -1, "char_end": -1, "op_index": index}
+    if written == math.floor(value):
+        return {**base, "op": "floor", "operands": [source], "result": format_value(written)}
+    for digits in range(0, 7):
+        scale = Fraction(10) ** digits
+        if written == Fraction(math.floor(value * scale + Fraction(1, 2))) / scale:
+            digits_operand = {
+                "value": str(digits),
+                "source": "constant",
+                "char_start": -1,
+                "char_end": -1,
+                "op_index": -1,
+            }
+            return {**base, "op": "round", "operands": [source, digits_operand], "result": format_value(written)}
+    return None
+
+
+def locate_regions(ops: list[dict], span_regions: list[list[dict]], doc) -> None:
+    """Give each op the problem region where it lives: the span's IAF region holding one of its problem operands;
+    else the clause around its first problem operand (operand matching finds numbers, IAF finds meaning); else the
+    span's heaviest IAF region (already set)."""
+    for op in ops:
+        positions = [o["char_start"] for o in op["operands"] if o["source"] == "problem"]
+        if not positions:
+            continue
+        candidates = span_regions[op["span_index"]] if op["span_index"] < len(span_regions) else []
+        holding = [r for r in candidates if any(r["char_start"] <= p < r["char_end"] for p in positions)]
+        if holding:
+            op["region"] = holding[0]
+        elif doc is not None:
+            token = doc.char_span(positions[0], positions[0] + 1, alignment_mode="expand")
+            if token is not None and len(token):
+                a, b = clause_range(token.root)
+                op["region"] = {"char_start": a, "char_end": b, "text": doc.text[a:b]}
+
+
+OP_STATUSES = ("validated", "wrong_answer", "unverified", "no_ops", "no_spans", "no_gold", "execution_error")
+
+
+def validate_trace(
+    problem: str,
+    gold: str | None,
+    spans: list[dict],
+    span_regions: list[list[dict]],
+    doc=None,
+    verify_timeout: float = 5.0,
+) -> dict:
+    """One problem's operation DAG from its CoT spans: parsed, placed in the problem (``span_regions``, else the
+    clause of ``doc`` around the first problem operand), executed, and checked against ``gold``.
+
+    Returns ``ops``, ``executed_answer``, ``validated``, ``op_status`` (one of :data:`OP_STATUSES`: ``unverified``
+    when the answer check gave no verdict, e.g. a timeout), ``op_status_reason`` and ``n_parse_errors``.
+    """
+    ops, errors = ops_for_trace(problem, spans, span_regions)
+    locate_regions(ops, span_regions, doc)
+    status, reason, executed = None, "", None
+    try:
+        value = executed_answer(ops, problem)
+        executed = format_value(value) if value is not None else None
+    except ParseError as exc:
+        status, reason = "execution_error", str(exc)
+    if not spans:
+        status, reason = "no_spans", "the trace has no spans"
+    elif not ops:
+        status, reason = "no_ops", f"no equation could be parsed from the CoT ({errors} failed)"
+    elif status is None and gold is None:
+        status, reason = "no_gold", "the problem has no gold answer to validate against"
+    elif status is None:
+        verdict = answers_match(executed, gold, timeout=verify_timeout)
+        status = {True: "validated", False: "wrong_answer"}.get(verdict.match, "unverified")
+        reason = "" if verdict.match else f"the DAG executes to {executed}, gold is {gold[:200]}"
+        if verdict.match is None:  # a LaTeX bomb timed out, a gold too long to check: no verdict, not "wrong"
+            reason = f"the answer check gave no verdict ({verdict.method}): {reason}"
+    return {
+        "ops": ops,
+        "executed_answer": executed,
+        "validated": status == "validated",
+        "op_status": status,
+        "op_status_reason": reason,
+        "n_parse_errors": errors,
+    }
