@@ -32,6 +32,14 @@ class CaptureError(RuntimeError):
     """Attention could not be captured (nothing recorded, or the model does not route through the interface)."""
 
 
+class EmptyInputError(CaptureError):
+    """The prompt or the CoT has no token: there is no row to capture."""
+
+
+class TooLongError(CaptureError):
+    """Prompt + CoT is longer than the model's context."""
+
+
 @dataclass
 class _CaptureState:
     """What the attention function needs while a capture is active (held on each attention module)."""
@@ -186,10 +194,10 @@ def capture_cot_attention(
     total_len = ids.shape[1]
     n_cot = total_len - cot_start
     if cot_start < 1 or n_cot < 1:
-        raise CaptureError(f"need a non-empty prompt and CoT; got prompt {cot_start} and CoT {n_cot} tokens")
+        raise EmptyInputError(f"need a non-empty prompt and CoT; got prompt {cot_start} and CoT {n_cot} tokens")
     context = getattr(model.config, "max_position_embeddings", None)
     if context is not None and total_len > context:
-        raise CaptureError(f"prompt + CoT is {total_len} tokens, longer than the model's context ({context})")
+        raise TooLongError(f"prompt + CoT is {total_len} tokens, longer than the model's context ({context})")
     n_layers = len(attention_modules(model))
     if n_layers == 0:
         raise CaptureError(

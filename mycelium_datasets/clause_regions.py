@@ -21,6 +21,7 @@ import datasets
 
 from . import iaf_maps as iaf_maps_mod
 from .clauses import clause_range, merge_ranges
+from .columns import require_columns
 from .defaults import load_spacy
 
 VERSION = "1.0.0"
@@ -101,9 +102,7 @@ def make_regions(batch: dict, *, spacy_pipeline: str | None, anchors: int, min_w
 def build_clause_regions(maps: datasets.DatasetDict, config: ClauseRegionsConfig) -> datasets.DatasetDict:
     result = datasets.DatasetDict()
     for split, dataset in maps.items():
-        missing = [c for c in INPUT_COLUMNS if c not in dataset.column_names]
-        if missing:
-            raise ValueError(f"clause_regions needs input columns {missing} (the iaf_maps artifact)")
+        require_columns(dataset, INPUT_COLUMNS, stage="clause_regions", upstream="iaf_maps")
         result[split] = dataset.map(
             make_regions,
             batched=True,

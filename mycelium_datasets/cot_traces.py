@@ -30,6 +30,7 @@ import datasets
 
 from . import problems as problems_mod
 from .answers import answers_match, extract_answer
+from .columns import require_columns
 from .defaults import DEFAULT_TEACHER
 from .runner import ProcessInfo, map_in_parts
 from .teacher import DEFAULT_SYSTEM_PROMPT, build_prompt, generate, load_teacher
@@ -292,11 +293,7 @@ def build_cot_traces(
     info = info or ProcessInfo()
     result = datasets.DatasetDict()
     for split, dataset in problems.items():
-        missing = [c for c in INPUT_COLUMNS if c not in dataset.column_names]
-        if missing:
-            raise ValueError(
-                f"cot_traces needs input columns {missing} (the problems artifact); got {dataset.column_names}"
-            )
+        require_columns(dataset, INPUT_COLUMNS, stage="cot_traces", upstream="problems")
         stage_kwargs = {
             "cot_source": config.cot_source,
             "system_prompt": config.system_prompt,

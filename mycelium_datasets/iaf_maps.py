@@ -18,6 +18,7 @@ import datasets
 import numpy as np
 
 from . import jsd_spans as jsd_spans_mod
+from .columns import require_columns
 
 VERSION = "1.0.0"
 INPUT_COLUMNS = ("id", "problem", "spans", "problem_attn", "problem_token_offsets")
@@ -91,9 +92,7 @@ def make_iaf(batch: dict, *, top_k: int) -> dict:
 def build_iaf_maps(spans: datasets.DatasetDict, config: IafMapsConfig) -> datasets.DatasetDict:
     result = datasets.DatasetDict()
     for split, dataset in spans.items():
-        missing = [c for c in INPUT_COLUMNS if c not in dataset.column_names]
-        if missing:
-            raise ValueError(f"iaf_maps needs input columns {missing} (the jsd_spans artifact)")
+        require_columns(dataset, INPUT_COLUMNS, stage="iaf_maps", upstream="jsd_spans")
         result[split] = dataset.map(
             make_iaf,
             batched=True,

@@ -28,7 +28,8 @@ import datasets
 import numpy as np
 
 from . import cot_traces as cot_traces_mod
-from .capture import CaptureError, capture_cot_attention
+from .capture import CaptureError, EmptyInputError, TooLongError, capture_cot_attention
+from .columns import require_columns
 from .defaults import DEFAULT_TEACHER
 from .runner import ProcessInfo, map_in_parts
 from .segment import SEGMENTERS, SegmenterConfig, check_spans, jsd_curve, segment
@@ -192,13 +193,10 @@ def make_spans(
             model, tokenizer = load_capture_model(teacher)
             try:
                 captured = trace_attention(model, tokenizer, prompt, cot, layers or None, chunk_rows)
-            except CaptureError as exc:
-                if "longer than the model's context" in str(exc):
-                    row.update(span_status="too_long", span_status_reason=str(exc))
-                elif "non-empty prompt and CoT" in str(exc):
-                    row.update(span_status="no_cot", span_status_reason=str(exc))
-                else:
-                    raise
+            except TooLongError as exc:
+                row.update(span_status="too_long", span_status_reason=str(exc))
+            except EmptyInputError as exc:
+                row.update(span_status="no_cot", span_status_reason=str(exc))
             else:
                 offsets = captured["cot_offsets"]
                 jsd = jsd_curve(captured["rows"], captured["n_prompt"])
@@ -245,9 +243,7 @@ def build_jsd_spans(
     info = info or ProcessInfo()
     result = datasets.DatasetDict()
     for split, dataset in traces.items():
-        missing = [c for c in INPUT_COLUMNS if c not in dataset.column_names]
-        if missing:
-            raise ValueError(f"jsd_spans needs input columns {missing} (the cot_traces artifact)")
+        require_columns(dataset, INPUT_COLUMNS, stage="jsd_spans", upstream="cot_traces")
         if config.capture_teacher is None and "teacher" not in dataset.column_names:
             raise ValueError("jsd_spans needs a 'teacher' column or capture_teacher")
         result[split] = map_in_parts(

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import datasets
 
 from . import clause_regions as clause_regions_mod
+from .columns import require_columns
 from .op_graph import OP_NAMES, validate_trace
 
 __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", "build_op_pairs", "make_ops"]
@@ -96,9 +97,7 @@ def make_ops(batch: dict, *, verify_timeout: float, spacy_pipeline: str | None =
 def build_op_pairs(regions: datasets.DatasetDict, config: OpPairsConfig) -> datasets.DatasetDict:
     result = datasets.DatasetDict()
     for split, dataset in regions.items():
-        missing = [c for c in INPUT_COLUMNS if c not in dataset.column_names]
-        if missing:
-            raise ValueError(f"op_pairs needs input columns {missing} (the clause_regions artifact)")
+        require_columns(dataset, INPUT_COLUMNS, stage="op_pairs", upstream="clause_regions")
         result[split] = dataset.map(
             make_ops,
             batched=True,

@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import datasets
 
+from .columns import require_columns
 from .defaults import DEFAULT_BACKBONE, resolve_backbone
 from .op_pairs import OP_NAMES
 
@@ -114,9 +115,7 @@ def make_op_classes(batch: dict) -> dict:
 
 
 def _validated(dataset: datasets.Dataset) -> datasets.Dataset:
-    missing = [c for c in INPUT_COLUMNS if c not in dataset.column_names]
-    if missing:
-        raise ValueError(f"student sets need input columns {missing} (the op_pairs artifact)")
+    require_columns(dataset, INPUT_COLUMNS, stage="the student sets", upstream="op_pairs")
     return dataset.filter(lambda v: v, input_columns="validated", desc="validated problems")
 
 

@@ -520,7 +520,9 @@ def test_a_missing_input_column_is_an_error_naming_it(tmp_path, stage, module, f
     mod = importlib.import_module(module)
     data = datasets.DatasetDict(train=datasets.Dataset.from_dict({"id": ["a"], "problem": ["Tom has 3."]}))
     args = (data, getattr(mod, config)(), *([tmp_path] if stage in ("cot_traces", "jsd_spans") else []))
-    with pytest.raises(ValueError, match=f"needs? input columns .*'{column}'"):
+    from mycelium_datasets.columns import MissingColumnsError
+
+    with pytest.raises(MissingColumnsError, match=f"needs? input columns .*'{column}'"):
         getattr(mod, function)(*args)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from mycelium_datasets.capture import CaptureError, capture_cot_attention
+from mycelium_datasets.capture import CaptureError, EmptyInputError, TooLongError, capture_cot_attention
 
 
 def tiny(cls, config_cls, **extra):
@@ -113,9 +113,10 @@ def test_logits_are_unchanged_by_capture():
 
 def test_bad_inputs_fail_loudly():
     model = tiny(LlamaForCausalLM, LlamaConfig)
-    with pytest.raises(CaptureError, match="non-empty prompt and CoT"):
+    # each failure has its own type (jsd_spans records them as span_status by type, never by message text)
+    with pytest.raises(EmptyInputError, match="non-empty prompt and CoT"):
         capture_cot_attention(model, [1, 2, 3], 3)
-    with pytest.raises(CaptureError, match="longer than the model's context"):
+    with pytest.raises(TooLongError, match="longer than the model's context"):
         capture_cot_attention(model, list(range(100)) * 3, 10)
     with pytest.raises(ValueError, match="out of range"):
         capture_cot_attention(model, list(range(20)), 10, layers=[7])
