@@ -48,14 +48,19 @@ def load_artifact(path: str | Path) -> datasets.DatasetDict:
 class ArtifactBuilder(abc.ABC):
     """Base class: subclasses set the class attributes and implement :meth:`_build`."""
 
+    # The artifact's whole declaration: everything the run, the cards, the report, the release and the CLI need to
+    # know about it is read from here (they iterate over ``mycelium_datasets.builders.BUILDERS``).
     NAME: ClassVar[str]
     VERSION: ClassVar[datasets.Version]
     CONFIG_CLASS: ClassVar[type]
     FEATURES: ClassVar[datasets.Features]
     UPSTREAM: ClassVar[tuple[str, ...]] = ()
+    INPUT_COLUMNS: ClassVar[tuple[str, ...]] = ()  # what it reads from its upstream artifact
     DESCRIPTION: ClassVar[str] = ""
     LIMITATIONS: ClassVar[list[str]] = []
     STAT_COLUMNS: ClassVar[tuple[str, ...]] = ("status",)
+    TASK_CATEGORIES: ClassVar[tuple[str, ...]] = ("text-generation",)  # the Hub's task vocabulary, for the card
+    LINEAGE_FIELDS: ClassVar[tuple[str, ...]] = ()  # the provenance entries it adds (see own_provenance)
     # True when every process of a distributed launch takes part in _build (else only the main process builds).
     DISTRIBUTED: ClassVar[bool] = False
 
@@ -177,69 +182,115 @@ class ArtifactBuilder(abc.ABC):
             outer.barrier()
         return load_artifact(self.path) if info.is_main else None
 
+    def own_provenance(self, upstream: dict) -> dict:
+        """The provenance entries this artifact adds (named in ``LINEAGE_FIELDS``) to its upstream's merged
+        provenance ``upstream``: what it was made with (a source, teachers, a segmenter, a spaCy pipeline...)."""
+        return {}
+
     def lineage(self, markers: dict[str, dict]) -> dict:
         """Upstream artifacts (version, fingerprint), this artifact's config, and the whole chain's provenance
         (source and license, teachers and revisions, generation, segmenter, spaCy; see ``provenance``)."""
+        from mycelium_datasets.builders import lineage_order
+
         return {
             "upstream": {
                 name: {"version": m.get("version"), "fingerprint": m.get("fingerprint")} for name, m in markers.items()
             },
             "config": dataclasses.asdict(self.config),
-            "provenance": provenance.describe(self.NAME, self.config, markers),
+            "provenance": provenance.describe(markers, self.own_provenance, lineage_order()),
         }
 
     def _write(self, dataset, fingerprint, markers, rows_in, dropped, extra_stats, seconds) -> None:
-        """Write Parquet + card into a temporary folder, then swap it in; the marker is written last."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.out_dir / f".{self.NAME}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "data").mkdir(parents=True)
-        # The fingerprint is in the file names (and so in the card's `configs`): `load_dataset(folder)` caches a local
-        # folder by its card and file patterns, not by content, so two run folders with the same layout would share
-        # one cache entry otherwise (measured with datasets 5.2).
-        data_files = {split: f"data/{split}-{fingerprint[:12]}-00000-of-00001.parquet" for split in dataset}
         lineage = self.lineage(markers)
-        for split, d in dataset.items():
-            d.to_parquet(str(tmp / data_files[split]))
-        card = render_dataset_card(
-            artifact=self.NAME,
-            version_=str(self.VERSION),
-            description=self.DESCRIPTION,
-            dataset=dataset,
-            settings=dataclasses.asdict(self.config),
-            lineage=lineage,
+        write_artifact(
+            self.out_dir,
+            type(self),
+            dataset,
             fingerprint=fingerprint,
+            lineage=lineage,
+            settings=dataclasses.asdict(self.config),
             rows_in=rows_in,
             dropped=dropped,
-            stat_columns=self.STAT_COLUMNS,
             extra_stats=extra_stats,
-            limitations=self.LIMITATIONS,
-            load_path=str(self.path),
-            data_files=data_files,
+            marker={
+                "config": dataclasses.asdict(self.config),
+                "upstream": lineage["upstream"],
+                "provenance": lineage["provenance"],
+                "seconds": round(seconds, 2),
+            },
         )
-        (tmp / "README.md").write_text(card, encoding="utf-8")
-        old = self.out_dir / f".{self.NAME}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if self.path.exists():
-            os.replace(self.path, old)
-        os.replace(tmp, self.path)
-        shutil.rmtree(old, ignore_errors=True)
-        marker = {
-            "artifact": self.NAME,
-            "version": str(self.VERSION),
-            "fingerprint": fingerprint,
-            "config": dataclasses.asdict(self.config),
-            "upstream": lineage["upstream"],
-            "provenance": lineage["provenance"],
-            "rows": {split: len(d) for split, d in dataset.items()},
-            "rows_in": rows_in,
-            "dropped": dropped,
-            "seconds": round(seconds, 2),
-            "code_version": code_version(),
-            "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        self.marker_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_marker = self.marker_path.with_suffix(".json.tmp")
-        tmp_marker.write_text(json.dumps(marker, indent=2, sort_keys=True))
-        os.replace(tmp_marker, self.marker_path)
-        logger.info("wrote %s: %s", self.path, marker["rows"])
+
+
+def write_artifact(
+    out_dir: Path,
+    declaration: type[ArtifactBuilder],
+    dataset: datasets.DatasetDict,
+    *,
+    fingerprint: str,
+    lineage: dict,
+    settings: dict,
+    rows_in: int,
+    dropped: dict,
+    extra_stats: list[str] | None = None,
+    description: str | None = None,
+    limitations: list[str] | None = None,
+    marker: dict | None = None,
+) -> Path:
+    """Write ``out_dir/<name>`` (Parquet + card, in a temporary folder swapped in) and its completion marker
+    ``out_dir/.mycelium/<name>.json`` (last), for the artifact that ``declaration`` declares. Used by every builder
+    and by the self-improving loop's rounds; ``description`` / ``limitations`` override the declaration's."""
+    name = declaration.NAME
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    tmp = out_dir / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "data").mkdir(parents=True)
+    # The fingerprint is in the file names (and so in the card's `configs`): `load_dataset(folder)` caches a local
+    # folder by its card and file patterns, not by content, so two run folders with the same layout would share
+    # one cache entry otherwise (measured with datasets 5.2).
+    data_files = {split: f"data/{split}-{fingerprint[:12]}-00000-of-00001.parquet" for split in dataset}
+    for split, d in dataset.items():
+        d.to_parquet(str(tmp / data_files[split]))
+    card = render_dataset_card(
+        artifact=name,
+        version_=str(declaration.VERSION),
+        description=declaration.DESCRIPTION if description is None else description,
+        dataset=dataset,
+        settings=settings,
+        lineage=lineage,
+        fingerprint=fingerprint,
+        rows_in=rows_in,
+        dropped=dropped,
+        stat_columns=declaration.STAT_COLUMNS,
+        extra_stats=extra_stats,
+        limitations=declaration.LIMITATIONS if limitations is None else limitations,
+        task_categories=list(declaration.TASK_CATEGORIES),
+        load_path=str(path),
+        data_files=data_files,
+    )
+    (tmp / "README.md").write_text(card, encoding="utf-8")
+    old = out_dir / f".{name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+    record = {
+        "artifact": name,
+        "version": str(declaration.VERSION),
+        "fingerprint": fingerprint,
+        **(marker or {}),
+        "rows": {split: len(d) for split, d in dataset.items()},
+        "rows_in": rows_in,
+        "dropped": dropped,
+        "code_version": code_version(),
+        "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    marker_path = out_dir / ".mycelium" / f"{name}.json"
+    marker_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_marker = marker_path.with_suffix(".json.tmp")
+    tmp_marker.write_text(json.dumps(record, indent=2, sort_keys=True))
+    os.replace(tmp_marker, marker_path)
+    logger.info("wrote %s: %s", path, record["rows"])
+    return path

@@ -6,6 +6,7 @@ import datasets
 
 from mycelium_datasets import answers, cot_traces, teacher
 from mycelium_datasets.builders.base import ArtifactBuilder
+from mycelium_datasets.provenance import model_identity
 
 
 class CotTracesBuilder(ArtifactBuilder):
@@ -26,6 +27,27 @@ class CotTracesBuilder(ArtifactBuilder):
         "wrong answers.",
     ]
     STAT_COLUMNS = ("status", "teacher", "cot_source", "answer_source", "finish_reason", "correct", "verify_method")
+    INPUT_COLUMNS = cot_traces.INPUT_COLUMNS
+    TASK_CATEGORIES = ("question-answering", "text-generation")
+    LINEAGE_FIELDS = ("teachers", "generation")
+
+    def own_provenance(self, upstream: dict) -> dict:
+        config = self.config
+        generation = {"cot_source": config.cot_source}
+        if config.cot_source == "teacher":
+            generation.update(
+                max_new_tokens=config.max_new_tokens,
+                do_sample=config.do_sample,
+                temperature=config.temperature if config.do_sample else None,
+                system_prompt=config.system_prompt,
+                allow_boxed=config.allow_boxed,
+                batch_size=config.batch_size,
+            )
+        else:
+            generation["note"] = "the CoT is the source's reference solution (nothing generated)"
+        # with reference CoTs the first teacher is the one recorded in `teacher` (and captured downstream)
+        names = list(config.teachers) if config.cot_source == "teacher" else list(config.teachers[:1])
+        return {"teachers": [model_identity(n) for n in names], "generation": generation}
 
     def source_modules(self) -> list:
         return [*super().source_modules(), cot_traces, teacher, answers]

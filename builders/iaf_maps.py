@@ -22,6 +22,8 @@ class IafMapsBuilder(ArtifactBuilder):
         "IAF marks where the teacher looked, not the operands: numbers are matched by the operation parser."
     ]
     STAT_COLUMNS = ("span_status",)
+    INPUT_COLUMNS = iaf_maps.INPUT_COLUMNS
+    TASK_CATEGORIES = ("token-classification",)
 
     def source_modules(self) -> list:
         return [*super().source_modules(), iaf_maps]

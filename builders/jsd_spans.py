@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import collections
+import copy
 
 import datasets
 
 from mycelium_datasets import capture, jsd_spans, segment
 from mycelium_datasets.builders.base import ArtifactBuilder
+from mycelium_datasets.defaults import DEFAULT_TEACHER
+from mycelium_datasets.provenance import model_identity
 
 
 class JsdSpansBuilder(ArtifactBuilder):
@@ -30,6 +33,26 @@ class JsdSpansBuilder(ArtifactBuilder):
         "float32 on CPU and bfloat16 on GPU.",
     ]
     STAT_COLUMNS = ("segmenter", "span_status")
+    INPUT_COLUMNS = jsd_spans.INPUT_COLUMNS
+    TASK_CATEGORIES = ("text-generation",)
+    LINEAGE_FIELDS = ("capture", "segmenter")
+
+    def own_provenance(self, upstream: dict) -> dict:
+        config = self.config
+        captured = (
+            [model_identity(config.capture_teacher)]
+            if config.capture_teacher
+            else copy.deepcopy(upstream.get("teachers")) or [model_identity(DEFAULT_TEACHER)]
+        )
+        return {
+            "capture": {"teachers": captured, "layers": list(config.layers) or "all", "head_mean": True},
+            "segmenter": {
+                "name": config.segmenter,
+                "window": config.window,
+                "polyorder": config.polyorder,
+                "prominence_std": config.prominence_std,
+            },
+        }
 
     def source_modules(self) -> list:
         return [*super().source_modules(), jsd_spans, capture, segment]

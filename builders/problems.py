@@ -7,8 +7,9 @@ from pathlib import Path
 
 import datasets
 
-from mycelium_datasets import problems
+from mycelium_datasets import answers, numbers, problems
 from mycelium_datasets.builders.base import ArtifactBuilder
+from mycelium_datasets.provenance import source_provenance
 
 
 class ProblemsBuilder(ArtifactBuilder):
@@ -27,9 +28,14 @@ class ProblemsBuilder(ArtifactBuilder):
         "not include units.') is removed from `problem`.",
     ]
     STAT_COLUMNS = ("status", "shape", "source")
+    TASK_CATEGORIES = ("question-answering", "text-generation")
+    LINEAGE_FIELDS = ("source",)
+
+    def own_provenance(self, upstream: dict) -> dict:
+        return {"source": source_provenance(self.config)}
 
     def source_modules(self) -> list:
-        return [*super().source_modules(), problems]
+        return [*super().source_modules(), problems, answers, numbers]
 
     def extra_identity(self) -> dict:
         source = self.config.source

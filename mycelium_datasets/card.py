@@ -40,17 +40,6 @@ def value_counts(dataset: datasets.DatasetDict, columns: tuple[str, ...]) -> lis
     return out
 
 
-# What each artifact is for, in the Hub's task vocabulary.
-TASK_CATEGORIES = {
-    "problems": ["question-answering", "text-generation"],
-    "cot_traces": ["question-answering", "text-generation"],
-    "jsd_spans": ["text-generation"],
-    "iaf_maps": ["token-classification"],
-    "clause_regions": ["token-classification"],
-    "op_pairs": ["token-classification", "text-classification"],
-    "io_tags": ["token-classification"],
-    "op_classes": ["text-classification"],
-}
 TAGS = ["mycelium", "math", "math-word-problems", "chain-of-thought"]
 
 
@@ -115,6 +104,7 @@ def render_dataset_card(
     stat_columns: tuple[str, ...] = ("status",),
     extra_stats: list[str] | None = None,
     limitations: list[str] | None = None,
+    task_categories: list[str] | None = None,
     load_path: str = ".",
     data_files: dict[str, str] | None = None,
 ) -> str:
@@ -130,7 +120,7 @@ def render_dataset_card(
         language=["en"],
         license=license_,
         pretty_name=f"Mycelium {artifact}",
-        task_categories=TASK_CATEGORIES.get(artifact, ["text-generation"]),
+        task_categories=task_categories or ["text-generation"],
         tags=TAGS,
         size_categories=[size_category(n_rows)],
         configs=[

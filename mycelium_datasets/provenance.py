@@ -9,7 +9,6 @@ hashes, the Hugging Face cache's commit of a Hub id; nothing here reaches the ne
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import importlib.util
 import json
@@ -161,59 +160,18 @@ def source_provenance(config) -> dict:
     return out
 
 
-def _own(artifact: str, config, upstream: dict) -> dict:
-    """The entries ``artifact`` adds to its upstream's provenance."""
-    if artifact == "problems":
-        return {"source": source_provenance(config)}
-    if artifact == "cot_traces":
-        generation = {"cot_source": config.cot_source}
-        if config.cot_source == "teacher":
-            generation.update(
-                max_new_tokens=config.max_new_tokens,
-                do_sample=config.do_sample,
-                temperature=config.temperature if config.do_sample else None,
-                system_prompt=config.system_prompt,
-                allow_boxed=config.allow_boxed,
-                batch_size=config.batch_size,
-            )
-        else:
-            generation["note"] = "the CoT is the source's reference solution (nothing generated)"
-        # with reference CoTs the first teacher is the one recorded in `teacher` (and captured downstream)
-        names = list(config.teachers) if config.cot_source == "teacher" else list(config.teachers[:1])
-        return {"teachers": [model_identity(n) for n in names], "generation": generation}
-    if artifact == "jsd_spans":
-        captured = (
-            [model_identity(config.capture_teacher)]
-            if config.capture_teacher
-            else copy.deepcopy(upstream.get("teachers")) or [model_identity(EMBEDDED_DEFAULT_TEACHER)]
-        )
-        return {
-            "capture": {"teachers": captured, "layers": list(config.layers) or "all", "head_mean": True},
-            "segmenter": {
-                "name": config.segmenter,
-                "window": config.window,
-                "polyorder": config.polyorder,
-                "prominence_std": config.prominence_std,
-            },
-        }
-    if artifact == "clause_regions":
-        return {"spacy": spacy_identity(config.spacy_pipeline)}
-    if artifact == "op_pairs":
-        return {"op_spacy": spacy_identity(config.op_spacy_pipeline)}
-    if artifact in ("io_tags", "op_classes"):
-        return {"student_tokenizer": model_identity(config.student_tokenizer)}
-    return {}
-
-
-EMBEDDED_DEFAULT_TEACHER = next(iter(EMBEDDED_TEACHERS))
-# Pipeline order of the entries (markers store them sorted by key).
-ORDER = ("source", "teachers", "generation", "capture", "segmenter", "spacy", "op_spacy", "student_tokenizer")
-
-
-def describe(artifact: str, config, markers: dict[str, dict]) -> dict:
-    """``artifact``'s provenance: the union of its upstream markers' provenance, then its own entries."""
+def describe(markers: dict[str, dict], own, order: tuple[str, ...] = ()) -> dict:
+    """An artifact's provenance: the union of its upstream markers' provenance, then the entries ``own(merged)``
+    adds (the builder's ``own_provenance``), keys in pipeline ``order`` (markers store them sorted)."""
     merged: dict = {}
     for marker in markers.values():
         merged.update(marker.get("provenance") or {})
-    merged.update(_own(artifact, config, merged))
-    return {k: merged[k] for k in sorted(merged, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))}
+    merged.update(own(merged))
+    return in_order(merged, order)
+
+
+def in_order(provenance: dict, order: tuple[str, ...]) -> dict:
+    """``provenance`` with its keys in pipeline ``order`` (unknown keys last, by name)."""
+    return {
+        k: provenance[k] for k in sorted(provenance, key=lambda k: (order.index(k) if k in order else len(order), k))
+    }

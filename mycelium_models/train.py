@@ -56,11 +56,11 @@ def _lineage(run_dir: Path, artifact: str) -> dict:
     marker = run_dir / ".mycelium" / f"{artifact}.json"
     if not marker.is_file():
         return {}
-    from mycelium_datasets.provenance import ORDER
+    from mycelium_datasets.builders import lineage_order
+    from mycelium_datasets.provenance import in_order
 
     data = json.loads(marker.read_text())
-    chain = data.get("provenance") or {}  # markers store keys sorted; cards show them in pipeline order
-    chain = {k: chain[k] for k in sorted(chain, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))}
+    chain = in_order(data.get("provenance") or {}, lineage_order())  # markers store keys sorted
     return {
         "artifact": artifact,
         "version": data.get("version"),
