@@ -89,7 +89,7 @@ def evaluate_rows(rows: list[dict], variables: bool = False) -> dict:
 
 def throughput(n: int) -> dict:
     from mycelium_datasets.builders import BUILDERS
-    from mycelium_datasets.pipeline import split_options
+    from mycelium_models.job import split_options
 
     configs = split_options({"size": n, "test_fraction": 0.0})
     with tempfile.TemporaryDirectory() as out:

@@ -58,43 +58,46 @@ class LoopArguments:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Rows from solved problems
+# Rows from solved problems: the student sets' own transforms
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def rows_from_regions(
-    problem_id: str, problem: str, regions_ops: list[tuple[int, int, str]], tokenizer, max_length: int
-) -> tuple[dict, list[dict]]:
-    """One ``io_tags`` row and the ``op_classes`` rows for a problem whose (region, operation) pairs are known."""
-    from mycelium_datasets.op_graph import OP_NAMES
-    from mycelium_datasets.student_sets import io_labels
-
-    encoded = tokenizer(
-        problem, return_offsets_mapping=True, return_special_tokens_mask=True, truncation=True, max_length=max_length
-    )
-    offsets = [tuple(o) for o in encoded["offset_mapping"]]
-    regions = sorted({(a, b) for a, b, _ in regions_ops})
-    io_row = {
-        "id": problem_id,
-        "problem": problem,
-        "input_ids": encoded["input_ids"],
-        "offsets": [list(o) for o in offsets],
-        "labels": io_labels(offsets, regions, encoded["special_tokens_mask"]),
-    }
-    op_rows = [
-        {"id": f"{problem_id}#op{k}", "text": problem[a:b], "label": OP_NAMES.index(op)}
-        for k, (a, b, op) in enumerate(regions_ops)
-        if op in OP_NAMES and problem[a:b].strip()
-    ]
-    return io_row, op_rows
+def solved_row(problem: dict, ops: list[dict]) -> dict:
+    """An ``op_pairs``-shaped row (validated) for a problem whose operations and their regions are known, so that
+    :func:`~mycelium_datasets.student_sets.make_io_tags` and ``make_op_classes`` make its training rows."""
+    return {"id": problem["id"], "problem": problem["problem"], "ops": ops, "validated": True}
 
 
-def _reference_regions(reference: dict) -> list[tuple[int, int, str]]:
+def region_ops(problem: str, trace: dict) -> list[dict]:
+    """The solver's operations as ``op_pairs`` ops: each with its operation and its problem region."""
     return [
-        (op["region"]["char_start"], op["region"]["char_end"], op["op"])
-        for op in reference["ops"]
-        if op["region"]["char_start"] >= 0
+        {
+            "op": op["op"],
+            "region": {
+                "char_start": op["char_start"],
+                "char_end": op["char_end"],
+                "text": problem[op["char_start"] : op["char_end"]],
+            },
+        }
+        for op in trace["ops"]
     ]
+
+
+def student_rows(rows: list[dict], student_tokenizer: str, max_length: int) -> tuple[list[dict], list[dict]]:
+    """``io_tags`` and ``op_classes`` rows of solved problems, made by the student sets' transforms."""
+    from mycelium_datasets.student_sets import make_io_tags, make_op_classes
+
+    if not rows:
+        return [], []
+    batch = {key: [row[key] for row in rows] for key in ("id", "problem", "ops", "validated")}
+    io = make_io_tags(batch, student_tokenizer=student_tokenizer, max_length=max_length)
+    op = make_op_classes(batch)
+    io_rows = [
+        dict(zip(("id", "problem", "input_ids", "offsets", "labels"), values))
+        for values in zip(*(io[k] for k in ("id", "problem", "input_ids", "offsets", "labels")))
+    ]
+    op_rows = [dict(zip(("id", "text", "label"), values)) for values in zip(op["id"], op["text"], op["label"])]
+    return io_rows, op_rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -103,7 +106,7 @@ def _reference_regions(reference: dict) -> list[tuple[int, int, str]]:
 
 
 def build_pool(run_dir: Path, run_config: dict, args: LoopArguments, round_index: int, seen: set[str]) -> list[dict]:
-    """Training-side problems for round ``round_index`` that no student has been trained on."""
+    """Training-side problems for round ``round_index`` that no student has been trained on (``problems`` rows)."""
     from mycelium_datasets.problems import ProblemsConfig, build_problems
 
     run_problems = datasets.load_dataset(str(run_dir / "problems"))
@@ -122,23 +125,28 @@ def build_pool(run_dir: Path, run_config: dict, args: LoopArguments, round_index
         pairs = datasets.load_dataset(str(run_dir / "op_pairs"))["train"]
         not_validated = {i for i, v in zip(pairs["id"], pairs["validated"]) if not v}
         rows = [r for r in run_problems["train"] if r["id"] in not_validated]
-    return [
-        {"id": r["id"], "problem": r["problem"], "answer": r["answer"], "solution": r["solution"]}
-        for r in rows
-        if r["status"] == "ok" and r["id"] not in seen
-    ]
+    return [r for r in rows if r["status"] == "ok" and r["id"] not in seen]
 
 
-def _teacher_cots(problems: list[dict], teacher: str, max_new_tokens: int) -> list[dict]:
-    from mycelium_datasets.teacher import DEFAULT_SYSTEM_PROMPT, build_prompt, generate, load_teacher
+def teacher_cots(problems: list[dict], run_config: dict, args: LoopArguments, work_dir: Path) -> list[str]:
+    """CoTs the teacher writes now for ``problems`` (``problems`` rows): the ``cot_traces`` stage itself, with the
+    run's generation settings, ``--mop_up_teacher`` (default: the run's first teacher) and ``--max_new_tokens``."""
+    from mycelium_datasets.cot_traces import CotTracesConfig, build_cot_traces
+    from mycelium_datasets.problems import FEATURES as PROBLEM_FEATURES
 
-    model, tokenizer = load_teacher(teacher)
-    out = []
-    for start in range(0, len(problems), 8):
-        chunk = problems[start : start + 8]
-        prompts = [build_prompt(tokenizer, p["problem"], DEFAULT_SYSTEM_PROMPT) for p in chunk]
-        out.extend(generate(model, tokenizer, prompts, max_new_tokens))
-    return out
+    settings = {
+        k: v for k, v in run_config["cot_traces"].items() if k in {f.name for f in dataclasses.fields(CotTracesConfig)}
+    }
+    config = CotTracesConfig(
+        **{
+            **settings,
+            "cot_source": "teacher",
+            "teachers": [args.mop_up_teacher or run_config["cot_traces"]["teachers"][0]],
+            "max_new_tokens": args.max_new_tokens,
+        }
+    )
+    data = datasets.DatasetDict(train=datasets.Dataset.from_list(problems, features=PROBLEM_FEATURES))
+    return list(build_cot_traces(data, config, work_dir)["train"]["cot"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -147,50 +155,27 @@ def _teacher_cots(problems: list[dict], teacher: str, max_new_tokens: int) -> li
 
 
 def write_round_artifact(round_dir: Path, name: str, data: datasets.DatasetDict, lineage: dict, round_index: int):
-    """Write ``round_dir/name`` as a Hub dataset folder (Parquet + card) and its marker (for model lineage)."""
-    from mycelium_datasets.card import render_dataset_card
+    """Write ``round_dir/name`` as the artifact ``name`` is declared (Parquet + card + marker, for model lineage),
+    described as this round's training set."""
+    from mycelium_datasets.builders import get_builder, write_artifact
 
     fingerprint = Hasher.hash({split: d._fingerprint for split, d in data.items()} | {"round": round_index})
-    folder = round_dir / name
-    shutil.rmtree(folder, ignore_errors=True)
-    (folder / "data").mkdir(parents=True)
-    data_files = {split: f"data/{split}-{fingerprint[:12]}-00000-of-00001.parquet" for split in data}
-    for split, d in data.items():
-        d.to_parquet(str(folder / data_files[split]))
     rows = sum(len(d) for d in data.values())
-    card = render_dataset_card(
-        artifact=name,
-        version_="1.0.0",
+    write_artifact(
+        round_dir,
+        get_builder(name),
+        data,
+        fingerprint=fingerprint,
+        lineage=lineage,
+        settings={"round": round_index},
+        rows_in=rows,
+        dropped={},
         description=(
             f"Round {round_index} of the self-improving loop: the run's `{name}` plus the rows of problems the "
             "students (or the mop-up) solved with an operation DAG that executes to the gold answer."
         ),
-        dataset=data,
-        settings={"round": round_index},
-        lineage=lineage,
-        fingerprint=fingerprint,
-        rows_in=rows,
-        dropped={},
-        stat_columns=("label",) if name == "op_classes" else (),
         limitations=["Self-labelled rows carry the students' own regions: right answer, possibly imperfect regions."],
-        load_path=str(folder),
-        data_files=data_files,
-    )
-    (folder / "README.md").write_text(card, encoding="utf-8")
-    marker_dir = round_dir / ".mycelium"
-    marker_dir.mkdir(parents=True, exist_ok=True)
-    (marker_dir / f"{name}.json").write_text(
-        json.dumps(
-            {
-                "artifact": name,
-                "version": "1.0.0",
-                "fingerprint": fingerprint,
-                "rows": {s: len(d) for s, d in data.items()},
-                "round": round_index,
-                **lineage,
-            },
-            indent=2,
-        )
+        marker={"round": round_index, "upstream": lineage["upstream"], "provenance": lineage["provenance"]},
     )
 
 
@@ -202,10 +187,10 @@ def write_round_artifact(round_dir: Path, name: str, data: datasets.DatasetDict,
 def run_loop(args: LoopArguments) -> dict:
     from mycelium_datasets.answers import answers_match
     from mycelium_datasets.defaults import load_spacy
-    from mycelium_datasets.student_sets import load_student_tokenizer
     from mycelium_models.evaluation import evaluate_students, reference_from_solution, references_from_run, write_eval
     from mycelium_models.solver import MyceliumSolver
-    from mycelium_models.stage import STUDENTS, StudentsConfig, training_arguments
+    from mycelium_models.stage import StudentsConfig, training_arguments
+    from mycelium_models.students import STUDENTS
     from mycelium_models.train import StudentTrainingArguments, train
 
     if args.mop_up not in ("none", "reference", "teacher"):
@@ -218,7 +203,7 @@ def run_loop(args: LoopArguments) -> dict:
     students = StudentsConfig(**run_config.get("students", {}))
     backbone = run_config["io_tags"]["student_tokenizer"]
     max_length = run_config["io_tags"]["max_length"]
-    tokenizer = load_student_tokenizer(backbone)
+    artifacts = [student.artifact for student in STUDENTS.values()]
     loop_dir = run_dir / "loop"
     loop_dir.mkdir(exist_ok=True)
 
@@ -227,23 +212,21 @@ def run_loop(args: LoopArguments) -> dict:
         {"id": r["id"], "problem": r["problem"], "answer": r["answer"] if r["status"] == "ok" else None} for r in test
     ]
     test_refs = references_from_run(run_dir, "test")
-    base = {name: datasets.load_dataset(str(run_dir / name)) for name in STUDENTS.values()}
+    base = {name: datasets.load_dataset(str(run_dir / name)) for name in artifacts}
 
     eval0 = json.loads((run_dir / "eval" / "eval.json").read_text())
     rounds = [
         {
             "round": 0,
             "accuracy": eval0["accuracy"],
-            "io_tags_train": len(base["io_tags"]["train"]),
-            "op_classes_train": len(base["op_classes"]["train"]),
+            **{f"{name}_train": len(base[name]["train"]) for name in artifacts},
             "added_self": 0,
             "added_mop_up": 0,
             "pool": 0,
             "models": str(run_dir / "models"),
         }
     ]
-    added_io: list[dict] = []
-    added_op: list[dict] = []
+    added: dict[str, list[dict]] = {name: [] for name in artifacts}  # training rows added so far, per artifact
     seen = set(datasets.load_dataset(str(run_dir / "problems"))["train"]["id"])
     models = run_dir / "models"
     stop_reason = f"reached --max_rounds {args.max_rounds}"
@@ -253,10 +236,10 @@ def run_loop(args: LoopArguments) -> dict:
         if done.is_file():
             record = json.loads(done.read_text())
             logger.info("round %d is complete (accuracy %.3f); resuming after it", r, record["accuracy"])
-            added = json.loads((round_dir / "added.json").read_text())
-            added_io += added["io_tags"]
-            added_op += added["op_classes"]
-            seen.update(added["pool_ids"])
+            previous = json.loads((round_dir / "added.json").read_text())
+            for name in artifacts:
+                added[name] += previous[name]
+            seen.update(previous["pool_ids"])
         else:
             shutil.rmtree(round_dir, ignore_errors=True)
             round_dir.mkdir(parents=True)
@@ -264,21 +247,17 @@ def run_loop(args: LoopArguments) -> dict:
             pool = build_pool(run_dir, run_config, args, r, seen)
             solver = MyceliumSolver.from_pretrained(models)
             traces = solver.solve([p["problem"] for p in pool])
-            new_io, new_op, failed = [], [], []
+            solved, failed = [], []
             for p, trace in zip(pool, traces):
                 ok = trace["answer"] is not None and answers_match(trace["answer"], p["answer"]).match
                 if ok:
-                    pairs = [(op["char_start"], op["char_end"], op["op"]) for op in trace["ops"]]
-                    io_row, op_rows = rows_from_regions(p["id"], p["problem"], pairs, tokenizer, max_length)
-                    new_io.append(io_row)
-                    new_op += op_rows
+                    solved.append(solved_row(p, region_ops(p["problem"], trace)))
                 else:
                     failed.append(p)
-            n_self = len(new_io)
+            n_self = len(solved)
             if args.mop_up != "none" and failed:
                 if args.mop_up == "teacher":
-                    teacher = args.mop_up_teacher or run_config["cot_traces"]["teachers"][0]
-                    cots = [g["text"] for g in _teacher_cots(failed, teacher, args.max_new_tokens)]
+                    cots = teacher_cots(failed, run_config, args, round_dir / ".mycelium" / "work" / "mop_up")
                 else:
                     cots = [p["solution"] or "" for p in failed]
                 docs = load_spacy(run_config["clause_regions"].get("spacy_pipeline")).pipe(
@@ -288,32 +267,28 @@ def run_loop(args: LoopArguments) -> dict:
                     if not cot:
                         continue
                     reference = reference_from_solution(p["problem"], cot, p["answer"], doc)
-                    pairs = _reference_regions(reference)
-                    if reference["validated"] and pairs:
-                        io_row, op_rows = rows_from_regions(p["id"], p["problem"], pairs, tokenizer, max_length)
-                        new_io.append(io_row)
-                        new_op += op_rows
-            (round_dir / "added.json").write_text(
-                json.dumps({"io_tags": new_io, "op_classes": new_op, "pool_ids": [p["id"] for p in pool]})
-            )
-            added_io += new_io
-            added_op += new_op
+                    if reference["validated"] and any(op["region"]["char_start"] >= 0 for op in reference["ops"]):
+                        solved.append(solved_row(p, reference["ops"]))
+            new = dict(zip(("io_tags", "op_classes"), student_rows(solved, backbone, max_length)))
+            (round_dir / "added.json").write_text(json.dumps({**new, "pool_ids": [p["id"] for p in pool]}))
+            for name in artifacts:
+                added[name] += new[name]
             seen.update(p["id"] for p in pool)
             lineage = {
-                "upstream": {
-                    name: {k: marker[k] for k in ("version", "fingerprint")}
-                    for name in STUDENTS.values()
-                    for marker in [json.loads((run_dir / ".mycelium" / f"{name}.json").read_text())]
-                },
+                "upstream": {},
+                "provenance": {},
                 "round": r,
                 "added_self": n_self,
-                "added_mop_up": len(new_io) - n_self,
+                "added_mop_up": len(solved) - n_self,
             }
-            for name, added in (("io_tags", added_io), ("op_classes", added_op)):
+            for name in artifacts:
+                marker = json.loads((run_dir / ".mycelium" / f"{name}.json").read_text())
+                lineage["upstream"][name] = {k: marker[k] for k in ("version", "fingerprint")}
+                lineage["provenance"].update(marker.get("provenance") or {})
                 train_split = base[name]["train"]
-                if added:
+                if added[name]:
                     train_split = datasets.concatenate_datasets(
-                        [train_split, datasets.Dataset.from_list(added, features=train_split.features)]
+                        [train_split, datasets.Dataset.from_list(added[name], features=train_split.features)]
                     )
                 data = datasets.DatasetDict(
                     {"train": train_split, **{k: v for k, v in base[name].items() if k != "train"}}
@@ -330,10 +305,9 @@ def run_loop(args: LoopArguments) -> dict:
             record = {
                 "round": r,
                 "accuracy": summary["accuracy"],
-                "io_tags_train": len(base["io_tags"]["train"]) + len(added_io),
-                "op_classes_train": len(base["op_classes"]["train"]) + len(added_op),
+                **{f"{name}_train": len(base[name]["train"]) + len(added[name]) for name in artifacts},
                 "added_self": n_self,
-                "added_mop_up": len(new_io) - n_self,
+                "added_mop_up": len(solved) - n_self,
                 "pool": len(pool),
                 "pool_solved_by_students": n_self / len(pool) if pool else 0.0,
                 "models": str(round_dir / "models"),

@@ -19,9 +19,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from mycelium_models.students import STUDENTS
 
-STUDENTS = {"tagger": "io_tags", "classifier": "op_classes"}
+logger = logging.getLogger(__name__)
 
 
 class NoTrainingDataError(ValueError):
@@ -30,7 +30,7 @@ class NoTrainingDataError(ValueError):
 
 def training_rows(out_dir: Path) -> dict[str, int]:
     rows = {}
-    for artifact in STUDENTS.values():
+    for artifact in (student.artifact for student in STUDENTS.values()):
         marker = json.loads((out_dir / ".mycelium" / f"{artifact}.json").read_text())
         rows[artifact] = int(marker["rows"].get("train", 0))
     return rows
@@ -53,7 +53,7 @@ class StudentsConfig:
 def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -> str:
     from mycelium_models import modeling_mycelium, train
 
-    marker = json.loads((out_dir / ".mycelium" / f"{STUDENTS[kind]}.json").read_text())
+    marker = json.loads((out_dir / ".mycelium" / f"{STUDENTS[kind].artifact}.json").read_text())
     h = hashlib.sha256()
     for part in (
         marker["fingerprint"],
@@ -67,7 +67,8 @@ def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -
 
 
 def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -> dict:
-    """Train (or keep) ``DIR/models/tagger`` and ``DIR/models/classifier``; returns their evaluation metrics."""
+    """Train (or keep) each student of the registry into ``DIR/models/<student>``; returns their evaluation
+    metrics."""
     from mycelium_datasets.runner import process_info
     from mycelium_models.train import StudentTrainingArguments, train
 
@@ -80,7 +81,8 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
         )
     info = process_info()
     results = {}
-    for kind, artifact in STUDENTS.items():
+    for kind, student in STUDENTS.items():
+        artifact = student.artifact
         identity = _identity(out_dir, kind, config, backbone)
         final = out_dir / "models" / kind
         stamp = final / "mycelium.json"
@@ -114,24 +116,29 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
     return results
 
 
+def training_defaults(config: StudentsConfig) -> dict:
+    """The ``TrainingArguments`` options of every student: ``mycelium run``, each ``mycelium loop`` round and the
+    defaults of ``mycelium train`` (which flags and ``--config`` override)."""
+    return {
+        "num_train_epochs": config.student_epochs,
+        "per_device_train_batch_size": config.student_batch_size,
+        "per_device_eval_batch_size": 64,
+        "learning_rate": config.student_learning_rate,
+        "warmup_steps": 0.1,
+        "weight_decay": 0.01,
+        "seed": config.student_seed,
+        "data_seed": config.student_seed,
+        "report_to": "none",
+        "logging_steps": 10,
+        "use_cpu": not _has_accelerator(),
+    }
+
+
 def training_arguments(config: StudentsConfig, output_dir: Path):
     """The ``TrainingArguments`` of a student trained by ``mycelium run`` (and by each ``mycelium loop`` round)."""
     from transformers import TrainingArguments
 
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        num_train_epochs=config.student_epochs,
-        per_device_train_batch_size=config.student_batch_size,
-        per_device_eval_batch_size=64,
-        learning_rate=config.student_learning_rate,
-        warmup_steps=0.1,
-        weight_decay=0.01,
-        seed=config.student_seed,
-        data_seed=config.student_seed,
-        report_to="none",
-        logging_steps=10,
-        use_cpu=not _has_accelerator(),
-    )
+    return TrainingArguments(output_dir=str(output_dir), **training_defaults(config))
 
 
 def _has_accelerator() -> bool:

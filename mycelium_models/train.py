@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mycelium_datasets.defaults import DEFAULT_BACKBONE, EMBEDDED_BACKBONES, resolve_backbone
 from mycelium_models.metrics import accuracy_macro_f1, io_span_f1, load_metric, span_set  # noqa: F401 - re-exported
+from mycelium_models.students import get_student
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ BACKBONE_LICENSES = {
     "Qwen/Qwen2-0.5B": "apache-2.0",
     "Qwen/Qwen2.5-0.5B": "apache-2.0",
 }
-PIPELINE_TAGS = {"tagger": "token-classification", "classifier": "text-classification"}
 # The card's usage block; a release replaces what is between these markers with a Hub snippet.
 USE_BEGIN, USE_END = "<!-- mycelium:use -->", "<!-- /mycelium:use -->"
 
@@ -92,7 +92,7 @@ def write_model_card(out: Path, kind: str, args: StudentTrainingArguments, metri
         language=["en"],
         tags=["mycelium", "math-word-problems", kind],
         base_model=base_model,
-        pipeline_tag=PIPELINE_TAGS[kind],
+        pipeline_tag=get_student(kind).pipeline_tag,
         version=STUDENT_VERSION,
         mycelium={
             "student": kind,
@@ -104,11 +104,7 @@ def write_model_card(out: Path, kind: str, args: StudentTrainingArguments, metri
         },
     )
     metric_lines = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, float))
-    task = (
-        "token classification (IO: O / OP) of problem text; contiguous OP runs are operation regions"
-        if kind == "tagger"
-        else "classification of a problem-text region into an operation"
-    )
+    task = get_student(kind).task
     text = f"""---
 {data.to_yaml()}
 ---
@@ -154,10 +150,9 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
 
     from mycelium_models.modeling_mycelium import MyceliumOpClassifier, MyceliumTagger
 
-    if kind not in ("tagger", "classifier"):
-        raise ValueError(f"unknown student {kind!r}; valid choices: tagger, classifier")
+    student = get_student(kind)
     run_dir = Path(args.run_dir)
-    artifact = "io_tags" if kind == "tagger" else "op_classes"
+    artifact = student.artifact
     if not (run_dir / artifact / "README.md").is_file():
         raise FileNotFoundError(
             f"{run_dir / artifact} is missing; build it first: mycelium build {artifact} --out {run_dir}"
@@ -191,9 +186,6 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
         def compute_metrics(p):
             return metric.compute(predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist())
 
-        # span F1 ranks checkpoints: on the default run the eval loss is lowest at epoch 1 (F1 0.07) and rises
-        # while F1 climbs to 0.24 at epoch 3 (an all-zero F1 keeps the first checkpoint)
-        best = "f1"
     else:
         names = data["train"].features["label"].names
 
@@ -219,14 +211,12 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
                 predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist(), num_labels=len(names)
             )
 
-        best = "accuracy"
-
     if eval_set is not None:
         training_args.eval_strategy = "epoch"
         training_args.save_strategy = "epoch"
         training_args.load_best_model_at_end = True
-        training_args.metric_for_best_model = best
-        training_args.greater_is_better = best != "loss"
+        training_args.metric_for_best_model = student.best_metric
+        training_args.greater_is_better = True
         training_args.save_total_limit = 1
     else:
         training_args.eval_strategy = "no"

@@ -75,7 +75,7 @@ def run_single_and_distributed(argv: list[str], tmp_path: Path, port: int) -> tu
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     one, two = tmp_path / "one", tmp_path / "two"
     single = subprocess.run(
-        [sys.executable, "-m", "mycelium_datasets.cli", *argv, "--out", str(one)],
+        [sys.executable, "-m", "mycelium_models.cli", *argv, "--out", str(one)],
         env=env,
         capture_output=True,
         text=True,
@@ -92,7 +92,7 @@ def run_single_and_distributed(argv: list[str], tmp_path: Path, port: int) -> tu
             "--master_port",
             str(port),
             "-m",
-            "mycelium_datasets.cli",
+            "mycelium_models.cli",
             *argv,
             "--out",
             str(two),

@@ -18,10 +18,10 @@ from mycelium_datasets.answers import answers_match, extract_answer, extract_box
 from mycelium_datasets.arith import format_value
 from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.clause_regions import make_regions
-from mycelium_datasets.cli import main
+from mycelium_models.cli import main
 from mycelium_datasets.numbers import problem_numbers
 from mycelium_datasets.op_pairs import make_ops
-from mycelium_datasets.pipeline import load_preset, split_options
+from mycelium_models.job import load_preset, split_options
 
 from conftest import write_jsonl
 

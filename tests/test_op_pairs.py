@@ -12,7 +12,7 @@ from mycelium_datasets.equations import latex_statements, math_segments, plain_e
 from mycelium_datasets.numbers import problem_numbers
 from mycelium_datasets.op_graph import execute, ops_for_trace
 from mycelium_datasets.op_pairs import make_ops
-from mycelium_datasets.pipeline import split_options
+from mycelium_models.job import split_options
 
 from conftest import write_jsonl
 

@@ -17,10 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard, DatasetCardData, ModelCard, ModelCardData
 
-from mycelium_datasets import release
+from mycelium_models import release
 from mycelium_datasets.builders import BUILDERS
-from mycelium_datasets.cli import main
-from mycelium_datasets.pipeline import load_preset, run, split_options
+from mycelium_models.cli import main
+from mycelium_models.job import load_preset, run, split_options
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.provenance import folder_identity, source_provenance
 

@@ -16,7 +16,7 @@ import datasets
 import pytest
 
 from mycelium_datasets.builders import BUILDERS
-from mycelium_datasets.pipeline import split_options
+from mycelium_models.job import split_options
 
 from conftest import write_jsonl
 
@@ -25,7 +25,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def run_cli(out: Path, kill_after: float | None = None) -> int:
-    cmd = [sys.executable, "-m", "mycelium_datasets.cli", "run", "--out", str(out), "--config", "tiny"]
+    cmd = [sys.executable, "-m", "mycelium_models.cli", "run", "--out", str(out), "--config", "tiny"]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     if kill_after is None:
         return proc.wait(timeout=900)

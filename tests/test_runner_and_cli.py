@@ -9,7 +9,7 @@ import datasets
 import pytest
 
 from mycelium_datasets.builders import ProblemsBuilder
-from mycelium_datasets.cli import main
+from mycelium_models.cli import main
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.runner import map_in_parts
 

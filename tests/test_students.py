@@ -18,7 +18,7 @@ from transformers import (
 )
 
 import mycelium_models  # noqa: F401 - registers the Auto classes
-from mycelium_datasets.pipeline import run, split_options
+from mycelium_models.job import run, split_options
 from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
 from mycelium_models.solver import MyceliumSolver
 from mycelium_models.train import io_span_f1, span_set
@@ -142,7 +142,7 @@ def test_training_runs_on_two_processes_with_ddp(run_dir, tmp_path):
             "--master_port",
             "29547",
             "-m",
-            "mycelium_datasets.cli",
+            "mycelium_models.cli",
             "train",
             "classifier",
             "--run_dir",
@@ -181,7 +181,7 @@ def test_run_writes_report_and_an_evaluation_whose_attribution_adds_up(run_dir):
 
 
 def test_eval_cli_scores_unseen_problems_from_a_jsonl_file(models_dir, tmp_path):
-    from mycelium_datasets.cli import main
+    from mycelium_models.cli import main
 
     src = write_jsonl(
         tmp_path / "new.jsonl",

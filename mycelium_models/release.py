@@ -38,17 +38,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ARTIFACT_ORDER = (
-    "problems",
-    "cot_traces",
-    "jsd_spans",
-    "iaf_maps",
-    "clause_regions",
-    "op_pairs",
-    "io_tags",
-    "op_classes",
-)
-STUDENTS = ("tagger", "classifier")
+from mycelium_datasets.builders import BUILDERS
+from mycelium_models.students import STUDENTS
+
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 TAG = re.compile(r"^v\d+\.\d+\.\d+([.+-][0-9A-Za-z.-]+)?$")
 # Never uploaded: work and temporary files, caches, and pickles (no pickle is ever published or loaded).
@@ -146,7 +138,7 @@ def targets(directory: Path, repo: str) -> list[tuple[str, Path, str, str]]:
     if is_model_folder(directory):
         return [(directory.name, directory, repo, "model")]
     found = []
-    for name in ARTIFACT_ORDER:
+    for name in BUILDERS:
         if is_artifact_folder(directory / name):
             found.append((name, directory / name, f"{repo}-{name}", "dataset"))
     models = directory / "models" if (directory / "models").is_dir() else directory
@@ -263,7 +255,7 @@ def _rewrite_model_card(text: str, repo_id: str, tag: str, kind: str, datasets_r
     card.data.mycelium = mycelium
     if datasets_repo:
         card.data.datasets = [datasets_repo]
-    auto = "AutoModelForTokenClassification" if kind == "tagger" else "AutoModelForSequenceClassification"
+    auto = STUDENTS[kind].auto_class if kind in STUDENTS else "AutoModelForSequenceClassification"
     use = f"""{USE_BEGIN}
 ```python
 # with the package (no remote code): pip install mycelium-distill
@@ -338,7 +330,7 @@ def prepare(
                 problems.append("the model card has no `version`: pass --revision vX.Y.Z")
                 tag = "v?"
             if text and not problems:
-                data_repo = repos.get("io_tags" if name == "tagger" else "op_classes") if len(found) > 1 else None
+                data_repo = repos.get(STUDENTS[name].artifact) if name in STUDENTS and len(found) > 1 else None
                 text = _rewrite_model_card(text, repo_id, tag, name, data_repo)
                 changed["README.md"] = (text.encode("utf-8"), "card: usage snippet and mycelium.release set")
             for filename in add:

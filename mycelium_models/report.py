@@ -13,6 +13,8 @@ from pathlib import Path
 
 import datasets
 
+from mycelium_models.students import STUDENTS
+
 
 def _markers(out_dir: Path) -> dict[str, dict]:
     from mycelium_datasets.builders import BUILDERS
@@ -56,7 +58,7 @@ def _plot_op_status(out_dir: Path, path: Path) -> dict[str, collections.Counter]
 
 def _plot_training(models_dir: Path, path: Path) -> bool:
     logs = {}
-    for kind in ("tagger", "classifier"):
+    for kind in STUDENTS:
         log = models_dir / kind / "training_log.json"
         if log.is_file():
             logs[kind] = json.loads(log.read_text())
@@ -91,7 +93,7 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
     lines = [f"# Mycelium run report: `{out_dir}`", ""]
 
     metrics = {}
-    for kind in ("tagger", "classifier"):
+    for kind in STUDENTS:
         path = out_dir / "models" / kind / "metrics.json"
         if path.is_file():
             metrics[kind] = json.loads(path.read_text())
@@ -108,18 +110,11 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
             lines.append(
                 f"| teacher CoT accuracy on the same problems (reported apart) | {summary['teacher_accuracy']:.3f} |"
             )
-    if "tagger" in metrics:
-        m = metrics["tagger"]
-        lines.append(
-            f"| tagger span F1 / token accuracy (test split) | {m.get('eval_f1', 0):.3f} / "
-            f"{m.get('eval_token_accuracy', 0):.3f} |"
-        )
-    if "classifier" in metrics:
-        m = metrics["classifier"]
-        lines.append(
-            f"| classifier accuracy / macro-F1 (test split) | {m.get('eval_accuracy', 0):.3f} / "
-            f"{m.get('eval_macro_f1', 0):.3f} |"
-        )
+    for kind, m in metrics.items():
+        student = STUDENTS[kind]
+        names = " / ".join(label for _, label in student.headline)
+        values = " / ".join(f"{m.get('eval_' + key, 0):.3f}" for key, _ in student.headline)
+        lines.append(f"| {kind} {names} (test split) | {values} |")
     if seconds:
         lines.append(f"| wall time | {seconds.get('total', 0):.0f} s |")
     lines.append("")
@@ -168,9 +163,11 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
         if _plot_training(out_dir / "models", report / "training.png"):
             lines += ["![training curves](training.png)", ""]
         lines += [
-            "Models: [`models/tagger`](../models/tagger/README.md), "
-            "[`models/classifier`](../models/classifier/README.md) "
-            '(`MyceliumSolver.from_pretrained("' + str(out_dir / "models") + '")`).',
+            "Models: "
+            + ", ".join(f"[`models/{kind}`](../models/{kind}/README.md)" for kind in metrics)
+            + ' (`MyceliumSolver.from_pretrained("'
+            + str(out_dir / "models")
+            + '")`).',
             "",
         ]
 

@@ -6,7 +6,7 @@ its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags ove
     mycelium run --out DIR [--source NAME|FILE.jsonl] [--limit N] [--config NAME]
     mycelium build ARTIFACT --out DIR [options]
     mycelium show DIR --id ID --out PAGE.html
-    mycelium train tagger|classifier --run_dir DIR
+    mycelium train STUDENT --run_dir DIR           (tagger, classifier)
     mycelium solve --models DIR/models "PROBLEM TEXT"
     mycelium eval --models DIR/models --source NAME|FILE.jsonl --out EVALDIR
     mycelium loop --run_dir DIR
@@ -29,8 +29,10 @@ from mycelium_datasets.answers import shutdown_worker
 from mycelium_datasets.builders import BUILDERS, UpstreamMissingError
 from mycelium_datasets.capture import CaptureError
 from mycelium_datasets.defaults import MissingComponentError
-from mycelium_datasets.pipeline import CONFIG_CLASSES, build, load_preset, preset_names, run, split_options
+from mycelium_datasets.pipeline import build
 from mycelium_datasets.problems import SourceError, valid_sources_text
+from mycelium_models.job import load_preset, option_classes, preset_names, run, split_options
+from mycelium_models.students import STUDENTS
 
 logger = logging.getLogger("mycelium")
 
@@ -38,7 +40,7 @@ COMMANDS = {
     "run": "the main job: every stage, end to end, into --out DIR",
     "build": "build one artifact (and any missing upstream artifact) into --out DIR",
     "show": "one problem's spans, IAF maps and JSD curve as an HTML page: show DIR --id ID --out PAGE.html",
-    "train": "train a student from a run folder: train tagger|classifier --run_dir DIR [TrainingArguments]",
+    "train": f"train a student from a run folder: train {'|'.join(STUDENTS)} --run_dir DIR [TrainingArguments]",
     "solve": 'answer problems with the students, no CoT: solve --models DIR/models "PROBLEM TEXT" ...',
     "eval": "the students alone, no CoT, on any problems: eval --models DIR/models --source S --out EVALDIR",
     "loop": "the self-improving loop on a run folder: loop --run_dir DIR [--max_rounds N]",
@@ -63,7 +65,7 @@ class RunArguments:
 
 
 def _parser(prog: str, with_artifact: bool) -> HfArgumentParser:
-    parser = HfArgumentParser((RunArguments, *CONFIG_CLASSES.values()), prog=prog)
+    parser = HfArgumentParser((RunArguments, *option_classes()), prog=prog)
     if with_artifact:
         parser.add_argument("artifact", choices=list(BUILDERS), help="Artifact to build.")
     return parser
@@ -80,7 +82,7 @@ def _parse(prog: str, argv: list[str], with_artifact: bool):
     parsed = parser.parse_args_into_dataclasses(args=argv)
     run_args = parsed[0]
     options = {}
-    n = len(CONFIG_CLASSES)
+    n = len(option_classes())
     for obj in parsed[1 : 1 + n]:
         options.update(vars(obj))
     artifact = parsed[1 + n].artifact if with_artifact else None
@@ -129,28 +131,20 @@ def _training_yaml(path: str, parser: HfArgumentParser) -> dict:
 def _train(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
+    from mycelium_models.stage import StudentsConfig, training_defaults
     from mycelium_models.train import StudentTrainingArguments, train
 
-    if not argv or argv[0] not in ("tagger", "classifier"):
+    if not argv or argv[0] not in STUDENTS:
+        choices = "|".join(STUDENTS)
         print(
-            "usage: mycelium train tagger|classifier --run_dir DIR [--config FILE.yaml] [TrainingArguments options]",
+            f"usage: mycelium train {choices} --run_dir DIR [--config FILE.yaml] [TrainingArguments options]",
             file=sys.stderr,
         )
         return 2
     kind = argv[0]
     parser = HfArgumentParser((StudentTrainingArguments, TrainingArguments), prog=f"mycelium train {kind}")
-    # the same defaults as the students of `mycelium run`
-    parser.set_defaults(
-        output_dir="",
-        num_train_epochs=6,
-        per_device_train_batch_size=16,
-        learning_rate=1e-4,
-        warmup_steps=0.1,
-        weight_decay=0.01,
-        report_to="none",
-        logging_steps=10,
-        seed=0,
-    )
+    # the same training arguments as the students of `mycelium run` (one definition: stage.training_defaults)
+    parser.set_defaults(output_dir="", **training_defaults(StudentsConfig()))
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv[1:])
@@ -252,7 +246,7 @@ def _eval(argv: list[str]) -> int:
 
 
 def _release(argv: list[str]) -> int:
-    from mycelium_datasets.release import main as release_main
+    from mycelium_models.release import main as release_main
 
     return release_main(argv)
 
