@@ -49,6 +49,11 @@ class _CaptureState:
     chunk_rows: int
     total: torch.Tensor | None = None  # (B, T_cot, T) float32: sum over captured layers of head-mean rows
     n_layers: int = 0
+    last_layer: int | None = None  # the forward stops once this layer's attention is captured (None: runs whole)
+
+
+class _Captured(Exception):
+    """Raised inside the forward once the last selected layer is captured: later layers cannot change it."""
 
 
 def _head_mean_rows(query, key, value, rows: slice, q_offset: int, scale: float, mask, chunk_rows: int, out=None):
@@ -134,6 +139,8 @@ def _capture_attention(module, query, key, value, attention_mask, scaling=None, 
     offset = q_offset + first - state.cot_start  # row index of the first captured query among the CoT rows
     state.total[:, offset : offset + captured.shape[1], :k_len] += captured
     state.n_layers += 1
+    if state.last_layer is not None and getattr(module, "layer_idx", -1) == state.last_layer:
+        raise _Captured
     return output
 
 
@@ -212,11 +219,16 @@ def capture_cot_attention(
         layers=frozenset(layers) if layers is not None else None,
         chunk_rows=chunk_rows,
         total=torch.zeros(1, n_cot, total_len, dtype=torch.float32, device=model.device),
+        # layers 0..9 of 30 stop the forward after layer 9: a third of the compute
+        last_layer=max(layers) if layers is not None and max(layers) < n_layers - 1 else None,
     )
     # The base model (no LM head): capture needs the attention, not the logits over the vocabulary.
     body = getattr(model, "base_model", model)
     with _capturing(model, state), torch.inference_mode():
-        body(input_ids=ids.to(model.device), use_cache=False)
+        try:
+            body(input_ids=ids.to(model.device), use_cache=False)
+        except _Captured:
+            pass  # every selected layer is captured: the layers above it are not run
     expected = len(layers) if layers is not None else n_layers
     if state.n_layers == 0:
         raise CaptureError(

@@ -149,3 +149,30 @@ def test_bad_inputs_fail_loudly():
 
     with pytest.raises(CaptureError, match="no attention was captured"):
         capture_cot_attention(Bypass(), list(range(20)), 10)
+
+
+def test_a_prefix_of_layers_stops_the_forward_early_with_the_same_rows():
+    """Layers above the last selected one cannot change its attention: the forward stops there, rows unchanged."""
+    import mycelium_datasets.capture as capture_mod
+
+    model = tiny(LlamaForCausalLM, LlamaConfig)
+    ids = list(range(3, 40))
+    calls = []
+    original = capture_mod.sdpa_attention_forward
+
+    def counting(module, *args, **kwargs):
+        calls.append(module.layer_idx)
+        return original(module, *args, **kwargs)
+
+    capture_mod.sdpa_attention_forward = counting
+    try:
+        early = capture_cot_attention(model, ids, 10, layers=[0])
+    finally:
+        capture_mod.sdpa_attention_forward = original
+    assert 1 not in calls  # layer 1 never ran
+    n_layers = len(capture_mod.attention_modules(model))
+    assert n_layers > 1
+    whole = capture_cot_attention(model, ids, 10, layers=[0, n_layers - 1]) * 2 - capture_cot_attention(
+        model, ids, 10, layers=[n_layers - 1]
+    )
+    assert torch.allclose(early, whole, atol=1e-5)

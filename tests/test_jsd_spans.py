@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from mycelium_datasets.builders import CotTracesBuilder, IafMapsBuilder, JsdSpansBuilder, ProblemsBuilder
-from mycelium_models.cli import main
 from mycelium_datasets.cot_traces import CotTracesConfig
 from mycelium_datasets.iaf_maps import IafMapsConfig, build_iaf_maps
 from mycelium_datasets.jsd_spans import JsdSpansConfig, build_jsd_spans, problem_token_span
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.segment import check_spans
+from mycelium_models.cli import main
 
 from conftest import run_single_and_distributed, write_jsonl
 

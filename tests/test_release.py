@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard, DatasetCardData, ModelCard, ModelCardData
 
-from mycelium_models import release
 from mycelium_datasets.builders import BUILDERS
-from mycelium_models.cli import main
-from mycelium_models.job import load_preset, run, split_options
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.provenance import folder_identity, source_provenance
+from mycelium_models import release
+from mycelium_models.cli import main
+from mycelium_models.job import load_preset, run, split_options
 
 from conftest import write_jsonl
 

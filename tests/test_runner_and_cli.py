@@ -9,9 +9,9 @@ import datasets
 import pytest
 
 from mycelium_datasets.builders import ProblemsBuilder
-from mycelium_models.cli import main
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.runner import map_in_parts
+from mycelium_models.cli import main
 
 from conftest import run_single_and_distributed, write_jsonl
 
