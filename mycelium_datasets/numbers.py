@@ -2,7 +2,8 @@
 
 A *quantity* is a number a reader can see in a problem: digits (``12``, ``3.5``, ``.5``, ``1,200``; a zero-width
 character copied into a number does not split it), a percent (``80%``, ``80 percent``: read both as 80 and as 0.8,
-at the same offsets), and number words (*three*, *twice*, *half*, *a dozen*, *quarter*). :func:`problem_numbers`
+at the same offsets), and number words (*three*, *twice*, *half*, *a dozen*, *quarter*; a fraction word also as its
+denominator: *a fourth* is 1/4 and 4). :func:`problem_numbers`
 finds them all with their character offsets; ``op_pairs`` links CoT operands to them, the student sets point at
 them, and the solver binds operations to them.
 
@@ -73,9 +74,27 @@ NUMBER_WORDS = {
     "quarters": Fraction(1, 4),
     "third": Fraction(1, 3),
     "thirds": Fraction(1, 3),
+    "fourth": Fraction(1, 4),
+    "fourths": Fraction(1, 4),
+    "fifth": Fraction(1, 5),
+    "fifths": Fraction(1, 5),
+    "sixth": Fraction(1, 6),
+    "sixths": Fraction(1, 6),
+    "eighth": Fraction(1, 8),
+    "eighths": Fraction(1, 8),
+    "tenth": Fraction(1, 10),
+    "tenths": Fraction(1, 10),
     "once": 1,
     "pair": 2,
     "pairs": 2,
+}
+
+# A fraction word is read both ways, at the same offsets: "a fourth of the slices" is 1/4, and also the 4 a CoT
+# divides by ("16 / 4 = 4"); without the second reading that 4 looked like an implicit constant.
+FRACTION_WORDS = {
+    word: value.denominator
+    for word, value in NUMBER_WORDS.items()
+    if isinstance(value, Fraction) and value.numerator == 1 and value.denominator > 1
 }
 
 _QUANTITY = re.compile(
@@ -98,7 +117,8 @@ def is_percent(text: str, end: int) -> bool:
 
 def problem_numbers(problem: str) -> list[tuple[Fraction, int, int]]:
     """Every number the problem states, as ``(value, char_start, char_end)``: digits (``1,200``, ``3.5``; ``80%``
-    also as ``0.8``, at the same offsets) in text order, then number words in text order."""
+    also as ``0.8``, at the same offsets) in text order, then number words in text order (a fraction word such as
+    *a fourth* both as 1/4 and as 4)."""
     found = []
     for m in _QUANTITY.finditer(problem):
         digits = re.sub(f"[,{ZERO_WIDTH}]", "", m.group(0))
@@ -112,4 +132,13 @@ def problem_numbers(problem: str) -> list[tuple[Fraction, int, int]]:
         value = number_word_value(m.group(0))
         if value is not None:
             found.append((value, m.start(), m.end()))
+            denominator = FRACTION_WORDS.get(m.group(0).lower())
+            if denominator is not None:
+                found.append((Fraction(denominator), m.start(), m.end()))
     return found
+
+
+def quantities(problem: str) -> list[tuple[Fraction, int, int]]:
+    """The candidate quantities a solver can point at: :func:`problem_numbers` in text order (a percent's two
+    readings next to each other, its number first). Index ``k`` of this list is the quantity pointer ``k``."""
+    return sorted(problem_numbers(problem), key=lambda q: q[1])

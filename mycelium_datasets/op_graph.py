@@ -288,7 +288,19 @@ def _rounding_op(value: Fraction, written: Fraction, index: int, base: dict) -> 
 def locate_regions(ops: list[dict], span_regions: list[list[dict]], doc) -> None:
     """Give each op the problem region where it lives: the span's IAF region holding one of its problem operands;
     else the clause around its first problem operand (operand matching finds numbers, IAF finds meaning); else the
-    span's heaviest IAF region (already set)."""
+    span's heaviest IAF region (already set); else, for an op that takes only results and constants and whose span
+    has no IAF region (a reference read without attention), the region of the op whose result it takes first."""
+    _place_by_operands(ops, span_regions, doc)
+    for op in ops:
+        if op["region"]["char_start"] >= 0:
+            continue
+        inputs = [o["op_index"] for o in op["operands"] if o["source"] == "op" and 0 <= o["op_index"] < len(ops)]
+        placed = [ops[j]["region"] for j in inputs if ops[j]["region"]["char_start"] >= 0]
+        if placed:
+            op["region"] = dict(placed[0])
+
+
+def _place_by_operands(ops: list[dict], span_regions: list[list[dict]], doc) -> None:
     for op in ops:
         positions = [o["char_start"] for o in op["operands"] if o["source"] == "problem"]
         if not positions:

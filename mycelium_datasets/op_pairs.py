@@ -29,7 +29,8 @@ from .op_graph import OP_NAMES, validate_trace
 
 __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", "build_op_pairs", "make_ops"]
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"  # 1.1.0: fraction words are also their denominator; an op with neither problem operands nor an
+# IAF region takes its input's region
 INPUT_COLUMNS = ("id", "problem", "answer", "spans", "span_regions")
 
 OPERAND = {
