@@ -13,7 +13,7 @@ from mycelium_datasets.builders.iaf_maps import IafMapsBuilder
 from mycelium_datasets.builders.jsd_spans import JsdSpansBuilder
 from mycelium_datasets.builders.op_pairs import OpPairsBuilder
 from mycelium_datasets.builders.problems import ProblemsBuilder
-from mycelium_datasets.builders.student_sets import IoTagsBuilder, OpClassesBuilder
+from mycelium_datasets.builders.student_sets import BindingsBuilder, IoTagsBuilder, OpClassesBuilder
 
 # In pipeline order.
 BUILDERS: dict[str, type[ArtifactBuilder]] = {
@@ -27,6 +27,7 @@ BUILDERS: dict[str, type[ArtifactBuilder]] = {
         OpPairsBuilder,
         IoTagsBuilder,
         OpClassesBuilder,
+        BindingsBuilder,
     )
 }
 

@@ -7,7 +7,7 @@ import collections
 
 import datasets
 
-from mycelium_datasets import student_sets
+from mycelium_datasets import arith, bindings, dag, numbers, student_sets
 from mycelium_datasets.builders.base import ArtifactBuilder
 from mycelium_datasets.provenance import model_identity
 
@@ -32,7 +32,7 @@ class IoTagsBuilder(ArtifactBuilder):
         return {"student_tokenizer": model_identity(self.config.student_tokenizer)}
 
     def source_modules(self) -> list:
-        return [*super().source_modules(), student_sets]
+        return [*super().source_modules(), student_sets, bindings, dag, numbers, arith]
 
     def _build(self, upstream, work_dir, info):
         pairs = upstream["op_pairs"]
@@ -62,19 +62,58 @@ class OpClassesBuilder(ArtifactBuilder):
         return {"student_tokenizer": model_identity(self.config.student_tokenizer)}
 
     def source_modules(self) -> list:
-        return [*super().source_modules(), student_sets]
+        return [*super().source_modules(), student_sets, bindings, dag, numbers, arith]
 
     def _build(self, upstream, work_dir, info):
         pairs = upstream["op_pairs"]
         result = student_sets.build_op_classes(pairs)
-        dropped: collections.Counter = collections.Counter()
-        total = 0
-        for d in pairs.values():
-            for ops, ok, status in zip(d["ops"], d["validated"], d["op_status"]):
-                total += len(ops)
-                for op in ops:
-                    if not ok:
-                        dropped[f"op of a problem not validated ({status})"] += 1
-                    elif op["region"]["char_start"] < 0 or not op["region"]["text"].strip():
-                        dropped["op without a problem region"] += 1
-        return result, total, dict(dropped), []
+        total, dropped = student_sets.unit_drops(pairs)
+        return result, total, dropped, []
+
+
+class BindingsBuilder(ArtifactBuilder):
+    NAME = "bindings"
+    VERSION = datasets.Version(bindings.VERSION)
+    CONFIG_CLASS = bindings.BindingsConfig
+    FEATURES = bindings.FEATURES
+    UPSTREAM = ("op_pairs",)
+    INPUT_COLUMNS = bindings.INPUT_COLUMNS
+    DESCRIPTION = (
+        "The binder's training set: each validated problem's solution as pointers into its text. `quantities` are "
+        "the numbers the problem writes, `units` the operation regions as a perfect tagger finds them, `ops` (in "
+        "layout order: unit by unit) each name their unit, operation and operands as pointers (`quantity`, `op`: "
+        "another operation's result, or `constant`: an entry of the constant vocabulary learned from the training "
+        "split), and `answer_op` the operation whose value is the answer."
+    )
+    LIMITATIONS = [
+        "Only execution-validated problems are bound; executing each binding reproduces op_pairs' executed answer.",
+        "A constant outside the vocabulary keeps index -1: no student can predict it.",
+    ]
+    STAT_COLUMNS = ()
+    TASK_CATEGORIES = ("token-classification", "text-classification")
+
+    def source_modules(self) -> list:
+        return [*super().source_modules(), bindings, dag, numbers, arith]
+
+    def _build(self, upstream, work_dir, info):
+        pairs = upstream["op_pairs"]
+        result, dropped, vocabulary = bindings.build_bindings(pairs, self.config)
+        ops = [len(row) for d in result.values() for row in d["ops"]]
+        pointers = collections.Counter(
+            o["kind"] for d in result.values() for row in d["ops"] for op in row for o in op["operands"]
+        )
+        outside = sum(
+            1
+            for d in result.values()
+            for row in d["ops"]
+            for op in row
+            for o in op["operands"]
+            if o["kind"] == "constant" and o["index"] < 0
+        )
+        extra = [
+            "constant vocabulary (from the train split, value x uses): "
+            + (", ".join(f"{c} x{n}" for c, n in vocabulary) or "empty"),
+            f"operations per problem: mean {sum(ops) / max(1, len(ops)):.2f}",
+            f"operand pointers: {dict(pointers.most_common())}; constants outside the vocabulary: {outside}",
+        ]
+        return result, sum(len(d) for d in pairs.values()), dropped, extra

@@ -1,10 +1,10 @@
-"""Answer math word problems with the two students alone: no chain of thought at inference.
+"""Answer math word problems with the three students alone: no chain of thought at inference.
 
     python examples/solve_with_students.py [MODELS_DIR]
 
-MODELS_DIR holds `tagger/` and `classifier/` (default: runs/default/models, written by `mycelium run --out
-runs/default`). Every answer comes with its trace: the regions the tagger found, the operation the classifier gave
-each, the operands and values, or the stage that failed.
+MODELS_DIR holds `tagger/`, `classifier/` and `binder/` (default: runs/default/models, written by `mycelium run
+--out runs/default`). Every answer comes with its trace: the units the tagger found, the operations the classifier
+gave each, the operands the binder pointed at and the values, or the stage that failed.
 """
 
 import sys
@@ -22,10 +22,11 @@ def main(models_dir: str = "runs/default/models") -> None:
     solver = MyceliumSolver.from_pretrained(models_dir)
     for trace in solver.solve(PROBLEMS):
         print("\nPROBLEM:", trace["problem"])
-        for region in trace["regions"]:
-            print(f"  region {region['text']!r} -> {region['op']}")
+        for unit in trace["units"]:
+            print(f"  unit {unit['text']!r} -> {'+'.join(unit['ops'])}")
         for k, op in enumerate(trace["ops"]):
-            print(f"  op{k}: {op['op']}({', '.join(op['operands'])}) = {op['result']}")
+            answer = "  <- the answer" if k == trace["answer_op"] else ""
+            print(f"  op{k}: {op['op']}({', '.join(op['operands'])}) = {op['result']}{answer}")
         print(
             "ANSWER:",
             trace["answer"] if trace["answer"] is not None else f"none ({trace['stage']}: {trace['reason']})",

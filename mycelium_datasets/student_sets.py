@@ -9,24 +9,30 @@ the region of one of the problem's operations, else ``O`` (IO tagging, not BIO: 
 special tokens get ``-100`` (ignored by the loss). Columns: ``id``, ``problem``, ``input_ids``, ``offsets``,
 ``labels``.
 
-``op_classes``: one row per operation with a region: ``id`` (problem id and op index), ``text`` (the region's text
-in the problem), ``label`` (the operation).
+``op_classes``: one row per **unit** (the operation regions merged into the runs a perfect IO tagger finds, see
+:mod:`mycelium_datasets.dag`): ``id`` (problem id and unit index), ``text`` (the unit's text in the problem),
+``label`` (its operations in the order the solution takes them, joined by ``+``: ``mul``, ``mul+sub``). A unit often
+holds several operations ("got 1 bags of gum" holds mul, sub, div and floor), so the classifier names them all, and
+the solver lays them out unit by unit exactly as the ``bindings`` artifact does.
 
 Rows of problems that were not validated are counted in the card as drops with their reason (``op_status``).
 """
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import datasets
 
+from .bindings import BindingError, bind
 from .columns import require_columns
+from .dag import units_from_regions
 from .defaults import DEFAULT_BACKBONE, resolve_backbone
-from .op_pairs import OP_NAMES
 
-VERSION = "1.0.0"
+VERSION = "2.0.0"  # 2.0.0: op_classes has one row per unit labelled with its operation sequence (1.0.0: per operation)
+LABEL_JOIN = "+"
 IO_LABELS = ("O", "OP")
 INPUT_COLUMNS = ("id", "problem", "ops", "validated")
 
@@ -43,7 +49,7 @@ OP_FEATURES = datasets.Features(
     {
         "id": datasets.Value("string"),
         "text": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=list(OP_NAMES)),
+        "label": datasets.Value("string"),
     }
 )
 
@@ -101,17 +107,45 @@ def make_io_tags(batch: dict, *, student_tokenizer: str, max_length: int) -> dic
     return out
 
 
+def unit_labels(binding: dict) -> list[str]:
+    """Each unit's label: the operations of a binding's unit, in layout order, joined by ``+``."""
+    return [
+        LABEL_JOIN.join(op["op"] for op in binding["ops"] if op["unit"] == k) for k in range(len(binding["units"]))
+    ]
+
+
 def make_op_classes(batch: dict) -> dict:
-    """``batch -> batch`` over validated ``op_pairs`` rows: one (region text, operation) row per located op."""
+    """``batch -> batch`` over validated ``op_pairs`` rows: one (unit text, operation sequence) row per unit."""
     out = {"id": [], "text": [], "label": []}
-    for row_id, ops in zip(batch["id"], batch["ops"]):
-        for k, op in enumerate(ops):
-            if op["region"]["char_start"] < 0 or not op["region"]["text"].strip():
-                continue
-            out["id"].append(f"{row_id}#op{k}")
-            out["text"].append(op["region"]["text"])
-            out["label"].append(OP_NAMES.index(op["op"]))
+    for row_id, problem, ops in zip(batch["id"], batch["problem"], batch["ops"]):
+        try:
+            binding = bind(problem or "", ops, [])
+        except BindingError:
+            continue  # counted by the builder as a drop
+        for k, (unit, label) in enumerate(zip(binding["units"], unit_labels(binding))):
+            out["id"].append(f"{row_id}#unit{k}")
+            out["text"].append(unit["text"])
+            out["label"].append(label)
     return out
+
+
+def unit_drops(pairs: datasets.DatasetDict) -> tuple[int, dict[str, int]]:
+    """The units every problem's operation regions make (``op_classes``' rows in), and those left out, by reason:
+    a problem not validated, or one whose DAG cannot be bound."""
+    total, dropped = 0, collections.Counter()
+    for d in pairs.values():
+        for problem, ops, ok, status in zip(d["problem"], d["ops"], d["validated"], d["op_status"]):
+            regions = [(o["region"]["char_start"], o["region"]["char_end"]) for o in ops]
+            units = units_from_regions(problem or "", [(a, b) for a, b in regions if a >= 0])
+            total += len(units)
+            if not ok:
+                dropped[f"unit of a problem not validated ({status})"] += len(units)
+                continue
+            try:
+                bind(problem or "", ops, [])
+            except BindingError as exc:
+                dropped[f"unit of a problem that cannot be bound ({str(exc).split(':')[0]})"] += len(units)
+    return total, dict(dropped)
 
 
 def _validated(dataset: datasets.Dataset) -> datasets.Dataset:

@@ -169,7 +169,7 @@ def _train(argv: list[str]) -> int:
 
 def _solve(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mycelium solve", description=COMMANDS["solve"])
-    parser.add_argument("--models", required=True, help="Folder with tagger/ and classifier/.")
+    parser.add_argument("--models", required=True, help="Folder with tagger/, classifier/ and binder/.")
     parser.add_argument("problems", nargs="+", help="Problem texts.")
     args = parser.parse_args(argv)
     from mycelium_models.solver import MyceliumSolver
@@ -185,7 +185,13 @@ def _solve(argv: list[str]) -> int:
             + (f"   (failed at {trace['stage']}: {trace.get('reason')})" if trace["stage"] else "")
         )
         for k, op in enumerate(trace["ops"]):
-            print(f"  op{k}: {op['op']}({', '.join(op['operands'])}) = {op['result']}   <- {op['region']!r}")
+            operands = ", ".join(
+                f"{p['value'] if p['value'] is not None else '?'}"
+                + {"quantity": "", "op": f" (op{p['index']})", "constant": " (constant)"}.get(p["kind"], "")
+                for p in op["pointers"]
+            )
+            mark = "*" if k == trace["answer_op"] else " "
+            print(f" {mark}op{k}: {op['op']}({operands}) = {op['result']}   <- {op['region']!r}")
     return 0
 
 
@@ -193,7 +199,7 @@ def _solve(argv: list[str]) -> int:
 class EvalArguments:
     """What to evaluate, on which problems, into where."""
 
-    models: str = field(metadata={"help": "Folder with tagger/ and classifier/ (e.g. DIR/models)."})
+    models: str = field(metadata={"help": "Folder with tagger/, classifier/ and binder/ (e.g. DIR/models)."})
     out: str = field(metadata={"help": "Evaluation folder: eval.json, predictions.jsonl, report.md, attribution.png."})
     split: str = field(default="all", metadata={"help": "Which split of the source to evaluate: all, train or test."})
     run_dir: str | None = field(

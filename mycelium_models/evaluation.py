@@ -14,20 +14,32 @@ stage                  rule (checked in this order; the first that holds names t
 ANSWER_NOT_IN_COT      a CoT exists and the gold answer appears nowhere in it (no number it writes equals
                        the gold value; for a non-numeric gold, its text is not in the CoT)
 TEACHER_ERROR          the CoT's own answer is wrong, or the CoT was cut (``finish_reason: length``)
-SEGMENTATION           the tagger found no region; or, against a validated reference, a reference region is
-                       overlapped by no predicted region, or a predicted region overlaps no reference region
-CLASSIFICATION         against a validated reference, a predicted region's operation is not the operation of
-                       any reference op whose region it overlaps
-EXTRACTION             the solver found too few operands in a region; or, against a validated reference, the
-                       problem numbers the solver used differ (as a multiset) from those the reference uses
-DEPENDENCY             against a validated reference, the DAG's shape differs: another number of operations,
-                       or an operation consuming a different earlier result
-SELECTION              the gold value was computed by some operation, but another one was given as the answer
-EXECUTION              the DAG could not be executed (e.g. division by zero), or every stage above matched
-                       the reference and the executed value is still wrong
+SEGMENTATION           the tagger found no unit; or, against the reference binding, a reference unit is
+                       overlapped by no predicted unit, or a predicted unit overlaps no reference unit
+CLASSIFICATION         a predicted unit's operation sequence is not the sequence of the reference units it
+                       overlaps (in text order)
+EXTRACTION             an operation got no operand; or, with the same operations laid out, an operation
+                       points at other problem quantities or constants than the reference (a multiset for
+                       add / mul, a sequence otherwise); with another layout, the problem numbers used
+                       differ as a multiset from the reference's
+DEPENDENCY             another number of operations, or an operation takes other operations' results than
+                       the reference (by layout position)
+SELECTION              another operation is the answer than the reference's (same layout), or the gold value
+                       was computed by an operation that is not the answer
+EXECUTION              the DAG could not be executed (e.g. division by zero, a cycle), or every stage above
+                       matched the reference and the executed value is still wrong
 UNATTRIBUTED           a wrong answer with no validated reference to compare the stages with: the stage
                        cannot be named honestly (counted, never guessed)
 =====================  ==================================================================================
+
+The reference binding is the validated DAG in the solver's own representation (:func:`mycelium_datasets.bindings
+.bind`: units, operations in layout order, operands as pointers, the answer operation).
+
+**The oracle ladder** (``ladder`` in ``eval.json``) runs the same problems — those with a validated reference — four
+times, swapping in one learned student at a time: (a) the reference units, operations and binding through the
+solver's executor (its ceiling: below 99% is a bug), (b) reference units and operations, the binder learned, (c)
+reference units, the classifier and the binder learned, (d) everything learned (the tagger too). The drop between two
+rungs names the student to improve next.
 
 Without a CoT (a problem with no solution and no trace) the first two rules do not apply. The counts add up to the
 number of wrong answers.
@@ -105,9 +117,39 @@ def reference_from_solution(problem: str, solution: str, gold: str | None, doc=N
     }
 
 
+def reference_binding(problem: str, reference: dict | None) -> dict | None:
+    """The validated reference DAG as a binding (units, operations in layout order, pointers, answer operation),
+    constants named by value; None without a validated reference (or when it cannot be bound)."""
+    from mycelium_datasets.bindings import BindingError, bind
+
+    if not reference or not reference.get("validated") or not reference.get("ops"):
+        return None
+    if "binding" not in reference:
+        try:
+            reference["binding"] = bind(problem, reference["ops"], [])
+        except BindingError:
+            reference["binding"] = None
+    return reference["binding"]
+
+
+def _found(pointer: dict) -> tuple[str, str]:
+    """An operand as EXTRACTION compares it: a quantity by position, a constant by value, any result alike."""
+    if pointer["kind"] == "quantity":
+        return ("quantity", str(pointer["index"]))
+    if pointer["kind"] == "constant":
+        return ("constant", str(_value(pointer.get("value"))))
+    return ("op", "a result")
+
+
+def _pointer_key(op_name: str, pointers: list[tuple]) -> tuple:
+    """Pointers of one operation, compared as a multiset for add / mul and as a sequence otherwise."""
+    return tuple(sorted(pointers)) if op_name in ("add", "mul") else tuple(pointers)
+
+
 def attribute(trace: dict, gold: str | None, reference: dict | None) -> tuple[str, str]:
     """The first stage that went wrong for a wrong answer, and why (see the module docstring for the rules)."""
     gold_value = _value(gold)
+    problem = trace.get("problem") or ""
     if reference and reference.get("cot"):
         cot = reference["cot"]
         if gold_value is not None:
@@ -120,68 +162,71 @@ def attribute(trace: dict, gold: str | None, reference: dict | None) -> tuple[st
             return "TEACHER_ERROR", "the CoT was cut at the token limit"
         if not reference.get("cot_correct"):
             return "TEACHER_ERROR", f"the CoT answers {reference.get('cot_answer')}, gold is {gold}"
-    ref_ops = (reference or {}).get("ops") if (reference or {}).get("validated") else None
-    regions = [(r["char_start"], r["char_end"], r.get("op")) for r in trace.get("regions", [])]
-    if not regions:
-        return "SEGMENTATION", trace.get("reason") or "the tagger found no operation region"
-    if ref_ops:
-        ref_regions = {
-            (op["region"]["char_start"], op["region"]["char_end"]) for op in ref_ops if op["region"]["char_start"] >= 0
-        }
-        missed = [r for r in ref_regions if not any(_overlaps(r, p[:2]) for p in regions)]
-        spurious = [p[:2] for p in regions if not any(_overlaps(p[:2], r) for r in ref_regions)]
+    binding = reference_binding(problem, reference)
+    units = [(u["char_start"], u["char_end"]) for u in trace.get("units", [])]
+    if not units:
+        return "SEGMENTATION", trace.get("reason") or "the tagger found no operation unit"
+    if binding:
+        ref_units = [(u["char_start"], u["char_end"]) for u in binding["units"]]
+        missed = [r for r in ref_units if not any(_overlaps(r, p) for p in units)]
+        spurious = [p for p in units if not any(_overlaps(p, r) for r in ref_units)]
         if missed or spurious:
-            problem = trace.get("problem") or ""
             return "SEGMENTATION", (
-                f"missed reference regions {[problem[a:b] for a, b in sorted(missed)]}, "
-                f"spurious regions {[problem[a:b] for a, b in spurious]}"
+                f"missed reference units {[problem[a:b] for a, b in missed]}, "
+                f"spurious units {[problem[a:b] for a, b in spurious]}"
             )
-        for a, b, label in regions:
-            expected = {
-                op["op"] for op in ref_ops if _overlaps((a, b), (op["region"]["char_start"], op["region"]["char_end"]))
-            }
-            if label is not None and label not in expected:
-                return (
-                    "CLASSIFICATION",
-                    f"region {trace['problem'][a:b]!r} classified {label}, reference {sorted(expected)}",
+        ref_sequences = [[op["op"] for op in binding["ops"] if op["unit"] == k] for k in range(len(ref_units))]
+        for unit, (a, b) in zip(trace["units"], units):
+            expected = [name for r, seq in zip(ref_units, ref_sequences) if _overlaps((a, b), r) for name in seq]
+            if list(unit.get("ops") or []) != expected:
+                return "CLASSIFICATION", (
+                    f"unit {problem[a:b]!r} classified {'+'.join(unit.get('ops') or [])}, "
+                    f"reference {'+'.join(expected)}"
                 )
     if trace.get("stage") == "EXTRACTION":
         return "EXTRACTION", trace.get("reason", "")
-    if ref_ops:
-        used = collections.Counter(
-            _value(o["value"])
-            for op in trace.get("ops", [])
-            for o in op["operand_sources"]
-            if o["source"] == "problem"
-        )
-        expected = collections.Counter(
-            _value(o["value"]) for op in ref_ops for o in op["operands"] if o["source"] == "problem"
-        )
-        if used != expected:
-            return "EXTRACTION", (
-                f"used problem numbers {sorted(map(str, used.elements()))}, "
-                f"reference {sorted(map(str, expected.elements()))}"
+    ops = trace.get("ops", [])
+    if binding:
+        same_layout = [op["op"] for op in ops] == [op["op"] for op in binding["ops"]]
+        if same_layout:
+            for k, (op, ref) in enumerate(zip(ops, binding["ops"])):
+                # what each operand slot takes from the problem (a quantity, a constant by value; a result is
+                # DEPENDENCY's, so only its place in the order counts here)
+                got = [_found(p) for p in op["pointers"]]
+                want = [_found(p) for p in ref["operands"]]
+                if _pointer_key(op["op"], got) != _pointer_key(op["op"], want):
+                    return "EXTRACTION", (
+                        f"operation {k} ({op['op']}) takes {[v for _, v in got]}, reference {[v for _, v in want]}"
+                    )
+        else:
+            used = collections.Counter(
+                _value(p["value"]) for op in ops for p in op["pointers"] if p["kind"] == "quantity"
             )
-        edges = sorted(
-            (i, o["op_index"])
-            for i, op in enumerate(trace.get("ops", []))
-            for o in op["operand_sources"]
-            if o["source"] == "op"
-        )
-        ref_edges = sorted(
-            (i, o["op_index"]) for i, op in enumerate(ref_ops) for o in op["operands"] if o["source"] == "op"
-        )
-        if len(trace.get("ops", [])) != len(ref_ops) or edges != ref_edges:
+            expected = collections.Counter(
+                _value(p["value"]) for op in binding["ops"] for p in op["operands"] if p["kind"] == "quantity"
+            )
+            if used != expected:
+                return "EXTRACTION", (
+                    f"used problem numbers {sorted(map(str, used.elements()))}, "
+                    f"reference {sorted(map(str, expected.elements()))}"
+                )
+        edges = [_pointer_key(op["op"], [p["index"] for p in op["pointers"] if p["kind"] == "op"]) for op in ops]
+        ref_edges = [
+            _pointer_key(op["op"], [p["index"] for p in op["operands"] if p["kind"] == "op"]) for op in binding["ops"]
+        ]
+        if len(ops) != len(binding["ops"]) or edges != ref_edges:
             return "DEPENDENCY", (
-                f"{len(trace.get('ops', []))} operations with result edges {edges}; "
-                f"reference {len(ref_ops)} with {ref_edges}"
+                f"{len(ops)} operations with result edges {edges}; reference {len(binding['ops'])} with {ref_edges}"
             )
-    values = [_value(op["result"]) for op in trace.get("ops", [])]
-    if gold_value is not None and gold_value in values[:-1]:
-        return "SELECTION", f"operation {values.index(gold_value)} computed {gold}, but the last one was given"
+        if trace.get("answer_op") != binding["answer_op"]:
+            return "SELECTION", f"operation {trace.get('answer_op')} was the answer, reference {binding['answer_op']}"
+    values = [_value(op.get("result")) for op in ops]
+    answer_op = trace.get("answer_op", -1)
+    if gold_value is not None and gold_value in values and values.index(gold_value) != answer_op:
+        return "SELECTION", f"operation {values.index(gold_value)} computed {gold}, but {answer_op} was the answer"
     if trace.get("stage") == "EXECUTION":
         return "EXECUTION", trace.get("reason", "")
-    if ref_ops:
+    if binding:
         return "EXECUTION", f"every stage matched the reference, yet the DAG executes to {trace.get('answer')}"
     return "UNATTRIBUTED", "wrong answer and no validated reference to compare the stages with"
 
@@ -234,8 +279,9 @@ def evaluate_students(
             "stage": None,
             "reason": "",
             "solver_stage": trace["stage"],
-            "regions": trace["regions"],
+            "units": trace["units"],
             "ops": trace["ops"],
+            "answer_op": trace["answer_op"],
             "reference_validated": bool(reference and reference.get("validated")),
             "teacher_correct": (reference or {}).get("cot_correct") if reference and reference.get("cot") else None,
         }
@@ -248,7 +294,74 @@ def evaluate_students(
             if not row["correct"]:
                 row["stage"], row["reason"] = attribute(trace, gold, reference)
         rows.append(row)
-    return summarize(rows, solve_seconds), rows
+    summary = summarize(rows, solve_seconds)
+    summary["ladder"] = oracle_ladder(solver, problems, references, rows, verify_timeout)
+    for row, rungs in zip(rows, summary["ladder"].pop("per_problem")):
+        row["ladder"] = rungs
+    return summary, rows
+
+
+RUNGS = (
+    ("a", "reference units + operations + binding (the executor's ceiling)"),
+    ("b", "reference units + operations, learned binding"),
+    ("c", "reference units, learned operations + binding"),
+    ("d", "everything learned (tagger, classifier, binder)"),
+)
+
+
+def oracle_ladder(solver, problems: list[dict], references: dict, rows: list[dict], verify_timeout: float) -> dict:
+    """The oracle ladder on the scored problems that have a validated reference binding: rung by rung, how many the
+    solver answers when one more student is learned (see the module docstring). Returns per rung ``correct``,
+    ``n``, ``accuracy``, and ``per_problem`` (each problem's rungs: True / False, None when it is not on the
+    ladder)."""
+    from mycelium_datasets.answers import answers_match
+    from mycelium_models.solver import execute_into_trace
+
+    chosen, bindings = [], []
+    for k, p in enumerate(problems):
+        binding = reference_binding(p.get("problem") or "", references.get(p["id"]))
+        if binding is not None and p.get("answer") is not None:
+            chosen.append(k)
+            bindings.append(binding)
+    texts = [problems[k]["problem"] for k in chosen]
+    units = [[(u["char_start"], u["char_end"]) for u in b["units"]] for b in bindings]
+    operations = [[{"op": op["op"], "unit": op["unit"]} for op in b["ops"]] for b in bindings]
+    rung_a = []
+    for text, b, unit_spans, ops in zip(texts, bindings, units, operations):
+        trace = {"units": [{"char_start": x, "char_end": y, "text": text[x:y]} for x, y in unit_spans]}
+        pointers = [
+            [{**p, "index": -1} if p["kind"] == "constant" else p for p in op["operands"]] for op in b["ops"]
+        ]  # constants by value: the reference may use one outside the binder's vocabulary
+        rung_a.append(
+            execute_into_trace(text, {**trace, "stage": None, "answer": None}, ops, pointers, b["answer_op"], [])
+        )
+    traces = {
+        "a": rung_a,
+        "b": solver.solve(texts, units=units, operations=operations) if texts else [],
+        "c": solver.solve(texts, units=units) if texts else [],
+        "d": None,
+    }
+    per_problem = [{rung: None for rung, _ in RUNGS} for _ in problems]
+    ladder: dict = {}
+    for rung, description in RUNGS:
+        correct = 0
+        for j, k in enumerate(chosen):
+            if rung == "d":
+                right = bool(rows[k]["correct"])
+            else:
+                answer = traces[rung][j]["answer"]
+                gold = problems[k]["answer"]
+                right = bool(answer is not None and answers_match(answer, gold, timeout=verify_timeout).match)
+            per_problem[k][rung] = right
+            correct += right
+        ladder[rung] = {
+            "description": description,
+            "correct": correct,
+            "n": len(chosen),
+            "accuracy": correct / len(chosen) if chosen else 0.0,
+        }
+    ladder["per_problem"] = per_problem
+    return ladder
 
 
 def summarize(rows: list[dict], solve_seconds: float | None = None) -> dict:
@@ -367,6 +480,7 @@ def render_eval_markdown(summary: dict, rows: list[dict], title: str, plot: str 
         )
     if summary.get("problems_per_second"):
         lines.append(f"| solver throughput | {summary['problems_per_second']} problems/s |")
+    lines += ladder_markdown(summary.get("ladder"))
     lines += [
         "",
         "## Error attribution",
@@ -387,7 +501,7 @@ def render_eval_markdown(summary: dict, rows: list[dict], title: str, plot: str 
             continue
         lines += ["", f"### {stage}", ""]
         for r in examples:
-            ops = "; ".join(f"{op['op']}({', '.join(op['operands'])})={op['result']}" for op in r["ops"]) or "none"
+            ops = _ops_text(r) or "none"
             lines.append(
                 f"- `{r['id']}`: {_md((r['problem'] or '')[:220])}  \n  gold {_md(r['gold'])}, "
                 f"answer {_md(r['answer'])}; ops: {_md(ops)}  \n  why: {_md(r['reason'][:300])}"
@@ -396,6 +510,34 @@ def render_eval_markdown(summary: dict, rows: list[dict], title: str, plot: str 
     if correct:
         lines += ["", "## Solved without a CoT (examples)", ""]
         for r in correct:
-            ops = "; ".join(f"{op['op']}({', '.join(op['operands'])})={op['result']}" for op in r["ops"])
+            ops = _ops_text(r)
             lines.append(f"- `{r['id']}`: {_md((r['problem'] or '')[:220])}  \n  {_md(ops)} -> **{r['answer']}**")
     return "\n".join(lines) + "\n"
+
+
+def _ops_text(row: dict) -> str:
+    """A row's operations as ``op0 = mul(3, 4) = 12``, the answer operation marked with ``*``."""
+    return "; ".join(
+        f"{'*' if k == row.get('answer_op') else ''}op{k} {op['op']}({', '.join(map(str, op['operands']))})"
+        f"={op['result']}"
+        for k, op in enumerate(row.get("ops") or [])
+    )
+
+
+def ladder_markdown(ladder: dict | None) -> list[str]:
+    """The oracle ladder as a Markdown table (empty when no problem has a validated reference)."""
+    if not ladder or not any(r["n"] for r in ladder.values()):
+        return []
+    lines = [
+        "",
+        "## Oracle ladder",
+        "",
+        f"The same {next(iter(ladder.values()))['n']} problems (those with a validated reference DAG), one learned "
+        "student swapped in per rung; the drop between rungs names the student to improve.",
+        "",
+        "| rung | inputs | answered correctly | accuracy |",
+        "| --- | --- | --- | --- |",
+    ]
+    for rung, r in ladder.items():
+        lines.append(f"| ({rung}) | {r['description']} | {r['correct']}/{r['n']} | {r['accuracy']:.3f} |")
+    return lines

@@ -108,7 +108,9 @@ def run(out_dir: str | Path, configs: dict[str, object]) -> dict:
             summary["students"] = {
                 "tagger_f1": metrics["tagger"].get("eval_f1"),
                 "classifier_accuracy": metrics["classifier"].get("eval_accuracy"),
+                "binder_op_accuracy": metrics["binder"].get("eval_op_accuracy"),
                 "e2e_accuracy_test": result["accuracy"],
+                "ladder": {rung: f"{r['correct']}/{r['n']}" for rung, r in result["ladder"].items()},
                 "n_test": result["n_scored"],
                 "attribution": {k: v for k, v in result["attribution"].items() if v},
             }

@@ -68,36 +68,62 @@ def solved_row(problem: dict, ops: list[dict]) -> dict:
     return {"id": problem["id"], "problem": problem["problem"], "ops": ops, "validated": True}
 
 
-def region_ops(problem: str, trace: dict) -> list[dict]:
-    """The solver's operations as ``op_pairs`` ops: each with its operation and its problem region."""
-    return [
-        {
-            "op": op["op"],
-            "region": {
-                "char_start": op["char_start"],
-                "char_end": op["char_end"],
-                "text": problem[op["char_start"] : op["char_end"]],
-            },
-        }
-        for op in trace["ops"]
-    ]
+def trace_ops(problem: str, trace: dict) -> list[dict]:
+    """The solver's operations as ``op_pairs`` ops (operation, unit as region, operands with their provenance), in
+    dependency order with the answer operation last, as the ``op_pairs`` artifact writes a validated DAG."""
+    from mycelium_datasets.dag import dependency_order
+
+    ops = trace["ops"]
+    order = dependency_order([{"op": op["op"], "operands": op["pointers"]} for op in ops])
+    answer = trace["answer_op"]
+    order = [k for k in order if k != answer] + [answer]
+    position = {old: new for new, old in enumerate(order)}
+    out = []
+    for old in order:
+        op = ops[old]
+        operands = []
+        for p in op["pointers"]:
+            source = {"quantity": "problem", "op": "op", "constant": "constant"}[p["kind"]]
+            operands.append(
+                {
+                    "value": p["value"],
+                    "source": source,
+                    "char_start": p["char_start"],
+                    "char_end": p["char_end"],
+                    "op_index": position[p["index"]] if source == "op" else -1,
+                }
+            )
+        region = {"char_start": op["char_start"], "char_end": op["char_end"], "text": op["region"]}
+        out.append(
+            {"op": op["op"], "operands": operands, "result": op["result"], "written_result": "", "region": region}
+        )
+    return out
 
 
-def student_rows(rows: list[dict], student_tokenizer: str, max_length: int) -> tuple[list[dict], list[dict]]:
-    """``io_tags`` and ``op_classes`` rows of solved problems, made by the student sets' transforms."""
-    from mycelium_datasets.student_sets import make_io_tags, make_op_classes
+def student_rows(rows: list[dict], student_tokenizer: str, max_length: int, constants: list[str]) -> dict[str, list]:
+    """Each student set's rows for solved problems (``op_pairs``-shaped rows), made by the artifacts' own
+    transforms: ``io_tags``, ``op_classes`` and ``bindings`` (with the run's constant vocabulary; a problem its
+    binding cannot hold gives no binding row)."""
+    from mycelium_datasets.bindings import FEATURES as BINDING_FEATURES
+    from mycelium_datasets.bindings import make_bindings
+    from mycelium_datasets.student_sets import IO_FEATURES, OP_FEATURES, make_io_tags, make_op_classes
 
     if not rows:
-        return [], []
+        return {"io_tags": [], "op_classes": [], "bindings": []}
     batch = {key: [row[key] for row in rows] for key in ("id", "problem", "ops", "validated")}
-    io = make_io_tags(batch, student_tokenizer=student_tokenizer, max_length=max_length)
-    op = make_op_classes(batch)
-    io_rows = [
-        dict(zip(("id", "problem", "input_ids", "offsets", "labels"), values))
-        for values in zip(*(io[k] for k in ("id", "problem", "input_ids", "offsets", "labels")))
-    ]
-    op_rows = [dict(zip(("id", "text", "label"), values)) for values in zip(op["id"], op["text"], op["label"])]
-    return io_rows, op_rows
+    batch["executed_answer"] = [None] * len(rows)
+    made = {
+        "io_tags": (make_io_tags(batch, student_tokenizer=student_tokenizer, max_length=max_length), IO_FEATURES),
+        "op_classes": (make_op_classes(batch), OP_FEATURES),
+        "bindings": (make_bindings(batch, constants=constants), BINDING_FEATURES),
+    }
+    out = {}
+    for name, (columns, features) in made.items():
+        n = len(columns["id"])
+        out[name] = [
+            {key: columns[key][i] for key in features} for i in range(n) if not columns.get("bind_error", [""] * n)[i]
+        ]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -191,7 +217,7 @@ def run_loop(args: LoopArguments) -> dict:
     from mycelium_models.solver import MyceliumSolver
     from mycelium_models.stage import StudentsConfig, training_arguments
     from mycelium_models.students import STUDENTS
-    from mycelium_models.train import StudentTrainingArguments, train
+    from mycelium_models.train import StudentTrainingArguments, binder_constants, train
 
     if args.mop_up not in ("none", "reference", "teacher"):
         raise ValueError(f"--mop_up must be none, reference or teacher, got {args.mop_up!r}")
@@ -251,7 +277,7 @@ def run_loop(args: LoopArguments) -> dict:
             for p, trace in zip(pool, traces):
                 ok = trace["answer"] is not None and answers_match(trace["answer"], p["answer"]).match
                 if ok:
-                    solved.append(solved_row(p, region_ops(p["problem"], trace)))
+                    solved.append(solved_row(p, trace_ops(p["problem"], trace)))
                 else:
                     failed.append(p)
             n_self = len(solved)
@@ -269,7 +295,7 @@ def run_loop(args: LoopArguments) -> dict:
                     reference = reference_from_solution(p["problem"], cot, p["answer"], doc)
                     if reference["validated"] and any(op["region"]["char_start"] >= 0 for op in reference["ops"]):
                         solved.append(solved_row(p, reference["ops"]))
-            new = dict(zip(("io_tags", "op_classes"), student_rows(solved, backbone, max_length)))
+            new = student_rows(solved, backbone, max_length, binder_constants(base["bindings"]["train"]))
             (round_dir / "added.json").write_text(json.dumps({**new, "pool_ids": [p["id"] for p in pool]}))
             for name in artifacts:
                 added[name] += new[name]
@@ -296,7 +322,10 @@ def run_loop(args: LoopArguments) -> dict:
                 write_round_artifact(round_dir, name, data, lineage, r)
             for kind in STUDENTS:
                 training_args = training_arguments(students, round_dir / ".mycelium" / f"checkpoints-{kind}")
-                train(kind, StudentTrainingArguments(run_dir=str(round_dir), backbone=backbone), training_args)
+                args_ = StudentTrainingArguments(
+                    run_dir=str(round_dir), backbone=backbone, head_learning_rate=students.student_head_learning_rate
+                )
+                train(kind, args_, training_args)
                 shutil.rmtree(round_dir / ".mycelium" / f"checkpoints-{kind}", ignore_errors=True)
             solver = MyceliumSolver.from_pretrained(round_dir / "models")
             summary, predictions = evaluate_students(solver, test_rows, test_refs)

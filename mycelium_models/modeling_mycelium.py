@@ -1,16 +1,20 @@
-"""The two Mycelium students, each a configuration/modeling pair in the transformers mould.
+"""The three Mycelium students, each a configuration/modeling pair in the transformers mould.
 
 ``MyceliumTagger`` (token classification, IO labels) and ``MyceliumOpClassifier`` (sequence classification over
-the operation labels) wrap any ``AutoModel`` backbone, encoder or decoder: the tagger labels every token of the
-backbone's last hidden state; the classifier pools it (``mean`` over the attention mask for encoders, ``last`` token
-for decoders). Both return ``loss`` when given ``labels``, so ``Trainer`` uses them as they are, and both register
-with the Auto classes: after ``import mycelium_models``, ``AutoModelForTokenClassification.from_pretrained(dir)`` and
-``AutoModelForSequenceClassification.from_pretrained(dir)`` load them with no ``trust_remote_code``.
+each unit's operation sequence) wrap any ``AutoModel`` backbone, encoder or decoder: the tagger labels every token of
+the backbone's last hidden state; the classifier pools it (``mean`` over the attention mask for encoders, ``last``
+token for decoders). ``MyceliumBinder`` is a pointer network over the same kind of backbone: given the problem, its
+units and the operation in each, it points every operand at a quantity the problem writes, another operation's
+result or a vocabulary constant, and scores which operation is the answer. All return ``loss`` when given
+``labels``, so ``Trainer`` uses them as they are, and all register with the Auto classes: after
+``import mycelium_models``, ``AutoModelForTokenClassification`` / ``AutoModelForSequenceClassification`` /
+``AutoModel.from_pretrained(dir)`` load them with no ``trust_remote_code``.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -23,6 +27,7 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
+from transformers.utils import ModelOutput
 
 IO_LABELS = ("O", "OP")
 
@@ -94,6 +99,8 @@ class _MyceliumPreTrainedModel(PreTrainedModel):
         if isinstance(module, nn.Linear) and getattr(module, "_mycelium_head", False):
             module.weight.data.normal_(mean=0.0, std=0.02)
             module.bias.data.zero_()
+        elif isinstance(module, nn.Embedding) and getattr(module, "_mycelium_head", False):
+            module.weight.data.normal_(mean=0.0, std=0.02)
 
     @classmethod
     def from_backbone(cls, name_or_path: str, **config_kwargs):
@@ -167,12 +174,371 @@ class MyceliumOpClassifier(_MyceliumPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
+# Pointer kinds of the binder's candidates, in the order they are laid out: quantities, constants, results, END.
+POINTER_KINDS = ("quantity", "constant", "op", "end")
+POINTER_CODE = 10_000  # a pointer label is kind * POINTER_CODE + index; -100 is ignored
+NEG = -1e4  # the score of a candidate that cannot be chosen
+
+
+class MyceliumBinderConfig(_BackboneConfigMixin, PretrainedConfig):
+    """Configuration of :class:`MyceliumBinder`.
+
+    Args:
+        backbone_config (`dict`, *optional*): the backbone's config (``model_type`` and its fields).
+        backbone_name (`str`, *optional*): where the backbone came from, for the record.
+        op_names (`list[str]`, *optional*): the operations the binder knows (their order is their embedding index).
+        constants (`list[str]`, *optional*): the constant vocabulary a pointer may name (learned from the training
+            split of the ``bindings`` artifact).
+        arity (`dict`, *optional*): ``{op: [fewest, most]}`` operands of each operation (decoding honours it).
+        max_operands (`int`, *optional*, defaults to 6): operand slots per operation (one more slot says END).
+        max_ops (`int`, *optional*, defaults to 32): operations per problem with their own position embedding.
+        pointer_size (`int`, *optional*, defaults to 128): width of the additive pointer attention.
+        interaction_layers (`int`, *optional*, defaults to 2): transformer layers in which the operations, the
+            quantities and the constants attend to each other before pointing (0: none).
+        classifier_dropout (`float`, *optional*, defaults to 0.1): dropout on the representations.
+    """
+
+    model_type = "mycelium_binder"
+    keys_to_ignore_at_inference = ["pointer_scores"]  # (B, K, S, N): N varies by batch; predictions suffice
+
+    def __init__(
+        self,
+        backbone_config: dict | None = None,
+        backbone_name: str = "",
+        op_names: list[str] | None = None,
+        constants: list[str] | None = None,
+        arity: dict | None = None,
+        max_operands: int = 6,
+        max_ops: int = 32,
+        pointer_size: int = 128,
+        interaction_layers: int = 2,
+        classifier_dropout: float = 0.1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.backbone_config = backbone_config
+        self.backbone_name = backbone_name
+        self.interaction_layers = interaction_layers
+        self.op_names = list(op_names or [])
+        self.constants = list(constants or [])
+        self.arity = {k: list(v) for k, v in (arity or {}).items()}
+        self.max_operands = max_operands
+        self.max_ops = max_ops
+        self.pointer_size = pointer_size
+        self.classifier_dropout = classifier_dropout
+
+
+@dataclass
+class BinderOutput(ModelOutput):
+    """``loss`` (with labels); ``pointer_scores`` ``(B, K, S, N)`` over the candidates of each operand slot;
+    ``pointer_predictions`` ``(B, K, S)`` the best candidate of each slot as a pointer code; ``answer_scores``
+    ``(B, K)``."""
+
+    loss: torch.Tensor | None = None
+    pointer_predictions: torch.Tensor | None = None
+    answer_scores: torch.Tensor | None = None
+    pointer_scores: torch.Tensor | None = None
+
+
+def _span_mean(hidden: torch.Tensor, spans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of ``hidden`` ``(B, T, H)`` over token spans ``(B, M, 2)`` ``[start, end)``; an empty span (padding)
+    gives zeros and a False in the returned mask ``(B, M)``."""
+    positions = torch.arange(hidden.shape[1], device=hidden.device)
+    inside = (positions[None, None, :] >= spans[..., :1]) & (positions[None, None, :] < spans[..., 1:])
+    weights = inside.to(hidden.dtype)
+    count = weights.sum(-1, keepdim=True)
+    return torch.bmm(weights, hidden) / count.clamp(min=1), count.squeeze(-1) > 0
+
+
+class MyceliumBinder(_MyceliumPreTrainedModel):
+    """Operand binding, dependency and answer selection: a pointer network over quantities, constants and results.
+
+    For operation ``i`` (its unit and its operation given) and operand slot ``s``, a query made of the unit, the
+    operation, the slot and the operand chosen at slot ``s - 1`` scores every candidate (additive attention plus a
+    bilinear term): the problem's quantities (their tokens' mean and a value feature), the constant vocabulary, the
+    other operations' results and END. Pair features say where a quantity lies against the operation's unit
+    (before, inside, after), how far a result is in the layout, and how often a candidate was already taken by the
+    operations laid out before (most numbers are used once). The answer head scores each operation. Decoding
+    (:meth:`decode`) keeps each operation's arity and never closes a cycle.
+    """
+
+    config_class = MyceliumBinderConfig
+
+    def __init__(self, config: MyceliumBinderConfig):
+        super().__init__(config)
+        backbone_config = config.backbone_auto_config()
+        self.backbone = AutoModel.from_config(backbone_config)
+        hidden, size = backbone_config.hidden_size, config.pointer_size
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.op_embed = nn.Embedding(max(1, len(config.op_names)), hidden)
+        self.constant_embed = nn.Embedding(max(1, len(config.constants)), hidden)
+        self.kind_embed = nn.Embedding(len(POINTER_KINDS), hidden)
+        self.slot_embed = nn.Embedding(config.max_operands + 1, hidden)
+        self.position_embed = nn.Embedding(config.max_ops, hidden)
+        self.value_proj = nn.Linear(3, hidden)
+        self.order_embed = nn.Embedding(config.max_ops, hidden)  # a quantity's rank in text order
+        self.op_proj = nn.Linear(2 * hidden, hidden)
+        heads = next(h for h in (8, 6, 4, 3, 2, 1) if hidden % h == 0)
+        layer = nn.TransformerEncoderLayer(
+            hidden, heads, 2 * hidden, config.classifier_dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.interaction = (
+            nn.TransformerEncoder(layer, config.interaction_layers, enable_nested_tensor=False)
+            if config.interaction_layers
+            else None
+        )
+        self.query = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 2 * size))
+        self.candidate = nn.Linear(hidden, 2 * size)
+        self.place_embed = nn.Embedding(3, size)  # a quantity before / inside / after the operation's unit
+        self.distance_embed = nn.Embedding(2 * 8 + 1, size)  # layout distance of a result, clipped to [-8, 8]
+        self.used_embed = nn.Embedding(3, size)  # taken by 0, 1, 2+ operations laid out before
+        self.score = nn.Linear(size, 1)
+        self.answer = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)) and module is not self.backbone:
+                module._mycelium_head = True
+        for module in self.backbone.modules():
+            module._mycelium_head = False
+        self.post_init()
+
+    # -- representations -------------------------------------------------------------------------------------------
+
+    def _candidates(self, hidden, quantity_spans, quantity_values, unit_spans, op_units, op_ids):
+        """Candidate representations ``(B, N, H)`` in the order quantities, constants, results, END, their mask
+        ``(B, N)``, the operations' representations ``(B, K, H)`` and their units' ``(B, K, H)``."""
+        batch = hidden.shape[0]
+        quantity, quantity_mask = _span_mean(hidden, quantity_spans)
+        ranks = torch.arange(quantity.shape[1], device=hidden.device).clamp(max=self.config.max_ops - 1)
+        quantity = quantity + self.value_proj(quantity_values) + self.kind_embed.weight[0] + self.order_embed(ranks)
+        n_constants = len(self.config.constants)
+        constant = (self.constant_embed.weight[:n_constants] + self.kind_embed.weight[1]).expand(batch, -1, -1)
+        units, _ = _span_mean(hidden, unit_spans)
+        op_mask = op_ids >= 0
+        op_unit = torch.gather(units, 1, op_units.clamp(min=0)[..., None].expand(-1, -1, units.shape[-1]))
+        positions = torch.arange(op_ids.shape[1], device=hidden.device).clamp(max=self.config.max_ops - 1)
+        op = self.op_proj(torch.cat([op_unit, self.op_embed(op_ids.clamp(min=0))], -1)) + self.position_embed(
+            positions
+        )
+        if self.interaction is not None:  # operations, quantities and constants see each other
+            n_k, n_q = op.shape[1], quantity.shape[1]
+            joint = torch.cat([op, quantity, constant], 1)
+            keep = torch.cat([op_mask, quantity_mask, torch.ones_like(constant[..., 0], dtype=torch.bool)], 1)
+            joint = self.interaction(joint, src_key_padding_mask=~keep)
+            op, quantity, constant = joint[:, :n_k], joint[:, n_k : n_k + n_q], joint[:, n_k + n_q :]
+        result = op + self.kind_embed.weight[2]
+        end = self.kind_embed.weight[3].expand(batch, 1, -1)
+        candidates = torch.cat([quantity, constant, result, end], 1)
+        mask = torch.cat(
+            [
+                quantity_mask,
+                torch.ones(batch, n_constants, dtype=torch.bool, device=hidden.device),
+                op_mask,
+                torch.ones(batch, 1, dtype=torch.bool, device=hidden.device),
+            ],
+            1,
+        )
+        return self.dropout(candidates), mask, op, op_unit
+
+    def _pair_features(self, quantity_spans, unit_spans, op_units, n_constants):
+        """Per (operation, candidate) features ``(B, K, N, size)``: a quantity's place against the operation's unit,
+        the layout distance of a result; and the (operation, candidate) pairs that are the operation itself
+        ``(B, K, N)``."""
+        batch, n_q, n_k = quantity_spans.shape[0], quantity_spans.shape[1], op_units.shape[1]
+        op_span = torch.gather(unit_spans, 1, op_units.clamp(min=0)[..., None].expand(-1, -1, 2))  # (B, K, 2)
+        starts, ends = quantity_spans[:, None, :, 0], quantity_spans[:, None, :, 1]
+        after = starts >= op_span[:, :, None, 1]
+        inside = (starts >= op_span[:, :, None, 0]) & (ends <= op_span[:, :, None, 1])
+        place = torch.where(inside, 1, torch.where(after, 2, 0))
+        quantity_features = self.place_embed(place)  # (B, K, Q, size)
+        index = torch.arange(n_k, device=op_units.device)
+        distance = (index[None, :] - index[:, None]).clamp(-8, 8) + 8  # candidate j - operation i
+        result_features = self.distance_embed(distance)[None].expand(batch, -1, -1, -1)
+        size = quantity_features.shape[-1]
+        zeros = quantity_features.new_zeros(batch, n_k, n_constants, size)
+        end = quantity_features.new_zeros(batch, n_k, 1, size)
+        features = torch.cat([quantity_features, zeros, result_features, end], 2)
+        self_pair = torch.zeros(batch, n_k, n_q + n_constants + n_k + 1, dtype=torch.bool, device=op_units.device)
+        self_pair[:, :, n_q + n_constants : n_q + n_constants + n_k] = torch.eye(n_k, dtype=torch.bool)
+        return features, self_pair
+
+    def _slot_scores(self, query, projected, features, used, allowed):
+        """Scores of every candidate for one slot: ``query`` ``(..., 2 size)``, ``projected`` candidates ``(..., N,
+        2 size)``, ``features`` ``(..., N, size)``, ``used`` counts ``(..., N)``; ``NEG`` where not ``allowed``."""
+        size = self.config.pointer_size
+        additive, bilinear = query[..., :size], query[..., size:]
+        energy = torch.tanh(additive[..., None, :] + projected[..., :size] + features + self.used_embed(used))
+        scores = self.score(energy).squeeze(-1) + (projected[..., size:] * bilinear[..., None, :]).sum(-1) / size**0.5
+        return scores.masked_fill(~allowed, NEG)
+
+    def _query(self, op, op_unit, slot: int, previous):
+        return self.query(torch.cat([op_unit + op, self.slot_embed.weight[slot].expand_as(op), previous], -1))
+
+    # -- training ----------------------------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        quantity_spans=None,
+        quantity_values=None,
+        unit_spans=None,
+        op_units=None,
+        op_ids=None,
+        labels=None,
+        answer_labels=None,
+        **kwargs,
+    ) -> BinderOutput:
+        """Teacher-forced scores of every operand slot of every operation and the answer scores. With ``labels``,
+        the operand chosen at slot ``s - 1`` and the candidates taken by the operations laid out before are the
+        gold ones; without, the best scored operand and no use counts (use :meth:`decode` to bind).
+
+        ``labels`` ``(B, K, S)``: pointer codes ``kind * POINTER_CODE + index`` (kinds in ``POINTER_KINDS``
+        order), -100 to ignore; ``answer_labels`` ``(B, K)``: 1 for the answer operation, 0 for the others, -100
+        for padding."""
+        hidden = self.dropout(self._hidden(input_ids, attention_mask, **kwargs))
+        n_q, n_c, n_k = quantity_spans.shape[1], len(self.config.constants), op_ids.shape[1]
+        candidates, mask, op, op_unit = self._candidates(
+            hidden, quantity_spans, quantity_values, unit_spans, op_units, op_ids
+        )
+        features, self_pair = self._pair_features(quantity_spans, unit_spans, op_units, n_c)
+        allowed = mask[:, None, :] & ~self_pair
+        n = candidates.shape[1]
+        flat_labels = self.flat_targets(labels, n_q, n_c, n_k) if labels is not None else None
+        if flat_labels is not None:  # how many operations laid out before each one took each candidate
+            taken = nn.functional.one_hot(flat_labels.clamp(min=0), n) * (flat_labels >= 0)[..., None]
+            taken = taken.sum(2).clamp(max=1)
+            used = (taken.cumsum(1) - taken).clamp(max=2)
+            used[..., n - 1] = 0
+        else:
+            used = torch.zeros(features.shape[:3], dtype=torch.long, device=features.device)
+        projected = self.candidate(candidates)[:, None]  # (B, 1, N, 2 size)
+        scores, predictions = [], []
+        previous = torch.zeros_like(op)
+        for s in range(self.config.max_operands + 1):
+            slot_scores = self._slot_scores(self._query(op, op_unit, s, previous), projected, features, used, allowed)
+            scores.append(slot_scores)
+            best = slot_scores.argmax(-1)
+            predictions.append(best)
+            chosen = best if flat_labels is None else flat_labels[:, :, s].clamp(min=0)
+            previous = torch.gather(candidates, 1, chosen[..., None].expand(-1, -1, op.shape[-1]))
+        pointer_scores = torch.stack(scores, 2)  # (B, K, S, N)
+        answer_scores = self.answer(self.dropout(op + op_unit)).squeeze(-1).masked_fill(op_ids < 0, NEG)
+        loss = None
+        if flat_labels is not None:
+            loss = nn.functional.cross_entropy(
+                pointer_scores.reshape(-1, pointer_scores.shape[-1]), flat_labels.reshape(-1), ignore_index=-100
+            )
+            if answer_labels is not None:
+                has_answer = (answer_labels == 1).any(-1)
+                if has_answer.any():
+                    target = answer_labels.clamp(min=0).argmax(-1)
+                    loss = loss + nn.functional.cross_entropy(answer_scores[has_answer], target[has_answer])
+        codes = self.codes(torch.stack(predictions, 2), n_q, n_c, n_k)
+        return BinderOutput(
+            loss=loss, pointer_predictions=codes, answer_scores=answer_scores, pointer_scores=pointer_scores
+        )
+
+    @staticmethod
+    def flat_targets(labels: torch.Tensor, n_q: int, n_c: int, n_k: int) -> torch.Tensor:
+        """Pointer codes -> indices into the candidate list (quantities, constants, results, END); -100 kept."""
+        kind, index = labels // POINTER_CODE, labels % POINTER_CODE
+        offset = torch.tensor([0, n_q, n_q + n_c, n_q + n_c + n_k], device=labels.device)
+        flat = offset[kind.clamp(0, 3)] + index
+        return torch.where(labels < 0, torch.full_like(labels, -100), flat)
+
+    @staticmethod
+    def codes(flat: torch.Tensor, n_q: int, n_c: int, n_k: int) -> torch.Tensor:
+        """Indices into the candidate list -> pointer codes (the inverse of :meth:`flat_targets`)."""
+        starts = torch.tensor([0, n_q, n_q + n_c, n_q + n_c + n_k], device=flat.device)
+        kind = (flat[..., None] >= starts).sum(-1) - 1
+        return kind * POINTER_CODE + flat - starts[kind]
+
+    # -- inference ---------------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def decode(
+        self, input_ids, attention_mask, quantity_spans, quantity_values, unit_spans, op_units, op_ids, **kwargs
+    ):
+        """Greedy pointers for every operation of every problem (in layout order), and the answer operation.
+
+        Each operation's slots are filled one after another; END is allowed once the operation has its fewest
+        operands and forced at its most; a candidate is not taken twice by one operation, and a result is not
+        taken when the operation producing it already depends on the one being bound (no cycle). The answer is
+        the best scored operation among those no other operation consumes. Returns, per problem, ``{"ops":
+        [[(kind, index), ...], ...], "answer_op": int}``."""
+        hidden = self._hidden(input_ids, attention_mask, **kwargs)
+        n_q, n_c = quantity_spans.shape[1], len(self.config.constants)
+        candidates, mask, op, op_unit = self._candidates(
+            hidden, quantity_spans, quantity_values, unit_spans, op_units, op_ids
+        )
+        features, self_pair = self._pair_features(quantity_spans, unit_spans, op_units, n_c)
+        projected = self.candidate(candidates)
+        answer_scores = self.answer(op + op_unit).squeeze(-1)
+        results = []
+        for b in range(op_ids.shape[0]):
+            n_k = int((op_ids[b] >= 0).sum())
+            keep = torch.cat([torch.arange(n_q + n_c + n_k), torch.tensor([n_q + n_c + op_ids.shape[1]])])
+            n = len(keep)
+            cand, feat, proj = candidates[b, keep], features[b, :n_k][:, keep], projected[b, keep]
+            allowed_all = mask[b, keep][None, :] & ~self_pair[b, :n_k][:, keep]
+            used = torch.zeros(n, dtype=torch.long, device=cand.device)
+            depends: list[set[int]] = [set() for _ in range(n_k)]  # transitive inputs of each operation
+            bound = []
+            for i in range(n_k):
+                name = self.config.op_names[int(op_ids[b, i])] if self.config.op_names else ""
+                low, high = self.config.arity.get(name, [1, self.config.max_operands])
+                high = min(high, self.config.max_operands)
+                allowed = allowed_all[i].clone()
+                for j in range(n_k):  # taking j's result would close a cycle when j already depends on i
+                    if i == j or i in depends[j]:
+                        allowed[n_q + n_c + j] = False
+                picks, previous = [], torch.zeros_like(op[b, i])
+                for s in range(high + 1):
+                    query = self._query(op[b, i], op_unit[b, i], s, previous)
+                    scores = self._slot_scores(query, proj, feat[i], used.clamp(max=2), allowed)
+                    if s < low:
+                        scores[n - 1] = NEG
+                    elif s >= high:
+                        break
+                    best = int(scores.argmax())
+                    if best == n - 1 or scores[best] <= NEG / 2:
+                        break
+                    picks.append(best)
+                    allowed[best] = False
+                    previous = cand[best]
+                for flat in set(picks):
+                    used[flat] += 1
+                pointers = []
+                for flat in picks:
+                    if flat < n_q:
+                        pointers.append(("quantity", flat))
+                    elif flat < n_q + n_c:
+                        pointers.append(("constant", flat - n_q))
+                    else:
+                        j = flat - n_q - n_c
+                        pointers.append(("op", j))
+                        depends[i] |= {j} | depends[j]
+                        for k in range(n_k):  # everything that depends on i now depends on j's inputs too
+                            if i in depends[k]:
+                                depends[k] |= depends[i]
+                bound.append(pointers)
+            consumed = {index for pointers in bound for kind, index in pointers if kind == "op"}
+            sinks = [i for i in range(n_k) if i not in consumed] or list(range(n_k))
+            answer = max(sinks, key=lambda i: float(answer_scores[b, i])) if n_k else -1
+            results.append({"ops": bound, "answer_op": answer})
+        return results
+
+
 AutoConfig.register(MyceliumTaggerConfig.model_type, MyceliumTaggerConfig)
 AutoConfig.register(MyceliumOpClassifierConfig.model_type, MyceliumOpClassifierConfig)
 AutoModelForTokenClassification.register(MyceliumTaggerConfig, MyceliumTagger)
 AutoModelForSequenceClassification.register(MyceliumOpClassifierConfig, MyceliumOpClassifier)
 # For Hub pushes: the saved config maps the Auto classes to this code.
+AutoConfig.register(MyceliumBinderConfig.model_type, MyceliumBinderConfig)
+AutoModel.register(MyceliumBinderConfig, MyceliumBinder)
 MyceliumTaggerConfig.register_for_auto_class()
+MyceliumBinderConfig.register_for_auto_class()
+MyceliumBinder.register_for_auto_class("AutoModel")
 MyceliumOpClassifierConfig.register_for_auto_class()
 MyceliumTagger.register_for_auto_class("AutoModelForTokenClassification")
 MyceliumOpClassifier.register_for_auto_class("AutoModelForSequenceClassification")

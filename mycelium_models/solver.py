@@ -1,41 +1,71 @@
-"""``MyceliumSolver``: problem text -> tagger regions -> classifier ops -> operands -> DAG -> answer. No CoT.
+"""``MyceliumSolver``: problem text -> tagger units -> classifier operations -> binder pointers -> DAG -> answer.
 
-Every step is recorded in the returned trace (regions, ops, operands, values), so a failure can be attributed to a
-stage: ``SEGMENTATION`` (no region found), ``CLASSIFICATION`` (no operation for a region), ``EXTRACTION`` (a region
-has too few operands), ``EXECUTION`` (the DAG cannot be run, e.g. a division by zero). A bad problem in a batch gives
-``answer: None`` with its failing stage, never an exception.
+No CoT anywhere. The tagger's OP runs become **units** (:func:`mycelium_datasets.dag.units_from_regions`: the same
+function that makes the ``bindings`` artifact's units from the reference regions); the classifier names each unit's
+operation sequence (``mul+sub``); the operations are laid out unit by unit; the binder points every operand at a
+quantity the problem writes, another operation's result or a constant of its vocabulary, and picks the answer
+operation; :func:`mycelium_datasets.dag.execute` runs the DAG in dependency order.
+
+Any piece can be given instead of predicted, which is how the evaluation's **oracle ladder** swaps in one learned
+student at a time: ``solve(problems, units=..., operations=...)`` takes reference units and operations (the binder
+alone is learned), ``units=`` alone takes reference units (the classifier and the binder are learned), and
+:meth:`MyceliumSolver.execute` runs a reference binding through the same executor.
+
+Every step is recorded in the returned trace (units, operations, pointers, values, the answer operation), so a
+failure can be attributed to a stage: ``SEGMENTATION`` (no unit), ``EXTRACTION`` (an operation got no operand),
+``EXECUTION`` (the DAG cannot be run, e.g. a division by zero). A bad problem in a batch gives ``answer: None`` with
+its failing stage, never an exception.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import torch
 
-from mycelium_datasets.arith import ParseError, apply, format_value
-from mycelium_datasets.numbers import problem_numbers
+from mycelium_datasets.arith import format_value
+from mycelium_datasets.dag import DagError, execute, units_from_regions
+from mycelium_datasets.numbers import quantities as problem_quantities
 
-UNARY = {"sqrt", "neg", "percent", "floor", "ceil", "abs", "factorial"}
+LABEL_JOIN = "+"  # the classifier's label joins a unit's operations (mycelium_datasets.student_sets.LABEL_JOIN)
+STUDENT_NAMES = ("tagger", "classifier", "binder")
 
 
 class MyceliumSolver:
-    """The two students together. Build with :meth:`from_pretrained` on a ``models`` folder."""
+    """The three students together. Build with :meth:`from_pretrained` on a ``models`` folder."""
 
-    def __init__(self, tagger, tagger_tokenizer, classifier, classifier_tokenizer, device: str = "cpu"):
+    def __init__(
+        self,
+        tagger,
+        tagger_tokenizer,
+        classifier,
+        classifier_tokenizer,
+        binder,
+        binder_tokenizer,
+        device: str = "cpu",
+        max_length: int = 256,
+    ):
         self.tagger, self.tagger_tokenizer = tagger.to(device).eval(), tagger_tokenizer
         self.classifier, self.classifier_tokenizer = classifier.to(device).eval(), classifier_tokenizer
+        self.binder, self.binder_tokenizer = binder.to(device).eval(), binder_tokenizer
         self.device = device
+        self.max_length = max_length
 
     @classmethod
     def from_pretrained(cls, models_dir: str | Path, device: str | None = None) -> MyceliumSolver:
-        """Load ``models_dir/tagger`` and ``models_dir/classifier`` (safetensors; no ``trust_remote_code``)."""
-        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+        """Load ``models_dir/tagger``, ``models_dir/classifier`` and ``models_dir/binder`` (safetensors; no
+        ``trust_remote_code``)."""
+        from transformers import (
+            AutoModel,
+            AutoModelForSequenceClassification,
+            AutoModelForTokenClassification,
+            AutoTokenizer,
+        )
 
         import mycelium_models  # noqa: F401 - registers the Auto classes
 
         models_dir = Path(models_dir)
-        for name in ("tagger", "classifier"):
+        for name in STUDENT_NAMES:
             for needed in ("config.json", "model.safetensors"):
                 if not (models_dir / name / needed).is_file():
                     raise FileNotFoundError(
@@ -47,23 +77,27 @@ class MyceliumSolver:
             AutoTokenizer.from_pretrained(models_dir / "tagger"),
             AutoModelForSequenceClassification.from_pretrained(models_dir / "classifier"),
             AutoTokenizer.from_pretrained(models_dir / "classifier"),
+            AutoModel.from_pretrained(models_dir / "binder"),
+            AutoTokenizer.from_pretrained(models_dir / "binder"),
             device,
         )
 
-    def regions(self, problems: list[str], batch_size: int = 16) -> list[list[tuple[int, int]] | None]:
-        """Character ranges of the contiguous OP runs the tagger finds in each problem (batched by length, so that
-        little compute goes to padding); `None` for a problem longer than the tagger reads (it is not answered from
-        its beginning alone)."""
+    # -- the tagger ---------------------------------------------------------------------------------------------------
+
+    def units(self, problems: list[str], batch_size: int = 16) -> list[list[tuple[int, int]] | None]:
+        """The units of each problem: the tagger's contiguous OP runs, grown to whole words and merged where only
+        spaces separate them (batched by length, so that little compute goes to padding); `None` for a problem
+        longer than the tagger reads (it is not answered from its beginning alone)."""
         order = sorted(range(len(problems)), key=lambda i: len(problems[i]))
         result: list = [None] * len(problems)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            for i, runs in zip(chunk, self._regions([problems[i] for i in chunk])):
-                result[i] = None if runs is None else self.snap_to_words(problems[i], runs)
+            for i, runs in zip(chunk, self._runs([problems[i] for i in chunk])):
+                result[i] = None if runs is None else units_from_regions(problems[i], runs)
         return result
 
     @torch.inference_mode()
-    def _regions(self, problems: list[str]) -> list[list[tuple[int, int]] | None]:
+    def _runs(self, problems: list[str]) -> list[list[tuple[int, int]] | None]:
         encoded = self.tagger_tokenizer(
             problems, return_offsets_mapping=True, padding=True, truncation=True, return_tensors="pt"
         )
@@ -90,25 +124,11 @@ class MyceliumSolver:
             result.append(runs)
         return result
 
-    @staticmethod
-    def snap_to_words(text: str, runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """Grow each OP run to whole words (a run may end inside a word: "The ve|nding") and merge runs that then
-        touch or are separated by spaces only."""
-        snapped: list[tuple[int, int]] = []
-        for a, b in runs:
-            while a > 0 and text[a - 1].isalnum():
-                a -= 1
-            while b < len(text) and text[b].isalnum():
-                b += 1
-            if snapped and not text[snapped[-1][1] : a].strip():
-                snapped[-1] = (snapped[-1][0], b)
-            else:
-                snapped.append((a, b))
-        return snapped
+    # -- the classifier -----------------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def classify(self, texts: list[str], batch_size: int = 32) -> list[str]:
-        """The operation of each region text (batched by length)."""
+    def classify(self, texts: list[str], batch_size: int = 32) -> list[list[str]]:
+        """The operations of each unit text, in order (batched by length)."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         labels: list = [None] * len(texts)
         for start in range(0, len(order), batch_size):
@@ -118,13 +138,64 @@ class MyceliumSolver:
             )
             logits = self.classifier(**{k: v.to(self.device) for k, v in encoded.items()}).logits
             for i, label in zip(chunk, logits.argmax(-1).tolist()):
-                labels[i] = self.classifier.config.id2label[int(label)]
+                labels[i] = self.classifier.config.id2label[int(label)].split(LABEL_JOIN)
         return labels
 
-    def solve(self, problems: list[str]) -> list[dict]:
-        """Answer each problem; returns per problem ``{answer, stage, regions, ops}`` (``stage`` names the first
-        failing stage, or ``None`` when an answer was produced)."""
-        traces = [{"problem": p, "answer": None, "stage": None, "regions": [], "ops": []} for p in problems]
+    # -- the binder ---------------------------------------------------------------------------------------------------
+
+    def bind(
+        self, problems: list[str], units: list[list[tuple[int, int]]], operations: list[list[dict]], batch_size=16
+    ):
+        """Pointers for every operation (``{op, unit}``) of every problem, and its answer operation:
+        ``[{"ops": [[(kind, index), ...], ...], "answer_op": int}]`` (see :meth:`MyceliumBinder.decode`)."""
+        from mycelium_models.pointers import BinderCollator, encode
+
+        config = self.binder.config
+        collate = BinderCollator(self.binder_tokenizer.pad_token_id, config.max_operands)
+        results: list = [None] * len(problems)
+        order = sorted(range(len(problems)), key=lambda i: len(problems[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = [i for i in order[start : start + batch_size] if operations[i]]
+            for i in order[start : start + batch_size]:
+                if not operations[i]:
+                    results[i] = {"ops": [], "answer_op": -1}
+            if not chunk:
+                continue
+            features = [
+                encode(
+                    self.binder_tokenizer,
+                    problems[i],
+                    problem_quantities(problems[i]),
+                    units[i],
+                    operations[i],
+                    config.op_names,
+                    self.max_length,
+                    config.max_operands,
+                )
+                for i in chunk
+            ]
+            batch = {k: v.to(self.device) for k, v in collate(features).items()}
+            for i, decoded in zip(chunk, self.binder.decode(**batch)):
+                results[i] = decoded
+        return results
+
+    # -- solving ------------------------------------------------------------------------------------------------------
+
+    def solve(
+        self,
+        problems: list[str],
+        units: list[list[tuple[int, int]]] | None = None,
+        operations: list[list[dict]] | None = None,
+    ) -> list[dict]:
+        """Answer each problem; returns per problem its trace: ``answer``, ``stage`` (the first failing stage, or
+        ``None`` when an answer was produced), ``units``, ``ops``, ``answer_op``.
+
+        ``units`` (per problem, character ranges) replaces the tagger and ``operations`` (per problem, ``{op,
+        unit}`` in layout order) the classifier: the oracle ladder's rungs."""
+        traces = [
+            {"problem": p, "answer": None, "stage": None, "reason": "", "units": [], "ops": [], "answer_op": -1}
+            for p in problems
+        ]
         valid = [i for i, p in enumerate(problems) if isinstance(p, str) and p.strip()]
         for i in set(range(len(problems))) - set(valid):
             traces[i]["stage"] = "SEGMENTATION"
@@ -133,97 +204,103 @@ class MyceliumSolver:
             )
         if not valid:
             return traces
-        read = list(zip(valid, self.regions([problems[i] for i in valid])))
-        for i, regions in read:
-            if regions is None:
+        found = self.units([problems[i] for i in valid]) if units is None else [units[i] for i in valid]
+        ready = []
+        for i, problem_units in zip(valid, found):
+            if problem_units is None:
                 traces[i]["stage"] = "SEGMENTATION"
                 traces[i]["reason"] = f"longer than the tagger reads ({self.tagger_tokenizer.model_max_length} tokens)"
-        valid = [i for i, regions in read if regions is not None]
-        all_regions = [regions for _, regions in read if regions is not None]
-        flat = [(i, r) for i, regions in zip(valid, all_regions) for r in regions]
-        labels = self.classify([problems[i][a:b] for i, (a, b) in flat])
-        by_problem: dict[int, list] = {}
-        for (i, region), label in zip(flat, labels):
-            by_problem.setdefault(i, []).append((region, label))
-        for i, regions in zip(valid, all_regions):
-            trace = traces[i]
-            labelled = dict(by_problem.get(i, []))
-            trace["regions"] = [
-                {"char_start": a, "char_end": b, "text": problems[i][a:b], "op": labelled.get((a, b))}
-                for a, b in regions
-            ]
-            try:
-                self._execute(problems[i], by_problem.get(i, []), trace)
-            except Exception as exc:  # noqa: BLE001 - one bad problem never breaks the batch
-                trace["stage"], trace["reason"] = "EXECUTION", f"{type(exc).__name__}: {exc}"
+            elif not problem_units:
+                traces[i]["stage"] = "SEGMENTATION"
+                traces[i]["reason"] = "the tagger found no operation unit"
+            else:
+                ready.append(i)
+                traces[i]["units"] = [
+                    {"char_start": a, "char_end": b, "text": problems[i][a:b], "ops": []} for a, b in problem_units
+                ]
+        if operations is None:
+            flat = [(i, k) for i in ready for k in range(len(traces[i]["units"]))]
+            labels = self.classify([traces[i]["units"][k]["text"] for i, k in flat])
+            for (i, k), ops in zip(flat, labels):
+                traces[i]["units"][k]["ops"] = ops
+        else:
+            for i in ready:
+                for op in operations[i]:
+                    traces[i]["units"][op["unit"]]["ops"].append(op["op"])
+        laid_out = {
+            i: [{"op": name, "unit": k} for k, unit in enumerate(traces[i]["units"]) for name in unit["ops"]]
+            for i in ready
+        }
+        bound = self.bind(
+            [problems[i] for i in ready], [self._spans(traces[i]) for i in ready], list(laid_out.values())
+        )
+        for i, decoded in zip(ready, bound):
+            pointers = [[{"kind": kind, "index": index} for kind, index in ops] for ops in decoded["ops"]]
+            self.execute(problems[i], traces[i], laid_out[i], pointers, decoded["answer_op"])
         return traces
 
     @staticmethod
-    def _execute(problem: str, regions: list, trace: dict) -> None:
-        """Regions in text order, each one operation. Operands: numbers the region writes (digits before number
-        words), after any number carried from an earlier region that could not form an operation alone; a region
-        short of operands takes the last result (or, for an add / sub with no number of its own, the last two results:
-        "how many in all?"). A region
-        still short of operands carries its numbers forward (or is skipped when it has none), as recorded in
-        ``trace["skipped"]``; the answer is the last operation's value."""
-        if not regions:
-            trace["stage"], trace["reason"] = "SEGMENTATION", "the tagger found no operation region"
-            return
-        numbers = problem_numbers(problem)
-        results: list[Fraction] = []
-        pending: list[dict] = []
-        trace["skipped"] = []
-        for (a, b), op in regions:
-            # one operand per written number: "10%" is read as 10 and as 0.1 at the same offsets; keep the first
-            by_start: dict[int, tuple] = {}
-            for n in numbers:
-                if a <= n[1] < b:
-                    by_start.setdefault(n[1], n)
-            inside = [by_start[k] for k in sorted(by_start)]
-            digits = [n for n in inside if problem[n[1]].isdigit()]
-            found = [
-                {"value": n[0], "source": "problem", "char_start": n[1], "char_end": n[2], "op_index": -1}
-                for n in (digits or inside)
-            ]
-            arity = 1 if op in UNARY else 2
-            operands = pending + found
-            operands = operands if op in ("add", "mul") else operands[:arity]
+    def _spans(trace: dict) -> list[tuple[int, int]]:
+        return [(u["char_start"], u["char_end"]) for u in trace["units"]]
 
-            def earlier(k: int) -> dict:
-                return {"value": results[k], "source": "op", "char_start": -1, "char_end": -1, "op_index": k}
+    def execute(self, problem: str, trace: dict, operations: list[dict], pointers: list[list[dict]], answer_op: int):
+        """Run one problem's DAG (``operations`` ``{op, unit}`` in layout order, each with its operand
+        ``pointers`` ``{kind, index}``) through :func:`mycelium_datasets.dag.execute`, recording every step in
+        ``trace`` (which holds the problem's ``units``)."""
+        constants = list(self.binder.config.constants)
+        return execute_into_trace(problem, trace, operations, pointers, answer_op, constants)
 
-            if results and len(operands) < arity:
-                operands = [earlier(len(results) - 1), *operands]  # an earlier result completes the operation
-            if not found and not pending and op in ("add", "sub") and len(results) >= 2:
-                operands = [earlier(len(results) - 2), earlier(len(results) - 1)]  # "how many in all?"
-            if len(operands) < arity:
-                pending = operands if found else pending
-                trace["skipped"].append(
-                    {"region": problem[a:b], "op": op, "reason": f"{len(operands)} operand(s) for {op}"}
-                )
-                continue
-            pending = []
-            try:
-                value = apply(op, [o["value"] for o in operands])
-            except ParseError as exc:
-                trace["stage"], trace["reason"] = "EXECUTION", str(exc)
-                return
-            results.append(value)
-            trace["ops"].append(
-                {
-                    "op": op,
-                    "operands": [format_value(o["value"]) for o in operands],
-                    "operand_sources": [{**o, "value": format_value(o["value"])} for o in operands],
-                    "result": format_value(value),
-                    "region": problem[a:b],
-                    "char_start": a,
-                    "char_end": b,
-                }
-            )
-        if not results:
-            trace["stage"] = "EXTRACTION"
-            trace["reason"] = "no region had enough operands for its operation: " + "; ".join(
-                f"{x['region']!r} ({x['reason']})" for x in trace["skipped"]
-            )
-            return
-        trace["answer"] = format_value(results[-1])
+
+def execute_into_trace(
+    problem: str,
+    trace: dict,
+    operations: list[dict],
+    pointers: list[list[dict]],
+    answer_op: int,
+    constants: list[str],
+) -> dict:
+    """Execute a bound DAG and record it in ``trace``: ``ops`` (operation, unit, its text, operand values and
+    pointers with their provenance, result), ``answer_op``, ``answer``, and the failing ``stage`` if any."""
+    found = problem_quantities(problem)
+    ops = [{"op": o["op"], "operands": list(p)} for o, p in zip(operations, pointers)]
+    trace["answer_op"] = answer_op
+    units = trace["units"]
+    values: list = []
+    try:
+        if not ops:
+            raise DagError("no operation")
+        empty = [k for k, op in enumerate(ops) if not op["operands"]]
+        if empty:
+            trace["stage"], trace["reason"] = "EXTRACTION", f"operations {empty} found no operand"
+        else:
+            answer, values = execute(ops, answer_op, found, constants)
+            trace["answer"] = format_value(answer)
+    except DagError as exc:
+        trace["stage"], trace["reason"] = "EXECUTION", str(exc)
+    trace["ops"] = []
+    for k, (operation, op) in enumerate(zip(operations, ops)):
+        unit = units[operation["unit"]] if 0 <= operation["unit"] < len(units) else None
+        described = []
+        for p in op["operands"]:
+            entry = {"kind": p["kind"], "index": p["index"], "value": None, "char_start": -1, "char_end": -1}
+            if p["kind"] == "quantity" and 0 <= p["index"] < len(found):
+                value, entry["char_start"], entry["char_end"] = found[p["index"]]
+                entry["value"] = format_value(value)
+            elif p["kind"] == "constant":
+                entry["value"] = constants[p["index"]] if 0 <= p["index"] < len(constants) else p.get("value")
+            elif p["kind"] == "op" and values:
+                entry["value"] = format_value(values[p["index"]])
+            described.append(entry)
+        trace["ops"].append(
+            {
+                "op": op["op"],
+                "unit": operation["unit"],
+                "char_start": unit["char_start"] if unit else -1,
+                "char_end": unit["char_end"] if unit else -1,
+                "region": unit["text"] if unit else "",
+                "operands": [e["value"] if e["value"] is not None else "?" for e in described],
+                "pointers": described,
+                "result": format_value(values[k]) if values else None,
+            }
+        )
+    return trace

@@ -38,15 +38,18 @@ def training_rows(out_dir: Path) -> dict[str, int]:
 
 @dataclass
 class StudentsConfig:
-    """Training and evaluation of the two students at the end of ``mycelium run`` (the backbone is
+    """Training and evaluation of the students at the end of ``mycelium run`` (the backbone is
     ``--student_tokenizer``, the student sets' tokenizer)."""
 
     students: bool = field(
-        default=True, metadata={"help": "Train both students and evaluate them (use --no_students to stop earlier)."}
+        default=True, metadata={"help": "Train the students and evaluate them (use --no_students to stop earlier)."}
     )
     student_epochs: float = field(default=6.0, metadata={"help": "Training epochs for each student."})
     student_batch_size: int = field(default=16, metadata={"help": "Training batch size for each student."})
     student_learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate for each student."})
+    student_head_learning_rate: float = field(
+        default=1e-3, metadata={"help": "Peak learning rate of each student's own (newly initialised) layers."}
+    )
     student_seed: int = field(default=0, metadata={"help": "Training seed (the run is deterministic on CPU)."})
 
 
@@ -92,7 +95,12 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
             continue
         work = out_dir / ".mycelium" / "work" / f"models-{kind}" / identity
         shutil.rmtree(work, ignore_errors=True)
-        args = StudentTrainingArguments(run_dir=str(out_dir), backbone=backbone, models_dir=str(work / "models"))
+        args = StudentTrainingArguments(
+            run_dir=str(out_dir),
+            backbone=backbone,
+            models_dir=str(work / "models"),
+            head_learning_rate=config.student_head_learning_rate,
+        )
         training_args = training_arguments(config, work / "checkpoints")
         logger.info("training the %s on %s", kind, out_dir / artifact)
         metrics = train(kind, args, training_args)
@@ -130,6 +138,7 @@ def training_defaults(config: StudentsConfig) -> dict:
         "data_seed": config.student_seed,
         "report_to": "none",
         "logging_steps": 10,
+        "train_sampling_strategy": "group_by_length",  # batches of similar lengths: little compute goes to padding
         "use_cpu": not _has_accelerator(),
     }
 

@@ -51,9 +51,21 @@ STUDENTS: dict[str, Student] = {
             artifact="op_classes",
             auto_class="AutoModelForSequenceClassification",
             pipeline_tag="text-classification",
-            task="classification of a problem-text region into an operation",
+            task="classification of a problem-text unit into the sequence of operations it holds",
             best_metric="accuracy",
             headline=(("accuracy", "accuracy"), ("macro_f1", "macro-F1")),
+        ),
+        Student(
+            name="binder",
+            artifact="bindings",
+            auto_class="AutoModel",
+            pipeline_tag="token-classification",
+            task=(
+                "operand binding of the operations in problem-text units: each operand a pointer to a quantity the "
+                "problem writes, another operation's result or a constant, and the operation that is the answer"
+            ),
+            best_metric="op_accuracy",
+            headline=(("op_accuracy", "operand binding accuracy"), ("answer_accuracy", "answer selection accuracy")),
         ),
     )
 }

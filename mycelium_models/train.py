@@ -43,6 +43,13 @@ class StudentTrainingArguments:
     models_dir: str | None = field(default=None, metadata={"help": "Where models go (default: RUN_DIR/models)."})
     max_length: int = field(default=256, metadata={"help": "Longest input in tokens."})
     pooling: str = field(default="mean", metadata={"help": "Classifier pooling: mean (encoders) or last (decoders)."})
+    head_learning_rate: float | None = field(
+        default=1e-3,
+        metadata={
+            "help": "Peak learning rate of the layers a student adds to its backbone (randomly initialised: they need "
+            "a larger step than the pretrained backbone, which uses --learning_rate); 0 or none: --learning_rate."
+        },
+    )
     freeze_embeddings: bool = field(
         default=True,
         metadata={
@@ -144,11 +151,10 @@ problem source; expect it to fail on problem styles it has not seen, and check a
 
 
 def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
-    """Train ``kind`` (``tagger`` or ``classifier``) and save it; returns the evaluation metrics."""
+    """Train the student ``kind`` (``tagger``, ``classifier`` or ``binder``) and save it; returns the evaluation
+    metrics."""
     import datasets
-    from transformers import AutoTokenizer, DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer
-
-    from mycelium_models.modeling_mycelium import MyceliumOpClassifier, MyceliumTagger
+    from transformers import AutoTokenizer, Trainer
 
     student = get_student(kind)
     run_dir = Path(args.run_dir)
@@ -167,49 +173,10 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
     out = Path(args.models_dir or run_dir / "models") / kind
     eval_set = data["test"] if "test" in data and len(data["test"]) else None
 
-    if kind == "tagger":
-
-        def prepare(batch):
-            return {
-                "input_ids": batch["input_ids"],
-                "attention_mask": [[1] * len(x) for x in batch["input_ids"]],
-                "labels": batch["labels"],
-            }
-
-        train_set = data["train"].map(prepare, batched=True, remove_columns=data["train"].column_names)
-        eval_set = eval_set.map(prepare, batched=True, remove_columns=eval_set.column_names) if eval_set else None
-        model = MyceliumTagger.from_backbone(backbone)
-        collator = DataCollatorForTokenClassification(tokenizer)
-
-        metric = load_metric("io_span_f1")
-
-        def compute_metrics(p):
-            return metric.compute(predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist())
-
-    else:
-        names = data["train"].features["label"].names
-
-        def prepare(batch):
-            encoded = tokenizer(batch["text"], truncation=True, max_length=args.max_length)
-            return {**encoded, "labels": batch["label"]}
-
-        train_set = data["train"].map(prepare, batched=True, remove_columns=data["train"].column_names)
-        eval_set = eval_set.map(prepare, batched=True, remove_columns=eval_set.column_names) if eval_set else None
-        model = MyceliumOpClassifier.from_backbone(
-            backbone,
-            num_labels=len(names),
-            id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)},
-            pooling=args.pooling,
-        )
-        collator = DataCollatorWithPadding(tokenizer)
-
-        metric = load_metric("op_accuracy")
-
-        def compute_metrics(p):
-            return metric.compute(
-                predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist(), num_labels=len(names)
-            )
+    recipe = {"tagger": _tagger_recipe, "classifier": _classifier_recipe, "binder": _binder_recipe}[kind]
+    train_set, eval_set, model, collator, compute_metrics = recipe(data, eval_set, tokenizer, backbone, args)
+    if kind == "binder":
+        training_args.label_names = ["labels", "answer_labels"]
 
     if eval_set is not None:
         training_args.eval_strategy = "epoch"
@@ -224,6 +191,7 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
     if args.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     trainer = Trainer(
+        optimizers=(_optimizer(model, training_args, args.head_learning_rate), None),
         model=model,
         args=training_args,
         train_dataset=train_set,
@@ -244,6 +212,159 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
         save_student(trainer.model, tokenizer, out, kind, args, metrics, _lineage(run_dir, artifact))
         (out / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=2))
     return metrics
+
+
+def _optimizer(model, training_args, head_learning_rate: float | None):
+    """AdamW with two learning rates: ``training_args.learning_rate`` for the pretrained backbone and
+    ``head_learning_rate`` for the layers the student adds (None when both are the same: Trainer's own)."""
+    if not head_learning_rate:
+        return None
+    import torch
+
+    groups = {True: [], False: []}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            groups[name.startswith(f"{model.base_model_prefix}.")].append(parameter)
+    return torch.optim.AdamW(
+        [
+            {"params": groups[True], "lr": training_args.learning_rate},
+            {"params": groups[False], "lr": head_learning_rate},
+        ],
+        betas=(training_args.adam_beta1, training_args.adam_beta2),
+        eps=training_args.adam_epsilon,
+        weight_decay=training_args.weight_decay,
+    )
+
+
+def _tagger_recipe(data, eval_set, tokenizer, backbone, args):
+    from transformers import DataCollatorForTokenClassification
+
+    from mycelium_models.modeling_mycelium import MyceliumTagger
+
+    def prepare(batch):
+        return {
+            "input_ids": batch["input_ids"],
+            "attention_mask": [[1] * len(x) for x in batch["input_ids"]],
+            "labels": batch["labels"],
+        }
+
+    train_set = data["train"].map(prepare, batched=True, remove_columns=data["train"].column_names)
+    eval_set = eval_set.map(prepare, batched=True, remove_columns=eval_set.column_names) if eval_set else None
+    metric = load_metric("io_span_f1")
+
+    def compute_metrics(p):
+        return metric.compute(predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist())
+
+    model = MyceliumTagger.from_backbone(backbone)
+    return train_set, eval_set, model, DataCollatorForTokenClassification(tokenizer), compute_metrics
+
+
+def classifier_labels(data) -> list[str]:
+    """The classifier's label names: the operation sequences of the training split, most frequent first, then
+    any that only the test split has (the model cannot predict those: they count as errors, never dropped)."""
+    import collections
+
+    counts = collections.Counter(data["train"]["label"])
+    names = [label for label, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+    for split, rows in data.items():
+        if split != "train":
+            names += sorted(set(rows["label"]) - set(names))
+    return names
+
+
+def _classifier_recipe(data, eval_set, tokenizer, backbone, args):
+    from transformers import DataCollatorWithPadding
+
+    from mycelium_models.modeling_mycelium import MyceliumOpClassifier
+
+    names = classifier_labels(data)
+    label2id = {n: i for i, n in enumerate(names)}
+
+    def prepare(batch):
+        encoded = tokenizer(batch["text"], truncation=True, max_length=args.max_length)
+        return {**encoded, "labels": [label2id[label] for label in batch["label"]]}
+
+    train_set = data["train"].map(prepare, batched=True, remove_columns=data["train"].column_names)
+    eval_set = eval_set.map(prepare, batched=True, remove_columns=eval_set.column_names) if eval_set else None
+    metric = load_metric("op_accuracy")
+
+    def compute_metrics(p):
+        return metric.compute(
+            predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist(), num_labels=len(names)
+        )
+
+    model = MyceliumOpClassifier.from_backbone(
+        backbone, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label2id, pooling=args.pooling
+    )
+    return train_set, eval_set, model, DataCollatorWithPadding(tokenizer), compute_metrics
+
+
+def binder_constants(train) -> list[str]:
+    """The constant vocabulary of a ``bindings`` training split (pointer index -> value)."""
+    found = {}
+    for ops in train["ops"]:
+        for op in ops:
+            for o in op["operands"]:
+                if o["kind"] == "constant" and o["index"] >= 0:
+                    found[o["index"]] = o["value"]
+    return [found.get(k, "0") for k in range(max(found, default=-1) + 1)]
+
+
+def binding_rows(batch, *, tokenizer, op_names, max_length, max_operands) -> dict:
+    """``batch -> batch``: ``bindings`` rows as the binder's features (see :mod:`mycelium_models.pointers`)."""
+    from mycelium_models.pointers import encode
+
+    out: dict = {}
+    for problem, quantities, units, ops, answer in zip(
+        batch["problem"], batch["quantities"], batch["units"], batch["ops"], batch["answer_op"]
+    ):
+        features = encode(
+            tokenizer,
+            problem,
+            [(q["value"], q["char_start"], q["char_end"]) for q in quantities],
+            [(u["char_start"], u["char_end"]) for u in units],
+            [{**op, "answer": k == answer} for k, op in enumerate(ops)],
+            op_names,
+            max_length,
+            max_operands,
+        )
+        for key, value in features.items():
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def _binder_recipe(data, eval_set, tokenizer, backbone, args):
+    from mycelium_datasets.dag import ARITY, MAX_OPERANDS
+    from mycelium_datasets.op_graph import OP_NAMES
+    from mycelium_models.modeling_mycelium import MyceliumBinder
+    from mycelium_models.pointers import BinderCollator
+
+    kwargs = {"tokenizer": tokenizer, "op_names": list(OP_NAMES), "max_length": args.max_length}
+    kwargs["max_operands"] = MAX_OPERANDS
+    train_set = data["train"].map(
+        binding_rows, batched=True, remove_columns=data["train"].column_names, fn_kwargs=kwargs
+    )
+    if eval_set is not None:
+        eval_set = eval_set.map(binding_rows, batched=True, remove_columns=eval_set.column_names, fn_kwargs=kwargs)
+    metric = load_metric("binding_accuracy")
+
+    def compute_metrics(p):
+        (pointers, answers), (labels, answer_labels) = p.predictions, p.label_ids
+        return metric.compute(
+            predictions=pointers.tolist(),
+            references=labels.tolist(),
+            answer_scores=answers.tolist(),
+            answer_labels=answer_labels.tolist(),
+        )
+
+    model = MyceliumBinder.from_backbone(
+        backbone,
+        op_names=list(OP_NAMES),
+        constants=binder_constants(data["train"]),
+        arity={op: list(bounds) for op, bounds in ARITY.items()},
+        max_operands=MAX_OPERANDS,
+    )
+    return train_set, eval_set, model, BinderCollator(tokenizer.pad_token_id, MAX_OPERANDS), compute_metrics
 
 
 def save_student(model, tokenizer, out: Path, kind: str, args: StudentTrainingArguments, metrics, lineage) -> None:

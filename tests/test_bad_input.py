@@ -18,9 +18,9 @@ from mycelium_datasets.answers import answers_match, extract_answer, extract_box
 from mycelium_datasets.arith import format_value
 from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.clause_regions import make_regions
-from mycelium_models.cli import main
 from mycelium_datasets.numbers import problem_numbers
 from mycelium_datasets.op_pairs import make_ops
+from mycelium_models.cli import main
 from mycelium_models.job import load_preset, split_options
 
 from conftest import write_jsonl
@@ -533,9 +533,11 @@ def tiny_solver():
     import torch
     from transformers import AutoTokenizer, BertConfig
 
+    from mycelium_datasets.dag import ARITY
     from mycelium_datasets.defaults import resolve_backbone
     from mycelium_datasets.op_graph import OP_NAMES
     from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
+    from mycelium_models.modeling_mycelium import MyceliumBinder, MyceliumBinderConfig
     from mycelium_models.solver import MyceliumSolver
 
     torch.manual_seed(0)
@@ -551,7 +553,12 @@ def tiny_solver():
             backbone_config=backbone, num_labels=len(OP_NAMES), id2label=dict(enumerate(OP_NAMES))
         )
     )
-    return MyceliumSolver(tagger, tokenizer, classifier, tokenizer, device="cpu")
+    binder = MyceliumBinder(
+        MyceliumBinderConfig(
+            backbone_config=backbone, op_names=list(OP_NAMES), arity={k: list(v) for k, v in ARITY.items()}
+        )
+    )
+    return MyceliumSolver(tagger, tokenizer, classifier, tokenizer, binder, tokenizer, device="cpu")
 
 
 def test_the_solver_answers_none_with_a_named_stage_for_each_bad_problem(tiny_solver):
@@ -576,6 +583,7 @@ def test_cli_solve_prints_a_stage_for_a_bad_problem(tiny_solver, tmp_path: Path,
     for name, model, tokenizer in (
         ("tagger", tiny_solver.tagger, tiny_solver.tagger_tokenizer),
         ("classifier", tiny_solver.classifier, tiny_solver.classifier_tokenizer),
+        ("binder", tiny_solver.binder, tiny_solver.binder_tokenizer),
     ):
         model.save_pretrained(tmp_path / name)
         tokenizer.save_pretrained(tmp_path / name)

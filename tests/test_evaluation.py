@@ -1,128 +1,154 @@
-"""Error attribution: one rule per stage, checked in the field guide's order; counts add up to the failures."""
+"""Error attribution: one rule per stage, checked in the field guide's order, against the reference binding; the
+counts add up to the failures."""
 
 from __future__ import annotations
 
 import pytest
 
 from mycelium_datasets.defaults import load_spacy
-from mycelium_models.evaluation import STAGES, attribute, reference_from_solution, summarize
+from mycelium_datasets.numbers import quantities
+from mycelium_models.evaluation import STAGES, attribute, reference_binding, reference_from_solution, summarize
+from mycelium_models.solver import execute_into_trace
 
 PROBLEM = "Tom has 3 boxes with 12 eggs each. He breaks 5 eggs. How many eggs are left?"
 SOLUTION = "He has 3 * 12 = 36 eggs.\nAfter breaking some, 36 - 5 = 31 eggs are left.\n#### 31"
+FOUND = quantities(PROBLEM)
+
+
+def q(number: str) -> dict:
+    """The quantity pointer of a number the problem writes."""
+    start = PROBLEM.index(number)
+    return {"kind": "quantity", "index": next(k for k, (_, a, _) in enumerate(FOUND) if a == start)}
+
+
+def result(k: int) -> dict:
+    return {"kind": "op", "index": k}
 
 
 @pytest.fixture(scope="module")
 def reference():
     ref = reference_from_solution(PROBLEM, SOLUTION, "31", load_spacy(None)(PROBLEM))
     assert ref["validated"] and ref["cot_correct"]
-    assert [op["op"] for op in ref["ops"]] == ["mul", "sub"]
+    binding = reference_binding(PROBLEM, ref)
+    assert [(op["op"], op["unit"]) for op in binding["ops"]] == [("mul", 0), ("sub", 1)]
+    assert [u["text"] for u in binding["units"]] == ["Tom has 3 boxes with 12 eggs each", "He breaks 5 eggs"]
     return ref
 
 
-def region_of(reference, k):
-    r = reference["ops"][k]["region"]
-    return r["char_start"], r["char_end"]
-
-
-def trace(reference, ops, answer, labels=None, stage=None, regions=None):
-    """A solver trace over the reference's own regions unless told otherwise."""
-    regions = regions if regions is not None else [region_of(reference, 0), region_of(reference, 1)]
-    labels = labels or ["mul", "sub"]
-    return {
+def solved(reference, ops, pointers, answer_op, units=None) -> dict:
+    """A solver trace, executed by the solver's own executor: ``ops`` are ``(operation, unit)``."""
+    binding = reference_binding(PROBLEM, reference)
+    spans = units if units is not None else [(u["char_start"], u["char_end"]) for u in binding["units"]]
+    trace = {
         "problem": PROBLEM,
-        "answer": answer,
-        "stage": stage,
-        "regions": [{"char_start": a, "char_end": b, "op": label} for (a, b), label in zip(regions, labels)],
-        "ops": ops,
+        "answer": None,
+        "stage": None,
+        "reason": "",
+        "units": [{"char_start": a, "char_end": b, "text": PROBLEM[a:b], "ops": []} for a, b in spans],
     }
+    for name, unit in ops:
+        trace["units"][unit]["ops"].append(name)
+    operations = [{"op": name, "unit": unit} for name, unit in ops]
+    return execute_into_trace(PROBLEM, trace, operations, pointers, answer_op, [])
 
 
-def op(name, operands, result):
-    sources = []
-    for value in operands:
-        if isinstance(value, tuple):  # ("op", index)
-            sources.append({"value": "0", "source": "op", "char_start": -1, "char_end": -1, "op_index": value[1]})
-        else:
-            start = PROBLEM.index(value)
-            sources.append(
-                {
-                    "value": value,
-                    "source": "problem",
-                    "char_start": start,
-                    "char_end": start + len(value),
-                    "op_index": -1,
-                }
-            )
-    return {"op": name, "operands": [s["value"] for s in sources], "operand_sources": sources, "result": result}
+def right(reference):
+    return solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [result(0), q("5")]], 1)
 
 
-def test_regions_are_distinct_clauses(reference):
-    assert region_of(reference, 0) != region_of(reference, 1)
+def test_the_reference_solution_executes_to_the_gold(reference):
+    assert right(reference)["answer"] == "31"
 
 
 def test_answer_not_in_cot_comes_first(reference):
-    stage, _ = attribute(trace(reference, [], None), "99", reference)
-    assert stage == "ANSWER_NOT_IN_COT"
+    wrong_teacher = {**reference, "cot_correct": False}  # the neighbouring rule would say TEACHER_ERROR
+    assert attribute(right(reference), "99", wrong_teacher)[0] == "ANSWER_NOT_IN_COT"
 
 
 def test_teacher_error(reference):
     wrong = {**reference, "cot_correct": False, "cot_answer": "36"}
-    assert attribute(trace(reference, [], None), "31", wrong)[0] == "TEACHER_ERROR"
+    assert attribute(right(reference), "31", wrong)[0] == "TEACHER_ERROR"
     cut = {**reference, "finish_reason": "length"}
-    assert attribute(trace(reference, [], None), "31", cut)[0] == "TEACHER_ERROR"
+    assert attribute(right(reference), "31", cut)[0] == "TEACHER_ERROR"
 
 
-def test_segmentation_no_region_missed_or_spurious(reference):
-    assert attribute(trace(reference, [], None, regions=[]), "31", reference)[0] == "SEGMENTATION"
-    only_first = trace(reference, [op("mul", ["3", "12"], "36")], "36", regions=[region_of(reference, 0)])
-    assert attribute(only_first, "31", reference)[0] == "SEGMENTATION"
-    question = (PROBLEM.index("How"), len(PROBLEM))
-    regions = [region_of(reference, 0), region_of(reference, 1), question]
-    extra = trace(reference, [], "1", labels=["mul", "sub", "add"], regions=regions)
+def test_segmentation_no_unit_a_missed_unit_or_a_spurious_one(reference):
+    first = (0, PROBLEM.index(" each") + 5)
+    assert attribute(solved(reference, [], [], -1, units=[]), "31", reference)[0] == "SEGMENTATION"
+    missed = solved(reference, [("mul", 0)], [[q("3"), q("12")]], 0, units=[first])
+    assert attribute(missed, "31", reference)[0] == "SEGMENTATION"
+    question = (PROBLEM.index("How"), len(PROBLEM) - 1)
+    binding = reference_binding(PROBLEM, reference)
+    spans = [(u["char_start"], u["char_end"]) for u in binding["units"]] + [question]
+    extra = solved(
+        reference,
+        [("mul", 0), ("sub", 1), ("add", 2)],
+        [[q("3"), q("12")], [result(0), q("5")], [result(1), q("5")]],
+        2,
+        units=spans,
+    )
     assert attribute(extra, "31", reference)[0] == "SEGMENTATION"
 
 
-def test_classification(reference):
-    t = trace(reference, [op("mul", ["3", "12"], "36"), op("add", [("op", 0), "5"], "41")], "41", ["mul", "add"])
+def test_classification_a_unit_with_another_operation_sequence(reference):
+    t = solved(reference, [("mul", 0), ("add", 1)], [[q("3"), q("12")], [result(0), q("5")]], 1)
     assert attribute(t, "31", reference)[0] == "CLASSIFICATION"
+    two_ops = solved(
+        reference,
+        [("mul", 0), ("mul", 0), ("sub", 1)],
+        [[q("3"), q("12")], [result(0), q("3")], [result(1), q("5")]],
+        2,
+    )
+    assert attribute(two_ops, "31", reference)[0] == "CLASSIFICATION"  # a sequence, not a set: mul+mul is not mul
 
 
-def test_extraction(reference):
-    t = trace(reference, [op("mul", ["3", "12"], "36"), op("sub", [("op", 0), "3"], "33")], "33")
-    assert attribute(t, "31", reference)[0] == "EXTRACTION"
-    t = trace(reference, [op("mul", ["3", "12"], "36")], None, stage="EXTRACTION")
-    t["reason"] = "region has 0 operand(s)"
-    assert attribute(t, "31", reference)[0] == "EXTRACTION"
+def test_extraction_another_quantity_or_order_or_no_operand(reference):
+    other = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [result(0), q("3")]], 1)
+    assert attribute(other, "31", reference)[0] == "EXTRACTION"
+    swapped = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [q("5"), result(0)]], 1)
+    assert swapped["answer"] == "-31"
+    assert attribute(swapped, "31", reference)[0] == "EXTRACTION"  # sub's order is part of its operands
+    commuted = solved(reference, [("mul", 0), ("sub", 1)], [[q("12"), q("3")], [result(0), q("5")]], 1)
+    assert commuted["answer"] == "31"  # mul's order means nothing: the same binding
+    empty = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], []], 1)
+    assert empty["stage"] == "EXTRACTION"
+    assert attribute(empty, "31", reference)[0] == "EXTRACTION"
 
 
-def test_dependency(reference):
-    # the right regions, operations and numbers, but one more operation consuming earlier results
-    ops = [
-        op("mul", ["3", "12"], "36"),
-        op("sub", [("op", 0), "5"], "31"),
-        op("add", [("op", 1), ("op", 0)], "67"),
-    ]
-    assert attribute(trace(reference, ops, "67"), "31", reference)[0] == "DEPENDENCY"
+def test_dependency_with_the_same_layout(reference):
+    ref = reference_from_solution(
+        PROBLEM,
+        "He has 3 * 12 = 36 eggs.\nHe breaks 5 eggs, 36 - 5 = 31 left, and 31 - 0 = 31.\n#### 31",
+        "31",
+        load_spacy(None)(PROBLEM),
+    )
+    binding = reference_binding(PROBLEM, ref)
+    assert binding is not None and len(binding["ops"]) == 3
+    names = [(op["op"], op["unit"]) for op in binding["ops"]]
+    pointers = [[dict(p) for p in op["operands"]] for op in binding["ops"]]
+    last = next(
+        k for k, op in enumerate(binding["ops"]) if any(p["kind"] == "op" and p["index"] != 0 for p in op["operands"])
+    )
+    for p in pointers[last]:
+        if p["kind"] == "op":
+            p["index"] = 0  # another result than the reference's
+    t = solved(ref, names, pointers, binding["answer_op"])
+    assert attribute(t, "31", ref)[0] == "DEPENDENCY"
 
 
-def test_selection_and_execution_without_reference():
-    t = {
-        "problem": PROBLEM,
-        "answer": "41",
-        "stage": None,
-        "regions": [{"char_start": 0, "char_end": 10, "op": "sub"}, {"char_start": 11, "char_end": 20, "op": "add"}],
-        "ops": [op("mul", ["3", "12"], "31"), op("add", [("op", 0), "5"], "41")],
-    }
+def test_selection_another_answer_operation(reference):
+    t = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [result(0), q("5")]], 0)
+    assert t["answer"] == "36"
+    assert attribute(t, "31", reference)[0] == "SELECTION"
+
+
+def test_selection_and_execution_without_reference(reference):
+    t = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [result(0), q("5")]], 0)
     assert attribute(t, "31", None)[0] == "SELECTION"  # 31 was computed, then not given
-    t["ops"][0]["result"] = "30"
-    assert attribute(t, "31", None)[0] == "UNATTRIBUTED"  # never guessed without a validated reference
-    t["stage"], t["answer"] = "EXECUTION", None
-    assert attribute(t, "31", None)[0] == "EXECUTION"
-
-
-def test_execution_when_everything_matched(reference):
-    t = trace(reference, [op("mul", ["3", "12"], "36"), op("sub", [("op", 0), "5"], "30")], "30")
-    assert attribute(t, "31", reference)[0] == "EXECUTION"
+    other = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("5")], [result(0), q("12")]], 1)
+    assert attribute(other, "31", None)[0] == "UNATTRIBUTED"  # never guessed without a validated reference
+    zero = solved(reference, [("div", 0), ("sub", 1)], [[q("3"), {"kind": "op", "index": 1}], [result(0), q("5")]], 1)
+    assert zero["stage"] == "EXECUTION" and attribute(zero, "31", None)[0] == "EXECUTION"
 
 
 def test_summary_counts_add_up():
@@ -167,28 +193,18 @@ def test_summary_counts_add_up():
     assert summary["teacher_accuracy"] == pytest.approx(2 / 3)  # reported apart from the students' accuracy
 
 
-def test_solver_takes_each_written_number_once_and_carries_short_regions():
-    from mycelium_models.solver import MyceliumSolver
-
-    problem = "Ann had 10% of 200 dollars. She gets 5 more. Then she has 3 times that. How much in all?"
-    region = {
-        text: (problem.index(text), problem.index(text) + len(text))
-        for text in ("Ann had 10% of 200 dollars", "She gets 5 more", "3 times that", "How much in all")
+def test_a_percent_is_two_quantities_and_the_executor_records_every_pointer():
+    problem = "Ann had 10% of 200 dollars. How much?"
+    found = quantities(problem)
+    assert [(str(v), problem[a:b]) for v, a, b in found] == [("10", "10"), ("1/10", "10"), ("200", "200")]
+    trace = {"units": [{"char_start": 0, "char_end": 26, "text": problem[:26], "ops": ["mul"]}], "stage": None}
+    pointers = [[{"kind": "quantity", "index": 1}, {"kind": "quantity", "index": 2}]]
+    execute_into_trace(problem, trace, [{"op": "mul", "unit": 0}], pointers, 0, [])
+    assert trace["answer"] == "20" and trace["stage"] is None
+    assert trace["ops"][0]["pointers"][0] == {
+        "kind": "quantity",
+        "index": 1,
+        "value": "0.1",
+        "char_start": 8,
+        "char_end": 10,
     }
-    trace = {"answer": None, "stage": None, "ops": []}
-    MyceliumSolver._execute(
-        problem,
-        [
-            (region["Ann had 10% of 200 dollars"], "mul"),
-            (region["She gets 5 more"], "add"),
-            (region["3 times that"], "mul"),
-            (region["How much in all"], "add"),
-        ],
-        trace,
-    )
-    # 10% is one operand (10), not two (10 and 0.1); "5 more" completes with the last result; the question adds
-    assert [op["operands"] for op in trace["ops"]] == [["10", "200"], ["2000", "5"], ["2005", "3"], ["2005", "6015"]]
-    assert trace["answer"] == "8020" and trace["stage"] is None
-    short = {"answer": None, "stage": None, "ops": []}
-    MyceliumSolver._execute(problem, [(region["How much in all"], "mul")], short)
-    assert short["answer"] is None and short["stage"] == "EXTRACTION" and "operand" in short["reason"]

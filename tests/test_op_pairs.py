@@ -48,7 +48,8 @@ def test_provenance_and_execution():
     assert errors == 0 and [op["op"] for op in ops] == ["div", "add"]
     first = ops[0]["operands"]
     assert first[0]["source"] == "problem" and NATALIA[first[0]["char_start"] : first[0]["char_end"]] == "48"
-    assert first[1]["source"] == "constant"  # "half" is not written as 2 in the problem
+    # "half as many": the 2 the CoT divides by is the word "half", read as 1/2 and as its denominator 2
+    assert first[1]["source"] == "problem" and NATALIA[first[1]["char_start"] : first[1]["char_end"]] == "half"
     second = ops[1]["operands"]
     assert second[1] == {"value": "24", "source": "op", "char_start": -1, "char_end": -1, "op_index": 0}
     assert execute(ops, NATALIA) == 72
@@ -57,6 +58,8 @@ def test_provenance_and_execution():
 def test_number_words_are_problem_numbers():
     values = {str(v) for v, _, _ in problem_numbers("She has twice as many, a dozen eggs and 80% of 1,200 apples.")}
     assert {"2", "12", "80", "4/5", "1200"} <= values
+    found = [(str(v), a) for v, a, _ in problem_numbers("A fourth of them, a third of the rest.")]
+    assert found == [("1/4", 2), ("4", 2), ("1/3", 20), ("3", 20)]  # a fraction word is also its denominator
 
 
 def test_rounded_results_become_floor_steps():
@@ -109,13 +112,52 @@ def test_pipeline_to_student_sets(run_dir: Path):
         assert len(row["labels"]) == len(row["input_ids"]) == len(row["offsets"])
         assert set(row["labels"]) <= {-100, 0, 1} and 1 in row["labels"] and 0 in row["labels"]
     classes = datasets.load_dataset(str(run_dir / "op_classes"))["train"]
-    names = classes.features["label"].names
     problems = {r["id"]: r["problem"] for r in pairs}
+    bindings = {r["id"]: r for r in datasets.load_dataset(str(run_dir / "bindings"))["train"]}
     for row in classes:
-        assert row["text"] in problems[row["id"].split("#")[0]]  # problem text, never CoT text
-        assert names[row["label"]] in {"add", "sub", "mul", "div", "floor", "round", "pow"}
+        problem_id, unit = row["id"].split("#unit")
+        assert row["text"] in problems[problem_id]  # problem text, never CoT text
+        binding = bindings[problem_id]
+        # one row per unit, labelled with the unit's operations in the binding's layout order
+        assert row["text"] == binding["units"][int(unit)]["text"]
+        assert row["label"].split("+") == [op["op"] for op in binding["ops"] if op["unit"] == int(unit)]
+    assert len(classes) == sum(len(b["units"]) for b in bindings.values())
     card = (run_dir / "op_classes" / "README.md").read_text()
     assert "Rows in:" in card and "label" in card
+
+
+def test_bindings_pointers_resolve_and_reproduce_op_pairs(run_dir: Path):
+    from fractions import Fraction
+
+    from mycelium_datasets.dag import execute
+    from mycelium_datasets.numbers import quantities
+
+    pairs = {r["id"]: r for r in datasets.load_dataset(str(run_dir / "op_pairs"))["train"]}
+    bindings = datasets.load_dataset(str(run_dir / "bindings"))["train"]
+    assert sorted(bindings["id"]) == sorted(i for i, r in pairs.items() if r["validated"])
+    card = (run_dir / "bindings" / "README.md").read_text()
+    assert "constant vocabulary" in card and "Rows in: 12" in card
+    for row in bindings:
+        found = quantities(row["problem"])
+        assert [(q["char_start"], q["char_end"], Fraction(q["value"])) for q in row["quantities"]] == [
+            (a, b, v) for v, a, b in found
+        ]
+        units = [(u["char_start"], u["char_end"]) for u in row["units"]]
+        assert units == sorted(units) and all(b <= c for (_, b), (c, _) in zip(units, units[1:]))
+        assert [op["unit"] for op in row["ops"]] == sorted(op["unit"] for op in row["ops"])  # layout order
+        for k, op in enumerate(row["ops"]):
+            assert 0 <= op["unit"] < len(units)
+            for p in op["operands"]:
+                if p["kind"] == "quantity":
+                    assert 0 <= p["index"] < len(found) and found[p["index"]][0] == Fraction(p["value"])
+                elif p["kind"] == "op":
+                    assert 0 <= p["index"] < len(row["ops"]) and p["index"] != k
+                    assert row["ops"][p["index"]]["result"] == p["value"]
+                else:
+                    assert p["kind"] == "constant" and p["index"] >= -1
+        assert 0 <= row["answer_op"] < len(row["ops"])
+        value, _ = execute(row["ops"], row["answer_op"], found, [])  # constants by value
+        assert Fraction(pairs[row["id"]]["executed_answer"]) == value == Fraction(row["executed_answer"])
 
 
 def test_bad_rows_flow_through(tmp_path, teacher_path):

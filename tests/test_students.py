@@ -18,8 +18,8 @@ from transformers import (
 )
 
 import mycelium_models  # noqa: F401 - registers the Auto classes
-from mycelium_models.job import run, split_options
 from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
+from mycelium_models.job import run, split_options
 from mycelium_models.solver import MyceliumSolver
 from mycelium_models.train import io_span_f1, span_set
 
@@ -71,6 +71,54 @@ def test_model_classes_round_trip_through_the_auto_classes(family, tmp_path):
     assert config["auto_map"]["AutoModelForTokenClassification"].endswith("MyceliumTagger")  # ready for the Hub
 
 
+@pytest.mark.parametrize("family", ["bert", "qwen2"])
+def test_the_binder_round_trips_and_decodes_within_arity_and_without_cycles(family, tmp_path):
+    from transformers import AutoModel
+
+    from mycelium_datasets.dag import ARITY, dependency_order
+    from mycelium_datasets.op_graph import OP_NAMES
+    from mycelium_models.modeling_mycelium import MyceliumBinder, MyceliumBinderConfig
+
+    torch.manual_seed(0)
+    config = MyceliumBinderConfig(
+        backbone_config=TINY_BACKBONES[family],
+        op_names=list(OP_NAMES),
+        constants=["2", "100"],
+        arity={k: list(v) for k, v in ARITY.items()},
+        pointer_size=16,
+    )
+    binder = MyceliumBinder(config).eval()
+    names = ["mul", "sub", "floor", "add"]
+    batch = {
+        "input_ids": torch.randint(1, 64, (2, 12)),
+        "attention_mask": torch.ones(2, 12, dtype=torch.long),
+        "quantity_spans": torch.tensor([[[1, 2], [4, 5], [7, 9]], [[2, 3], [0, 0], [0, 0]]]),
+        "quantity_values": torch.rand(2, 3, 3),
+        "unit_spans": torch.tensor([[[0, 6], [6, 11]], [[0, 11], [0, 0]]]),
+        "op_units": torch.tensor([[0, 0, 1, 1], [0, -1, -1, -1]]),
+        "op_ids": torch.tensor([[OP_NAMES.index(n) for n in names], [OP_NAMES.index("add"), -1, -1, -1]]),
+    }
+    labels = torch.full((2, 4, 7), -100)
+    labels[0, 0, :3] = torch.tensor([1, 2, 30_000])  # mul(q1, q2) END
+    labels[0, 1, :3] = torch.tensor([20_000, 10_001, 30_000])  # sub(op0, c1) END
+    labels[1, 0, :3] = torch.tensor([0, 10_000, 30_000])
+    answer = torch.tensor([[0, 0, 0, 1], [1, -100, -100, -100]])
+    out = binder(**batch, labels=labels, answer_labels=answer)
+    assert out.loss is not None and out.pointer_predictions.shape == (2, 4, 7)
+    binder.save_pretrained(tmp_path / "b")
+    again = AutoModel.from_pretrained(tmp_path / "b").eval()
+    assert type(again) is MyceliumBinder and again.config.constants == ["2", "100"]
+    decoded, decoded_again = binder.decode(**batch), again.decode(**batch)
+    assert decoded == decoded_again
+    for problem, n_ops in zip(decoded, (4, 1)):
+        assert len(problem["ops"]) == n_ops and 0 <= problem["answer_op"] < n_ops
+        for name, pointers in zip(names, problem["ops"]):
+            low, high = ARITY[name]
+            assert len(pointers) <= high and (len(pointers) >= low or not pointers)
+        ops = [{"op": "add", "operands": [{"kind": k, "index": i} for k, i in p]} for p in problem["ops"]]
+        assert sorted(dependency_order(ops)) == list(range(n_ops))  # no cycle
+
+
 def test_span_f1():
     assert span_set([-100, 1, 1, 0, 1, -100]) == {(1, 3), (4, 5)}
     gold = [[-100, 1, 1, 0, 1, 0]]
@@ -81,7 +129,7 @@ def test_span_f1():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, teacher_path):
-    """``mycelium run`` end to end on 40 gsm_symbolic problems: artifacts, both students, eval, report."""
+    """``mycelium run`` end to end on 40 gsm_symbolic problems: artifacts, the three students, eval, report."""
     out = tmp_path_factory.mktemp("students")
     summary = run(out, split_options({"size": 40, "student_epochs": 2}))
     assert "e2e_accuracy_test" in summary["students"]
@@ -90,18 +138,22 @@ def run_dir(tmp_path_factory, teacher_path):
 
 @pytest.fixture(scope="module")
 def models_dir(run_dir):
-    for kind, metric in (("tagger", "eval_f1"), ("classifier", "eval_accuracy")):
+    for kind, metric in (("tagger", "eval_f1"), ("classifier", "eval_accuracy"), ("binder", "eval_op_accuracy")):
         assert metric in json.loads((run_dir / "models" / kind / "metrics.json").read_text())
     return run_dir / "models"
 
 
 def test_recipes_save_loadable_students_with_cards(models_dir):
-    for kind, metric in (("tagger", "f1"), ("classifier", "accuracy")):
+    for kind, metric, artifact in (
+        ("tagger", "f1", "io_tags"),
+        ("classifier", "accuracy", "op_classes"),
+        ("binder", "op_accuracy", "bindings"),
+    ):
         folder = models_dir / kind
         for name in ("model.safetensors", "config.json", "tokenizer.json", "README.md", "metrics.json"):
             assert (folder / name).is_file(), name
         card = (folder / "README.md").read_text()
-        assert metric in card and "fingerprint" in card and ("io_tags" in card or "op_classes" in card)
+        assert metric in card and "fingerprint" in card and artifact in card
         from huggingface_hub import ModelCard
 
         assert "mycelium" in ModelCard.load(folder / "README.md").data.tags
@@ -129,7 +181,8 @@ def test_solver_names_a_missing_file(tmp_path):
         MyceliumSolver.from_pretrained(tmp_path)
 
 
-def test_training_runs_on_two_processes_with_ddp(run_dir, tmp_path):
+@pytest.mark.parametrize("kind, port", [("classifier", 29547), ("binder", 29548)])
+def test_training_runs_on_two_processes_with_ddp(run_dir, tmp_path, kind, port):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     models = tmp_path / "models"
     result = subprocess.run(
@@ -140,11 +193,11 @@ def test_training_runs_on_two_processes_with_ddp(run_dir, tmp_path):
             "--nproc_per_node",
             "2",
             "--master_port",
-            "29547",
+            str(port),
             "-m",
             "mycelium_models.cli",
             "train",
-            "classifier",
+            kind,
             "--run_dir",
             str(run_dir),
             "--models_dir",
@@ -162,8 +215,13 @@ def test_training_runs_on_two_processes_with_ddp(run_dir, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rank 0 of 2" in result.stderr and "rank 1 of 2" in result.stderr
-    assert (models / "classifier" / "model.safetensors").is_file()
-    assert AutoModelForSequenceClassification.from_pretrained(models / "classifier") is not None
+    assert (models / kind / "model.safetensors").is_file()
+    import transformers
+
+    from mycelium_models.students import STUDENTS
+
+    loaded = getattr(transformers, STUDENTS[kind].auto_class).from_pretrained(models / kind)
+    assert type(loaded).__name__ == {"classifier": "MyceliumOpClassifier", "binder": "MyceliumBinder"}[kind]
 
 
 def test_run_writes_report_and_an_evaluation_whose_attribution_adds_up(run_dir):
@@ -174,8 +232,13 @@ def test_run_writes_report_and_an_evaluation_whose_attribution_adds_up(run_dir):
     assert len(predictions) == summary["n"]
     assert all((p["stage"] is None) == bool(p["correct"]) for p in predictions)
     report = (run_dir / "report" / "report.md").read_text()
-    for needed in ("end-to-end accuracy", "Error attribution", "op_status.png", "attribution.png", "tagger"):
+    for needed in ("end-to-end accuracy", "Error attribution", "Oracle ladder", "op_status.png", "binder"):
         assert needed in report, needed
+    # rung (a): the reference units, operations and binding through the solver's executor reproduce every gold
+    ladder = summary["ladder"]
+    assert list(ladder) == ["a", "b", "c", "d"] and ladder["a"]["n"] == summary["reference_validated"] > 0
+    assert ladder["a"]["correct"] == ladder["a"]["n"]
+    assert ladder["d"]["correct"] == sum(1 for p in predictions if p["correct"] and p["ladder"]["d"])
     for png in ("attribution.png", "op_status.png", "training.png"):
         assert (run_dir / "report" / png).stat().st_size > 1000, png
 

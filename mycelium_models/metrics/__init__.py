@@ -6,6 +6,7 @@
     f1 = evaluate.load(metric_path("io_span_f1"))        # span-level IO F1 of the tagger
     acc = evaluate.load(metric_path("op_accuracy"))      # operation accuracy and macro-F1 of the classifier
     e2e = evaluate.load(metric_path("e2e_accuracy"))     # end-to-end answers, math-verify equivalence
+    bind = evaluate.load(metric_path("binding_accuracy"))  # the binder's operand pointers and answer operation
 
 The recipes (``mycelium train``) and ``mycelium eval`` use these modules; the plain functions below are what they
 compute, for callers who do not want ``evaluate``.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-METRICS = ("io_span_f1", "op_accuracy", "e2e_accuracy")
+METRICS = ("io_span_f1", "op_accuracy", "e2e_accuracy", "binding_accuracy")
 
 
 def metric_path(name: str) -> str:
@@ -100,3 +101,44 @@ def e2e_accuracy(predictions, references, timeout: float = 5.0) -> dict:
     answered = sum(1 for p in predictions if p is not None)
     n = len(references)
     return {"accuracy": correct / n if n else 0.0, "answered": answered / n if n else 0.0, "n": n}
+
+
+def binding_accuracy(predictions, references, answer_scores=None, answer_labels=None) -> dict:
+    """The binder's accuracy against reference bindings, teacher-forced structure: per problem, per operation, per
+    operand slot a pointer code (``-100`` where nothing is to be predicted, e.g. after END or for padding).
+
+    ``pointer_accuracy``: slots right; ``op_accuracy``: operations with every slot right; ``answer_accuracy``: the
+    best scored operation is the answer (``answer_labels`` 1 / 0 / -100); ``problem_accuracy``: every operation
+    and the answer right."""
+    slots = slots_right = ops = ops_right = problems = problems_right = 0
+    answers = answers_right = 0
+    for k, (pred, gold) in enumerate(zip(predictions, references)):
+        pred, gold = np.asarray(pred), np.asarray(gold)
+        n = min(len(pred), len(gold))
+        pred, gold = pred[:n], gold[:n]
+        scored = gold != -100
+        right = (pred == gold) | ~scored
+        slots += int(scored.sum())
+        slots_right += int((scored & (pred == gold)).sum())
+        op_scored = scored.any(-1)
+        op_right = right.all(-1) & op_scored
+        ops += int(op_scored.sum())
+        ops_right += int(op_right.sum())
+        problem_right = bool(op_scored.any()) and bool(op_right[op_scored].all())
+        if answer_scores is not None and answer_labels is not None:
+            labels = np.asarray(answer_labels[k])
+            scores = np.asarray(answer_scores[k], dtype=float)[: len(labels)]
+            valid = labels != -100
+            if (labels == 1).any():
+                answers += 1
+                best = int(np.where(valid, scores, -np.inf).argmax())
+                answers_right += int(labels[best] == 1)
+                problem_right = problem_right and labels[best] == 1
+        problems += int(bool(op_scored.any()))
+        problems_right += int(problem_right)
+    return {
+        "pointer_accuracy": slots_right / slots if slots else 0.0,
+        "op_accuracy": ops_right / ops if ops else 0.0,
+        "answer_accuracy": answers_right / answers if answers else 0.0,
+        "problem_accuracy": problems_right / problems if problems else 0.0,
+    }
