@@ -45,7 +45,11 @@ class JsdSpansBuilder(ArtifactBuilder):
             else copy.deepcopy(upstream.get("teachers")) or [model_identity(DEFAULT_TEACHER)]
         )
         return {
-            "capture": {"teachers": captured, "layers": list(config.layers) or "all", "head_mean": True},
+            "capture": {
+                "teachers": captured,
+                "layers": list(config.layers) or (f"first {config.first_layers}" if config.first_layers else "all"),
+                "head_mean": True,
+            },
             "segmenter": {
                 "name": config.segmenter,
                 "window": config.window,

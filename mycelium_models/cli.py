@@ -6,7 +6,7 @@ its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags ove
     mycelium run --out DIR [--source NAME|FILE.jsonl] [--limit N] [--config NAME]
     mycelium build ARTIFACT --out DIR [options]
     mycelium show DIR --id ID --out PAGE.html
-    mycelium train STUDENT --run_dir DIR           (tagger, classifier)
+    mycelium train STUDENT --run_dir DIR           (tagger, classifier, binder)
     mycelium solve --models DIR/models "PROBLEM TEXT"
     mycelium eval --models DIR/models --source NAME|FILE.jsonl --out EVALDIR
     mycelium loop --run_dir DIR

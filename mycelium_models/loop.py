@@ -6,17 +6,20 @@ Round 0 is the run itself (``DIR/models``, ``DIR/eval``). Each later round:
    ``gsm_symbolic`` run: freshly generated problems from the *training* templates only, never a test template;
    for other sources: the run's training problems whose CoT did not validate);
 2. every pool problem the students answer correctly — their operation DAG executed to the gold answer, which is the
-   same verifier that admits the teacher's traces — becomes new training rows: its regions as IO tags, each
-   (region, operation) as a classifier example;
+   same verifier that admits the teacher's traces — becomes new training rows for every student, made by the
+   student sets' own transforms from the solved DAG: its units as IO tags, each unit's operation sequence as a
+   classifier example, and its binding (the students' own operands as pointers);
 3. where configured (``--mop_up reference|teacher``), failures are mopped up: the problem's own solution, or a CoT
-   the teacher writes now, is parsed, and added when its DAG executes to the gold answer;
-4. both students are retrained on the run's sets plus everything added so far, and evaluated on the run's unseen
+   the teacher writes now (the ``cot_traces`` stage itself), is parsed, and added when its DAG executes to the gold
+   answer;
+4. every student is retrained on the run's sets plus everything added so far, and evaluated on the run's unseen
    test split exactly as in ``mycelium run``.
 
-Each round's training sets are versioned artifacts (``DIR/loop/round-N/io_tags``, ``op_classes``: Parquet + card
-with the round, fingerprint and lineage), with its models and evaluation beside them. The loop stops when accuracy
-improves by less than ``--min_gain`` (1 point), when nothing new was added, or after ``--max_rounds``. A round
-is complete when ``round.json`` is written (last); rerunning resumes after the last complete round.
+Each round's training sets are versioned artifacts (``DIR/loop/round-N/io_tags``, ``op_classes``, ``bindings``:
+Parquet + card with the round, fingerprint and lineage), with its models and evaluation beside them. The loop stops
+when accuracy improves by less than ``--min_gain`` (1 point), when nothing new was added, or after
+``--max_rounds``. A round is complete when ``round.json`` is written (last); rerunning resumes after the last
+complete round.
 """
 
 from __future__ import annotations
@@ -380,12 +383,14 @@ def write_loop_report(loop_dir: Path, result: dict, args: LoopArguments) -> Path
         "",
         f"Settings: {json.dumps(dataclasses.asdict(args))}",
         "",
-        "| round | E2E accuracy (test) | tagger rows | classifier rows | added (students) | added (mop-up) | pool |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| round | E2E accuracy (test) | tagger rows | classifier rows | binder rows | added (students) "
+        "| added (mop-up) | pool |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rounds:
         lines.append(
             f"| {r['round']} | {r['accuracy']:.3f} | {r['io_tags_train']} | {r['op_classes_train']} | "
+            f"{r.get('bindings_train', '')} | "
             f"{r['added_self']} | {r['added_mop_up']} | {r['pool']} |"
         )
     lines += [
@@ -394,7 +399,8 @@ def write_loop_report(loop_dir: Path, result: dict, args: LoopArguments) -> Path
         "",
         f"Stopped: {result['stop_reason']}. Best: round {result['best_round']} (`{result['best_models']}`).",
         "",
-        "Each round's training sets are `round-N/io_tags` and `round-N/op_classes` (load with `load_dataset`), its "
+        "Each round's training sets are `round-N/io_tags`, `round-N/op_classes` and `round-N/bindings` (load with "
+        "`load_dataset`), its "
         "students `round-N/models`, its evaluation `round-N/eval/report.md`.",
     ]
     path = loop_dir / "report.md"

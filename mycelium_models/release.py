@@ -4,9 +4,10 @@
 
 - an artifact folder (``DIR/README.md`` + ``DIR/data/*.parquet``): one dataset repo ``ORG/NAME``;
 - a model folder (``DIR/config.json`` + ``DIR/README.md``, e.g. ``RUN/models/tagger``): one model repo ``ORG/NAME``;
-- a models folder (``RUN/models`` with ``tagger/`` and ``classifier/``): ``ORG/NAME-tagger``, ``ORG/NAME-classifier``;
+- a models folder (``RUN/models`` with ``tagger/``, ``classifier/``, ``binder/``): ``ORG/NAME-tagger``, ...;
 - a run folder: every artifact in it, one dataset repo each, ``ORG/NAME-<artifact>`` (e.g. ``ORG/NAME-cot_traces``),
-  and its students, ``ORG/NAME-tagger`` / ``ORG/NAME-classifier``. One repo per artifact keeps each artifact's card,
+  and its students, ``ORG/NAME-tagger`` / ``-classifier`` / ``-binder``. One repo per artifact keeps each
+  artifact's card,
   version tag and ``load_dataset("ORG/NAME-<artifact>")`` exactly as the design describes them; the cards link each
   artifact to its upstream repos.
 
@@ -148,7 +149,7 @@ def targets(directory: Path, repo: str) -> list[tuple[str, Path, str, str]]:
     if not found:
         raise ReleaseError(
             f"{directory} is not an artifact folder (README.md + data/), a model folder (config.json), a models "
-            f"folder (tagger/, classifier/) or a run folder holding any of them"
+            f"folder ({', '.join(f'{s}/' for s in STUDENTS)}) or a run folder holding any of them"
         )
     return found
 

@@ -1,4 +1,4 @@
-"""The end of ``mycelium run``: train both students on the run's student sets, evaluate them on the unseen test
+"""The end of ``mycelium run``: train the students on the run's student sets, evaluate them on the unseen test
 split, and keep both steps resumable.
 
 A trained student is kept (not retrained) when its identity — the training set's fingerprint, the training settings,

@@ -1,12 +1,13 @@
-"""Trainer recipes for the two students: ``mycelium train tagger`` and ``mycelium train classifier``.
+"""Trainer recipes for the three students: ``mycelium train tagger``, ``classifier`` and ``binder``.
 
-Each reads its training set from a run folder (``DIR/io_tags`` or ``DIR/op_classes``, the ``train`` split for
-training and ``test`` — unseen templates — for evaluation), fine-tunes a :class:`MyceliumTagger` /
-:class:`MyceliumOpClassifier` around the backbone with ``Trainer``, keeps the best checkpoint (span F1 for the tagger,
-accuracy for the classifier), reports
-span-level IO F1 / accuracy and macro-F1, and saves safetensors, config, tokenizer and a model card with the
-metrics and the training data's lineage into ``DIR/models/tagger`` or ``DIR/models/classifier``. The recipe runs
-unchanged under ``accelerate launch`` / ``torchrun`` (Trainer handles DDP).
+Each reads its training set from a run folder (``DIR/io_tags``, ``DIR/op_classes`` or ``DIR/bindings``: the
+``train`` split for training and ``test`` — unseen templates — for evaluation), fine-tunes a
+:class:`MyceliumTagger` / :class:`MyceliumOpClassifier` / :class:`MyceliumBinder` around the backbone with
+``Trainer`` (the backbone at ``--learning_rate``, the student's own new layers at ``--head_learning_rate``), keeps
+the best checkpoint (span F1 for the tagger, accuracy for the classifier, operand-binding accuracy for the binder),
+and saves safetensors, config, tokenizer and a model card with the metrics and the training data's lineage into
+``DIR/models/<student>``. The recipe runs unchanged under ``accelerate launch`` / ``torchrun`` (Trainer handles
+DDP).
 """
 
 from __future__ import annotations

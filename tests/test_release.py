@@ -23,6 +23,7 @@ from mycelium_datasets.provenance import folder_identity, source_provenance
 from mycelium_models import release
 from mycelium_models.cli import main
 from mycelium_models.job import load_preset, run, split_options
+from mycelium_models.students import STUDENTS
 
 from conftest import write_jsonl
 
@@ -46,16 +47,19 @@ def models_dir(run_dir) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig
 
+    from mycelium_datasets.dag import ARITY
     from mycelium_datasets.defaults import resolve_backbone
+    from mycelium_datasets.op_graph import OP_NAMES
     from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
-    from mycelium_models.train import StudentTrainingArguments, _lineage, save_student
+    from mycelium_models.modeling_mycelium import MyceliumBinder, MyceliumBinderConfig
+    from mycelium_models.train import StudentTrainingArguments, _lineage, classifier_labels, save_student
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone())
     backbone = BertConfig(
         vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
     ).to_dict()
-    names = datasets.load_dataset(str(run_dir / "op_classes"))["train"].features["label"].names
+    names = classifier_labels(datasets.load_dataset(str(run_dir / "op_classes")))
     args = StudentTrainingArguments(run_dir=str(run_dir))
     tagger = MyceliumTagger(MyceliumTaggerConfig(backbone_config=backbone, backbone_name="all-minilm-l6-v2"))
     classifier = MyceliumOpClassifier(
@@ -77,6 +81,16 @@ def models_dir(run_dir) -> Path:
         {"eval_accuracy": 0.5},
         _lineage(run_dir, "op_classes"),
     )
+    binder = MyceliumBinder(
+        MyceliumBinderConfig(
+            backbone_config=backbone,
+            backbone_name="all-minilm-l6-v2",
+            op_names=list(OP_NAMES),
+            arity={k: list(v) for k, v in ARITY.items()},
+        )
+    )
+    metrics = {"eval_op_accuracy": 0.5}
+    save_student(binder, tokenizer, out / "binder", "binder", args, metrics, _lineage(run_dir, "bindings"))
     return out
 
 
@@ -225,10 +239,7 @@ def test_dry_run_refuses_missing_or_stray_data_files(run_dir, tmp_path):
 
 def test_dry_run_of_a_run_folder_releases_every_artifact_and_student(run_dir, models_dir, tmp_path):
     releases = release.prepare(run_dir, "org/myc", revision="v2.0.1", stage_root=tmp_path / "stage")
-    assert [r.repo_id for r in releases] == [f"org/myc-{a}" for a in BUILDERS] + [
-        "org/myc-tagger",
-        "org/myc-classifier",
-    ]
+    assert [r.repo_id for r in releases] == [f"org/myc-{a}" for a in BUILDERS] + [f"org/myc-{s}" for s in STUDENTS]
     assert {r.tag for r in releases} == {"v2.0.1"}
     for r in releases:
         assert_complete(r, r.folder)
@@ -236,11 +247,12 @@ def test_dry_run_of_a_run_folder_releases_every_artifact_and_student(run_dir, mo
     cot = next(r for r in releases if r.name == "cot_traces")
     upstream = DatasetCard.load(cot.stage_dir / "README.md").data.mycelium["lineage"]["upstream"]
     assert upstream["problems"]["repo_id"] == "org/myc-problems"  # cards link to the upstream repos
-    tagger = next(r for r in releases if r.name == "tagger")
-    assert ModelCard.load(tagger.stage_dir / "README.md").data.datasets == ["org/myc-io_tags"]
+    for name, student in STUDENTS.items():  # each student's card names the dataset repo it was trained on
+        staged = next(r for r in releases if r.name == name).stage_dir / "README.md"
+        assert ModelCard.load(staged).data.datasets == [f"org/myc-{student.artifact}"]
 
 
-@pytest.mark.parametrize("kind", ["tagger", "classifier"])
+@pytest.mark.parametrize("kind", list(STUDENTS))
 def test_model_release_is_complete_for_the_hub(models_dir, kind, tmp_path):
     folder = tmp_path / kind
     shutil.copytree(models_dir / kind, folder)
@@ -251,8 +263,7 @@ def test_model_release_is_complete_for_the_hub(models_dir, kind, tmp_path):
     listed = {f.path for f in r.files}
     assert {"model.safetensors", "config.json", "README.md", "tokenizer.json", "modeling_mycelium.py"} <= listed
     auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
-    auto = "AutoModelForTokenClassification" if kind == "tagger" else "AutoModelForSequenceClassification"
-    assert set(auto_map) == {"AutoConfig", auto}
+    assert set(auto_map) == {"AutoConfig", STUDENTS[kind].auto_class}
     assert all(f"{target.rsplit('.', 1)[0]}.py" in listed for target in auto_map.values())
     # the Hub runs this file with trust_remote_code: it is the package's own and imports nothing of ours
     modeling = r.stage_dir / "modeling_mycelium.py"
@@ -263,14 +274,14 @@ def test_model_release_is_complete_for_the_hub(models_dir, kind, tmp_path):
         if isinstance(n, (ast.Import, ast.ImportFrom)) and (not isinstance(n, ast.ImportFrom) or n.level == 0)
         for a in n.names
     }
-    assert roots <= {"__future__", "inspect", "torch", "transformers"}
+    assert roots <= {"__future__", "dataclasses", "inspect", "torch", "transformers"}
     card = ModelCard.load(r.stage_dir / "README.md")
     assert isinstance(card.data, ModelCardData)
     data = card.data.to_dict()
     assert data["license"] == "apache-2.0" and data["library_name"] == "transformers" and data["language"] == ["en"]
     assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert data["pipeline_tag"] == ("token-classification" if kind == "tagger" else "text-classification")
-    artifact = "io_tags" if kind == "tagger" else "op_classes"
+    assert data["pipeline_tag"] == STUDENTS[kind].pipeline_tag
+    artifact = STUDENTS[kind].artifact
     marker = json.loads((models_dir.parent / ".mycelium" / f"{artifact}.json").read_text())
     mycelium = data["mycelium"]
     assert mycelium["training_data"]["artifact"] == artifact
@@ -288,7 +299,8 @@ def test_cli_dry_run_prints_the_upload(run_dir, capsys):
     assert main(["release", str(run_dir / "op_pairs"), "--repo", "org/ops"]) == 0
     out = capsys.readouterr().out
     card_sha = next(line for line in out.splitlines() if "README.md" in line)
-    assert "dataset org/ops  tag v1.0.0" in out and "sha256:" in card_sha and "dry run: nothing uploaded" in out
+    tag = f"v{BUILDERS['op_pairs'].VERSION}"
+    assert f"dataset org/ops  tag {tag}" in out and "sha256:" in card_sha and "dry run: nothing uploaded" in out
     data_file = next((run_dir / "op_pairs" / "data").glob("*.parquet"))
     assert f"sha256:{sha256(data_file)}" in out
 
