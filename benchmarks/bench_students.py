@@ -1,9 +1,9 @@
 """Students: no-CoT solver throughput vs the embedded teacher's CoT generation on the same problems, and training
-throughput of both students, in one run.
+throughput of the three students, in one run.
 
     python benchmarks/bench_students.py [--problems 48] [--teacher-problems 8] [--max-new-tokens 512]
 
-Builds a small run folder (gsm_symbolic, embedded defaults), trains the tagger and the classifier (2 epochs each,
+Builds a small run folder (gsm_symbolic, embedded defaults), trains the three students (2 epochs each,
 Trainer's train_samples_per_second), then times MyceliumSolver.solve on the test problems (batch of all) against
 batched teacher generation (batch 8, greedy, max_new_tokens) on the first of those problems. Writes
 benchmarks/results/students.json; the last line prints the solver/teacher ratio (goal >= 300x).
@@ -25,6 +25,7 @@ from mycelium_datasets.problems import ProblemsConfig, read_source
 from mycelium_datasets.teacher import DEFAULT_SYSTEM_PROMPT, build_prompt, generate, load_teacher
 from mycelium_models.job import split_options
 from mycelium_models.solver import MyceliumSolver
+from mycelium_models.students import STUDENTS
 from mycelium_models.train import StudentTrainingArguments, train
 
 
@@ -41,7 +42,7 @@ def main() -> None:
         configs = split_options({"size": args.size})
         for name in BUILDERS:
             BUILDERS[name](run, configs[name]).build()
-        for kind in ("tagger", "classifier"):
+        for kind in STUDENTS:
             training = TrainingArguments(
                 output_dir=f"{run}/ckpt-{kind}",
                 num_train_epochs=2,
@@ -74,7 +75,7 @@ def main() -> None:
     results["teacher_problems_per_s"] = teacher_rate
     results["teacher_tokens"] = [g["n_tokens"] for g in generated]
     results["ratio"] = solver_rate / teacher_rate
-    for kind in ("tagger", "classifier"):
+    for kind in STUDENTS:
         print(f"{kind}: {results[f'{kind}_training']['seconds']:.1f}s for 2 epochs")
     print(
         f"solver {solver_rate:.1f} problems/s; teacher CoT {teacher_rate:.3f} problems/s "

@@ -17,9 +17,9 @@ Round 0 is the run itself (``DIR/models``, ``DIR/eval``). Each later round:
 
 Each round's training sets are versioned artifacts (``DIR/loop/round-N/io_tags``, ``op_classes``, ``bindings``:
 Parquet + card with the round, fingerprint and lineage), with its models and evaluation beside them. The loop stops
-when accuracy improves by less than ``--min_gain`` (1 point), when nothing new was added, or after
-``--max_rounds``. A round is complete when ``round.json`` is written (last); rerunning resumes after the last
-complete round.
+when accuracy improves by less than ``--min_gain`` (1 point), when nothing new was added (that round trains
+nothing: its sets would be the last round's), or after ``--max_rounds``. A round is complete when ``round.json``
+is written (last); rerunning resumes after the last complete round.
 """
 
 from __future__ import annotations
@@ -208,6 +208,48 @@ def write_round_artifact(round_dir: Path, name: str, data: datasets.DatasetDict,
     )
 
 
+def train_round(run_dir, round_dir, r, base, added, artifacts, n_self, n_solved, students) -> dict:
+    """Write round ``r``'s training sets (the run's plus everything added so far) as artifacts, retrain every
+    student on them, and evaluate the round's students on the run's test split; returns the evaluation summary."""
+    from mycelium_models.evaluation import evaluate_students, references_from_run, write_eval
+    from mycelium_models.solver import MyceliumSolver
+    from mycelium_models.stage import training_arguments
+    from mycelium_models.students import STUDENTS
+    from mycelium_models.train import StudentTrainingArguments, train
+
+    run_config = json.loads((run_dir / "run_config.json").read_text())
+    backbone = run_config["io_tags"]["student_tokenizer"]
+    lineage = {"upstream": {}, "provenance": {}, "round": r, "added_self": n_self, "added_mop_up": n_solved - n_self}
+    for name in artifacts:
+        marker = json.loads((run_dir / ".mycelium" / f"{name}.json").read_text())
+        lineage["upstream"][name] = {k: marker[k] for k in ("version", "fingerprint")}
+        lineage["provenance"].update(marker.get("provenance") or {})
+        train_split = base[name]["train"]
+        if added[name]:
+            train_split = datasets.concatenate_datasets(
+                [train_split, datasets.Dataset.from_list(added[name], features=train_split.features)]
+            )
+        data = datasets.DatasetDict({"train": train_split, **{k: v for k, v in base[name].items() if k != "train"}})
+        write_round_artifact(round_dir, name, data, lineage, r)
+    for kind in STUDENTS:
+        training_args = training_arguments(students, round_dir / ".mycelium" / f"checkpoints-{kind}")
+        args = StudentTrainingArguments(
+            run_dir=str(round_dir), backbone=backbone, head_learning_rate=students.student_head_learning_rate
+        )
+        train(kind, args, training_args)
+        shutil.rmtree(round_dir / ".mycelium" / f"checkpoints-{kind}", ignore_errors=True)
+    test = datasets.load_dataset(str(run_dir / "problems"))["test"]
+    test_rows = [
+        {"id": row["id"], "problem": row["problem"], "answer": row["answer"] if row["status"] == "ok" else None}
+        for row in test
+    ]
+    solver = MyceliumSolver.from_pretrained(round_dir / "models")
+    summary, predictions = evaluate_students(solver, test_rows, references_from_run(run_dir, "test"))
+    summary.update({"split": "test", "round": r})
+    write_eval(round_dir / "eval", summary, predictions, title=f"Loop round {r}: students on the test split")
+    return summary
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------------------------
@@ -216,11 +258,11 @@ def write_round_artifact(round_dir: Path, name: str, data: datasets.DatasetDict,
 def run_loop(args: LoopArguments) -> dict:
     from mycelium_datasets.answers import answers_match
     from mycelium_datasets.defaults import load_spacy
-    from mycelium_models.evaluation import evaluate_students, reference_from_solution, references_from_run, write_eval
+    from mycelium_models.evaluation import reference_from_solution
     from mycelium_models.solver import MyceliumSolver
-    from mycelium_models.stage import StudentsConfig, training_arguments
+    from mycelium_models.stage import StudentsConfig
     from mycelium_models.students import STUDENTS
-    from mycelium_models.train import StudentTrainingArguments, binder_constants, train
+    from mycelium_models.train import binder_constants
 
     if args.mop_up not in ("none", "reference", "teacher"):
         raise ValueError(f"--mop_up must be none, reference or teacher, got {args.mop_up!r}")
@@ -236,11 +278,6 @@ def run_loop(args: LoopArguments) -> dict:
     loop_dir = run_dir / "loop"
     loop_dir.mkdir(exist_ok=True)
 
-    test = datasets.load_dataset(str(run_dir / "problems"))["test"]
-    test_rows = [
-        {"id": r["id"], "problem": r["problem"], "answer": r["answer"] if r["status"] == "ok" else None} for r in test
-    ]
-    test_refs = references_from_run(run_dir, "test")
     base = {name: datasets.load_dataset(str(run_dir / name)) for name in artifacts}
 
     eval0 = json.loads((run_dir / "eval" / "eval.json").read_text())
@@ -303,51 +340,23 @@ def run_loop(args: LoopArguments) -> dict:
             for name in artifacts:
                 added[name] += new[name]
             seen.update(p["id"] for p in pool)
-            lineage = {
-                "upstream": {},
-                "provenance": {},
-                "round": r,
-                "added_self": n_self,
-                "added_mop_up": len(solved) - n_self,
-            }
-            for name in artifacts:
-                marker = json.loads((run_dir / ".mycelium" / f"{name}.json").read_text())
-                lineage["upstream"][name] = {k: marker[k] for k in ("version", "fingerprint")}
-                lineage["provenance"].update(marker.get("provenance") or {})
-                train_split = base[name]["train"]
-                if added[name]:
-                    train_split = datasets.concatenate_datasets(
-                        [train_split, datasets.Dataset.from_list(added[name], features=train_split.features)]
-                    )
-                data = datasets.DatasetDict(
-                    {"train": train_split, **{k: v for k, v in base[name].items() if k != "train"}}
-                )
-                write_round_artifact(round_dir, name, data, lineage, r)
-            for kind in STUDENTS:
-                training_args = training_arguments(students, round_dir / ".mycelium" / f"checkpoints-{kind}")
-                args_ = StudentTrainingArguments(
-                    run_dir=str(round_dir), backbone=backbone, head_learning_rate=students.student_head_learning_rate
-                )
-                train(kind, args_, training_args)
-                shutil.rmtree(round_dir / ".mycelium" / f"checkpoints-{kind}", ignore_errors=True)
-            solver = MyceliumSolver.from_pretrained(round_dir / "models")
-            summary, predictions = evaluate_students(solver, test_rows, test_refs)
-            summary.update({"split": "test", "round": r})
-            write_eval(round_dir / "eval", summary, predictions, title=f"Loop round {r}: students on the test split")
             record = {
                 "round": r,
-                "accuracy": summary["accuracy"],
                 **{f"{name}_train": len(base[name]["train"]) + len(added[name]) for name in artifacts},
                 "added_self": n_self,
                 "added_mop_up": len(solved) - n_self,
                 "pool": len(pool),
                 "pool_solved_by_students": n_self / len(pool) if pool else 0.0,
-                "models": str(round_dir / "models"),
-                "seconds": round(time.time() - started, 1),
             }
+            if not solved:  # the same training sets as the last round: retraining would only reproduce it
+                record.update(accuracy=rounds[-1]["accuracy"], models=str(models), trained=False)
+            else:
+                summary = train_round(run_dir, round_dir, r, base, added, artifacts, n_self, len(solved), students)
+                record.update(accuracy=summary["accuracy"], models=str(round_dir / "models"), trained=True)
+            record["seconds"] = round(time.time() - started, 1)
             done.write_text(json.dumps(record, indent=2))
         rounds.append(record)
-        models = round_dir / "models"
+        models = Path(record["models"])
         gain = record["accuracy"] - rounds[-2]["accuracy"]
         if record["added_self"] + record["added_mop_up"] == 0:
             stop_reason = f"round {r} added no new validated problem"

@@ -286,7 +286,16 @@ def test_loop_adds_validated_problems_and_versions_each_round(run_dir):
     assert len(io_tags["train"]) == round1["io_tags_train"] > result["rounds"][0]["io_tags_train"]
     test_ids = set(datasets.load_dataset(str(run_dir / "problems"))["test"]["id"])
     assert not test_ids & set(io_tags["train"]["id"])  # nothing from the test split ever trains a student
-    assert (run_dir / "loop" / "round-1" / "models" / "tagger" / "model.safetensors").is_file()
+    assert (run_dir / "loop" / "round-1" / "models" / "binder" / "model.safetensors").is_file()
+    bindings = datasets.load_dataset(str(run_dir / "loop" / "round-1" / "bindings"))
+    assert len(bindings["train"]) == round1["bindings_train"] > result["rounds"][0]["bindings_train"]
+    from mycelium_datasets.arith import format_value
+    from mycelium_datasets.dag import execute
+    from mycelium_datasets.numbers import quantities
+
+    for row in bindings["train"]:  # the added solutions carry bindings that execute to their answers
+        value, _ = execute(row["ops"], row["answer_op"], quantities(row["problem"]), [])
+        assert format_value(value) == row["executed_answer"]
     assert (run_dir / "loop" / "report.md").is_file()
     again = run_loop(LoopArguments(run_dir=str(run_dir), max_rounds=1, pool_size=12, mop_up="reference"))
     assert again["rounds"] == result["rounds"]  # a complete round is resumed, not redone
