@@ -47,8 +47,12 @@ class StudentsConfig:
     student_epochs: float = field(default=6.0, metadata={"help": "Training epochs for each student."})
     student_batch_size: int = field(default=16, metadata={"help": "Training batch size for each student."})
     student_learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate for each student."})
-    student_head_learning_rate: float = field(
-        default=1e-3, metadata={"help": "Peak learning rate of each student's own (newly initialised) layers."}
+    student_head_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Peak learning rate of each student's own (newly initialised) layers (default: each student's "
+            "own: the binder 1e-3, the tagger and the classifier --student_learning_rate)."
+        },
     )
     student_seed: int = field(default=0, metadata={"help": "Training seed (the run is deterministic on CPU)."})
 

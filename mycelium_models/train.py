@@ -45,10 +45,11 @@ class StudentTrainingArguments:
     max_length: int = field(default=256, metadata={"help": "Longest input in tokens."})
     pooling: str = field(default="mean", metadata={"help": "Classifier pooling: mean (encoders) or last (decoders)."})
     head_learning_rate: float | None = field(
-        default=1e-3,
+        default=None,
         metadata={
-            "help": "Peak learning rate of the layers a student adds to its backbone (randomly initialised: they need "
-            "a larger step than the pretrained backbone, which uses --learning_rate); 0 or none: --learning_rate."
+            "help": "Peak learning rate of the layers a student adds to its backbone (randomly initialised, they may "
+            "need a larger step than the pretrained backbone's --learning_rate); default: the student's own (the "
+            "binder 1e-3, the others --learning_rate)."
         },
     )
     freeze_embeddings: bool = field(
@@ -195,7 +196,7 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
     if args.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     trainer = Trainer(
-        optimizers=(_optimizer(model, training_args, args.head_learning_rate), None),
+        optimizers=(_optimizer(model, training_args, args.head_learning_rate or student.head_learning_rate), None),
         model=model,
         args=training_args,
         train_dataset=train_set,
