@@ -1,5 +1,5 @@
-"""Builders of the student training sets ``io_tags`` and ``op_classes`` (schemas, config and transforms live in
-``mycelium_datasets.student_sets``)."""
+"""Builders of the student training sets ``io_tags``, ``op_classes`` (schemas, config and transforms live in
+``mycelium_datasets.student_sets``) and ``bindings`` (``mycelium_datasets.bindings``)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,13 @@ from mycelium_datasets.builders.base import ArtifactBuilder
 from mycelium_datasets.provenance import model_identity
 
 
-class IoTagsBuilder(ArtifactBuilder):
-    NAME = "io_tags"
+class _StudentSetBuilder(ArtifactBuilder):
+    """What ``io_tags`` and ``op_classes`` share: made from ``op_pairs`` by the student sets' transforms, with the
+    student tokenizer's identity in their lineage."""
+
     VERSION = datasets.Version(student_sets.VERSION)
     CONFIG_CLASS = student_sets.StudentSetsConfig
-    FEATURES = student_sets.IO_FEATURES
     UPSTREAM = ("op_pairs",)
-    DESCRIPTION = (
-        "The tagger's training set: validated problems tokenized by the student tokenizer with offsets, each token "
-        "labelled OP (1) when it overlaps an operation's region, else O (0); special tokens -100 (IO, not BIO)."
-    )
-    LIMITATIONS = ["Only execution-validated problems give labels; the others are counted as drops by reason."]
-    STAT_COLUMNS = ()
-    TASK_CATEGORIES = ("token-classification",)
     INPUT_COLUMNS = student_sets.INPUT_COLUMNS
     LINEAGE_FIELDS = ("student_tokenizer",)
 
@@ -33,6 +27,18 @@ class IoTagsBuilder(ArtifactBuilder):
 
     def source_modules(self) -> list:
         return [*super().source_modules(), student_sets, bindings, dag, numbers, arith]
+
+
+class IoTagsBuilder(_StudentSetBuilder):
+    NAME = "io_tags"
+    FEATURES = student_sets.IO_FEATURES
+    DESCRIPTION = (
+        "The tagger's training set: validated problems tokenized by the student tokenizer with offsets, each token "
+        "labelled OP (1) when it overlaps an operation's region, else O (0); special tokens -100 (IO, not BIO)."
+    )
+    LIMITATIONS = ["Only execution-validated problems give labels; the others are counted as drops by reason."]
+    STAT_COLUMNS = ()
+    TASK_CATEGORIES = ("token-classification",)
 
     def _build(self, upstream, work_dir, info):
         pairs = upstream["op_pairs"]
@@ -42,27 +48,17 @@ class IoTagsBuilder(ArtifactBuilder):
         return result, sum(len(d) for d in pairs.values()), student_sets.drop_reasons(pairs), extra
 
 
-class OpClassesBuilder(ArtifactBuilder):
+class OpClassesBuilder(_StudentSetBuilder):
     NAME = "op_classes"
-    VERSION = datasets.Version(student_sets.VERSION)
-    CONFIG_CLASS = student_sets.StudentSetsConfig
     FEATURES = student_sets.OP_FEATURES
-    UPSTREAM = ("op_pairs",)
     DESCRIPTION = (
-        "The classifier's training set: one row per located operation of a validated problem: its "
-        "problem-text region (`text`) and the operation (`label`)."
+        "The classifier's training set: one row per unit of a validated problem (its operation regions merged into "
+        "the runs a perfect tagger finds): the unit's problem text (`text`) and its operations in the solution's "
+        "order, joined by `+` (`label`: `mul`, `mul+sub`)."
     )
     LIMITATIONS = ["Problem-text regions, never CoT text: that is what the classifier sees at inference."]
     STAT_COLUMNS = ("label",)
     TASK_CATEGORIES = ("text-classification",)
-    INPUT_COLUMNS = student_sets.INPUT_COLUMNS
-    LINEAGE_FIELDS = ("student_tokenizer",)
-
-    def own_provenance(self, upstream: dict) -> dict:
-        return {"student_tokenizer": model_identity(self.config.student_tokenizer)}
-
-    def source_modules(self) -> list:
-        return [*super().source_modules(), student_sets, bindings, dag, numbers, arith]
 
     def _build(self, upstream, work_dir, info):
         pairs = upstream["op_pairs"]
