@@ -196,6 +196,7 @@ class MyceliumBinderConfig(_BackboneConfigMixin, PretrainedConfig):
         interaction_layers (`int`, *optional*, defaults to 2): transformer layers in which the operations, the
             quantities and the constants attend to each other before pointing (0: none).
         classifier_dropout (`float`, *optional*, defaults to 0.1): dropout on the representations.
+        binding_beams (`int`, *optional*, defaults to 4): whole-problem bindings kept while decoding (1: greedy).
     """
 
     model_type = "mycelium_binder"
@@ -213,11 +214,13 @@ class MyceliumBinderConfig(_BackboneConfigMixin, PretrainedConfig):
         pointer_size: int = 128,
         interaction_layers: int = 2,
         classifier_dropout: float = 0.1,
+        binding_beams: int = 4,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.backbone_config = backbone_config
         self.backbone_name = backbone_name
+        self.binding_beams = binding_beams
         self.interaction_layers = interaction_layers
         self.op_names = list(op_names or [])
         self.constants = list(constants or [])
@@ -457,15 +460,27 @@ class MyceliumBinder(_MyceliumPreTrainedModel):
 
     @torch.inference_mode()
     def decode(
-        self, input_ids, attention_mask, quantity_spans, quantity_values, unit_spans, op_units, op_ids, **kwargs
+        self,
+        input_ids,
+        attention_mask,
+        quantity_spans,
+        quantity_values,
+        unit_spans,
+        op_units,
+        op_ids,
+        num_beams: int | None = None,
+        **kwargs,
     ):
-        """Greedy pointers for every operation of every problem (in layout order), and the answer operation.
+        """Pointers for every operation of every problem (in layout order), and the answer operation.
 
         Each operation's slots are filled one after another; END is allowed once the operation has its fewest
         operands and forced at its most; a candidate is not taken twice by one operation, and a result is not
-        taken when the operation producing it already depends on the one being bound (no cycle). The answer is
-        the best scored operation among those no other operation consumes. Returns, per problem, ``{"ops":
-        [[(kind, index), ...], ...], "answer_op": int}``."""
+        taken when the operation producing it already depends on the one being bound (no cycle). A beam of
+        ``num_beams`` whole-problem bindings (default ``config.binding_beams``; 1 is greedy) is kept, scored by the sum
+        of their slots' log-probabilities. The answer is the best scored operation among those no other operation
+        consumes in the best binding. Returns, per problem, ``{"ops": [[(kind, index), ...], ...], "answer_op":
+        int}``."""
+        num_beams = max(1, int(num_beams or self.config.binding_beams))
         hidden = self._hidden(input_ids, attention_mask, **kwargs)
         n_q, n_c = quantity_spans.shape[1], len(self.config.constants)
         candidates, mask, op, op_unit = self._candidates(
@@ -481,52 +496,96 @@ class MyceliumBinder(_MyceliumPreTrainedModel):
             n = len(keep)
             cand, feat, proj = candidates[b, keep], features[b, :n_k][:, keep], projected[b, keep]
             allowed_all = mask[b, keep][None, :] & ~self_pair[b, :n_k][:, keep]
-            used = torch.zeros(n, dtype=torch.long, device=cand.device)
-            depends: list[set[int]] = [set() for _ in range(n_k)]  # transitive inputs of each operation
-            bound = []
+            beams = [
+                _Binding(0.0, [], torch.zeros(n, dtype=torch.long, device=cand.device), [set() for _ in range(n_k)])
+            ]
             for i in range(n_k):
                 name = self.config.op_names[int(op_ids[b, i])] if self.config.op_names else ""
                 low, high = self.config.arity.get(name, [1, self.config.max_operands])
                 high = min(high, self.config.max_operands)
-                allowed = allowed_all[i].clone()
-                for j in range(n_k):  # taking j's result would close a cycle when j already depends on i
-                    if i == j or i in depends[j]:
-                        allowed[n_q + n_c + j] = False
-                picks, previous = [], torch.zeros_like(op[b, i])
+                partials = []  # (score, beam, picks, allowed, previous)
+                for h, beam in enumerate(beams):
+                    allowed = allowed_all[i].clone()
+                    for j in range(n_k):  # taking j's result would close a cycle when j already depends on i
+                        if i == j or i in beam.depends[j]:
+                            allowed[n_q + n_c + j] = False
+                    partials.append((beam.score, h, [], allowed, torch.zeros_like(op[b, i])))
+                done = []
                 for s in range(high + 1):
-                    query = self._query(op[b, i], op_unit[b, i], s, previous)
-                    scores = self._slot_scores(query, proj, feat[i], used.clamp(max=2), allowed)
+                    if not partials:
+                        break
+                    if s >= high:
+                        done += partials
+                        break
+                    query = self._query(
+                        op[b, i].expand(len(partials), -1),
+                        op_unit[b, i].expand(len(partials), -1),
+                        s,
+                        torch.stack([p[4] for p in partials]),
+                    )
+                    allowed = torch.stack([p[3] for p in partials])
                     if s < low:
-                        scores[n - 1] = NEG
-                    elif s >= high:
-                        break
-                    best = int(scores.argmax())
-                    if best == n - 1 or scores[best] <= NEG / 2:
-                        break
-                    picks.append(best)
-                    allowed[best] = False
-                    previous = cand[best]
-                for flat in set(picks):
-                    used[flat] += 1
-                pointers = []
-                for flat in picks:
-                    if flat < n_q:
-                        pointers.append(("quantity", flat))
-                    elif flat < n_q + n_c:
-                        pointers.append(("constant", flat - n_q))
-                    else:
-                        j = flat - n_q - n_c
-                        pointers.append(("op", j))
-                        depends[i] |= {j} | depends[j]
-                        for k in range(n_k):  # everything that depends on i now depends on j's inputs too
-                            if i in depends[k]:
-                                depends[k] |= depends[i]
-                bound.append(pointers)
+                        allowed[:, n - 1] = False
+                    used = torch.stack([beams[p[1]].used for p in partials]).clamp(max=2)
+                    scores = self._slot_scores(query, proj, feat[i], used, allowed)
+                    log_probs = torch.log_softmax(scores, -1)
+                    grown = []
+                    for p, row, logp in zip(partials, scores, log_probs):
+                        top = torch.topk(row, min(num_beams, n))
+                        if float(top.values[0]) <= NEG / 2:  # nothing left to take
+                            done.append(p)
+                            continue
+                        for value, flat in zip(top.values.tolist(), top.indices.tolist()):
+                            if value <= NEG / 2:
+                                break
+                            score = p[0] + float(logp[flat])
+                            if flat == n - 1:
+                                done.append((score, p[1], p[2], p[3], p[4]))
+                            else:
+                                taken = p[3].clone()
+                                taken[flat] = False
+                                grown.append((score, p[1], p[2] + [flat], taken, cand[flat]))
+                    partials = sorted(grown, key=lambda p: -p[0])[:num_beams]
+                beams = [
+                    beams[h].extend(score, picks, n_q, n_c, n_k, i)
+                    for score, h, picks, _, _ in sorted(done, key=lambda p: -p[0])[:num_beams]
+                ]
+            bound = beams[0].bound  # the beam is sorted best first
             consumed = {index for pointers in bound for kind, index in pointers if kind == "op"}
             sinks = [i for i in range(n_k) if i not in consumed] or list(range(n_k))
             answer = max(sinks, key=lambda i: float(answer_scores[b, i])) if n_k else -1
             results.append({"ops": bound, "answer_op": answer})
         return results
+
+
+@dataclass
+class _Binding:
+    """One hypothesis of :meth:`MyceliumBinder.decode`'s beam: its log-probability, the pointers bound so far, how
+    many operations took each candidate, and each operation's transitive inputs."""
+
+    score: float
+    bound: list
+    used: torch.Tensor
+    depends: list
+
+    def extend(self, score: float, picks: list[int], n_q: int, n_c: int, n_k: int, i: int) -> _Binding:
+        used, depends = self.used.clone(), [set(d) for d in self.depends]
+        for flat in set(picks):
+            used[flat] += 1
+        pointers = []
+        for flat in picks:
+            if flat < n_q:
+                pointers.append(("quantity", flat))
+            elif flat < n_q + n_c:
+                pointers.append(("constant", flat - n_q))
+            else:
+                j = flat - n_q - n_c
+                pointers.append(("op", j))
+                depends[i] |= {j} | depends[j]
+                for k in range(n_k):  # everything that depends on i now depends on j's inputs too
+                    if i in depends[k]:
+                        depends[k] |= depends[i]
+        return _Binding(score, self.bound + [pointers], used, depends)
 
 
 AutoConfig.register(MyceliumTaggerConfig.model_type, MyceliumTaggerConfig)

@@ -109,8 +109,9 @@ def test_the_binder_round_trips_and_decodes_within_arity_and_without_cycles(fami
     again = AutoModel.from_pretrained(tmp_path / "b").eval()
     assert type(again) is MyceliumBinder and again.config.constants == ["2", "100"]
     decoded, decoded_again = binder.decode(**batch), again.decode(**batch)
-    assert decoded == decoded_again
-    for problem, n_ops in zip(decoded, (4, 1)):
+    assert decoded == decoded_again and again.config.binding_beams == 4
+    greedy = binder.decode(**batch, num_beams=1)
+    for problem, n_ops in zip(decoded + greedy, (4, 1, 4, 1)):
         assert len(problem["ops"]) == n_ops and 0 <= problem["answer_op"] < n_ops
         for name, pointers in zip(names, problem["ops"]):
             low, high = ARITY[name]
