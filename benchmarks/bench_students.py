@@ -4,7 +4,8 @@ throughput of the three students, in one run.
     python benchmarks/bench_students.py [--problems 48] [--teacher-problems 8] [--max-new-tokens 512]
 
 Builds a small run folder (gsm_symbolic, embedded defaults), trains the three students (2 epochs each,
-Trainer's train_samples_per_second), then times MyceliumSolver.solve on the test problems (batch of all) against
+Trainer's train_samples_per_second), then times MyceliumSolver.solve on the test problems (batch of all; also with
+greedy binding, and the tagger alone) against
 batched teacher generation (batch 8, greedy, max_new_tokens) on the first of those problems. Writes
 benchmarks/results/students.json; the last line prints the solver/teacher ratio (goal >= 300x).
 """
@@ -60,12 +61,21 @@ def main() -> None:
         solver = MyceliumSolver.from_pretrained(Path(run) / "models", device="cpu")
         problems = [r["problem"] for r in read_source(ProblemsConfig(size=args.problems, seed=123))]
         solver.solve(problems[:4])  # warm-up
-        times = []
-        for _ in range(3):
-            started = time.perf_counter()
-            solver.solve(problems)
-            times.append(time.perf_counter() - started)
-        solver_rate = len(problems) / statistics.median(times)
+
+        def rate(call) -> float:
+            times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - started)
+            return len(problems) / statistics.median(times)
+
+        beams = solver.binder.config.binding_beams
+        solver_rate = rate(lambda: solver.solve(problems))
+        solver.binder.config.binding_beams = 1
+        results["solver_greedy_binding_problems_per_s"] = rate(lambda: solver.solve(problems))
+        solver.binder.config.binding_beams = beams
+        results["tagger_only_problems_per_s"] = rate(lambda: solver.units(problems))
         model, tokenizer = load_teacher("smollm2-135m-instruct")
         prompts = [build_prompt(tokenizer, p, DEFAULT_SYSTEM_PROMPT) for p in problems[: args.teacher_problems]]
         started = time.perf_counter()
@@ -78,7 +88,9 @@ def main() -> None:
     for kind in STUDENTS:
         print(f"{kind}: {results[f'{kind}_training']['seconds']:.1f}s for 2 epochs")
     print(
-        f"solver {solver_rate:.1f} problems/s; teacher CoT {teacher_rate:.3f} problems/s "
+        f"solver {solver_rate:.1f} problems/s (binding beam {beams}; greedy binding "
+        f"{results['solver_greedy_binding_problems_per_s']:.1f}; the tagger alone "
+        f"{results['tagger_only_problems_per_s']:.1f}); teacher CoT {teacher_rate:.3f} problems/s "
         f"(batch 8, up to {args.max_new_tokens} new tokens)"
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
