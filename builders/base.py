@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import hashlib
-import inspect
 import json
 import logging
 import os
@@ -31,6 +29,14 @@ from datasets.fingerprint import Hasher
 
 from mycelium_datasets import provenance
 from mycelium_datasets.card import code_version, render_dataset_card
+from mycelium_datasets.run_folder import (
+    ArtifactDamagedError,
+    check_files,
+    code_closure,
+    code_hash,
+    content_digest,
+    file_records,
+)
 from mycelium_datasets.runner import ProcessInfo, process_info
 
 logger = logging.getLogger(__name__)
@@ -85,15 +91,14 @@ class ArtifactBuilder(abc.ABC):
 
     # -- identity -------------------------------------------------------------------------------------------------
 
-    def source_hash(self) -> str:
-        """Hash of the code that makes this artifact (builder module and the artifact's module)."""
-        h = hashlib.sha256()
-        for module in self.source_modules():
-            h.update(inspect.getsource(module).encode())
-        return h.hexdigest()[:16]
+    def source_modules(self) -> tuple[str, ...]:
+        """The modules of this package that make the artifact: the builder's module and everything it imports,
+        followed transitively (see ``run_folder.code_closure``; no hand-kept list)."""
+        return code_closure(type(self).__module__)
 
-    def source_modules(self) -> list:
-        return [inspect.getmodule(type(self))]
+    def source_hash(self) -> str:
+        """Hash of the code that makes this artifact (every module of :meth:`source_modules`)."""
+        return code_hash(self.source_modules())
 
     def extra_identity(self) -> dict:
         """What else identifies the output (e.g. the content hash of an input file)."""
@@ -106,6 +111,9 @@ class ArtifactBuilder(abc.ABC):
                 "version": str(self.VERSION),
                 "config": dataclasses.asdict(self.config),
                 "upstream": {k: v["fingerprint"] for k, v in upstream.items()},
+                # what the upstream files hold: an upstream rebuilt to different bytes (a damaged file rebuilt by a
+                # nondeterministic stage) makes this artifact rebuild too; an identical rebuild does not
+                "upstream_content": {k: v.get("content") for k, v in upstream.items()},
                 "source": self.source_hash(),
                 "extra": self.extra_identity(),
             }
@@ -122,9 +130,29 @@ class ArtifactBuilder(abc.ABC):
         except json.JSONDecodeError:
             return None
 
-    def is_complete(self, fingerprint: str) -> bool:
+    def damage(self, verify: bool = False) -> str | None:
+        """What is wrong with the finished artifact's files (``None`` when they match its marker): sizes always,
+        sha256 when ``verify``. An artifact with no marker is not damaged, it is missing."""
         marker = self.read_marker()
-        return bool(marker and marker.get("fingerprint") == fingerprint and (self.path / "README.md").is_file())
+        if marker is None:
+            return None
+        return check_files(self.path, marker.get("files") or {"README.md": None}, verify=verify)
+
+    def is_complete(self, fingerprint: str, verify: bool = False, rebuild: bool = True) -> bool:
+        """Whether the artifact with this fingerprint is finished and its files are whole. Damaged files mean
+        "rebuild" (one warning naming the file) or, when ``rebuild`` is off, :class:`ArtifactDamagedError`."""
+        marker = self.read_marker()
+        if not (marker and marker.get("fingerprint") == fingerprint):
+            return False
+        problem = self.damage(verify)
+        if problem is None:
+            return True
+        if not rebuild:
+            raise ArtifactDamagedError(
+                f"{self.NAME} in {self.out_dir} is damaged ({problem}); rerun without --no_rebuild to rebuild it"
+            )
+        logger.warning("%s: %s; rebuilding it", self.NAME, problem)
+        return False
 
     def upstream_markers(self) -> dict[str, dict]:
         markers = {}
@@ -145,10 +173,12 @@ class ArtifactBuilder(abc.ABC):
         """Return ``(DatasetDict, rows_in, dropped: dict[reason, count], extra_stats: list[str])`` on the main
         process (`None` on the others of a distributed launch)."""
 
-    def build(self, force: bool = False) -> datasets.DatasetDict | None:
-        """Build the artifact unless an identical one (same fingerprint) is already complete; return it.
+    def build(self, force: bool = False, verify: bool = False, rebuild: bool = True) -> datasets.DatasetDict | None:
+        """Build the artifact unless an identical one (same fingerprint, whole files) is already complete; return it.
 
-        Returns the artifact on the main process and `None` on the other processes of a distributed launch.
+        ``verify`` checks the finished files' sha256 (sizes are always checked); ``rebuild=False`` turns damaged
+        files into :class:`ArtifactDamagedError` instead of a rebuild. Returns the artifact on the main process and
+        `None` on the other processes of a distributed launch.
         """
         info = process_info() if self.DISTRIBUTED else ProcessInfo()
         outer = process_info() if not self.DISTRIBUTED and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
@@ -157,7 +187,7 @@ class ArtifactBuilder(abc.ABC):
             return None
         markers = self.upstream_markers()
         fingerprint = self.fingerprint(markers)
-        if not force and self.is_complete(fingerprint):
+        if not force and self.is_complete(fingerprint, verify=verify, rebuild=rebuild):
             logger.info("%s is up to date (%s); nothing to do", self.NAME, fingerprint[:12])
             if outer is not None:
                 outer.barrier()
@@ -194,7 +224,7 @@ class ArtifactBuilder(abc.ABC):
 
         return {
             "upstream": {
-                name: {"version": m.get("version"), "fingerprint": m.get("fingerprint")} for name, m in markers.items()
+                name: {k: m.get(k) for k in ("version", "fingerprint", "content")} for name, m in markers.items()
             },
             "config": dataclasses.asdict(self.config),
             "provenance": provenance.describe(markers, self.own_provenance, lineage_order()),
@@ -270,6 +300,7 @@ def write_artifact(
         data_files=data_files,
     )
     (tmp / "README.md").write_text(card, encoding="utf-8")
+    files = file_records(tmp)  # what resume and `mycelium verify` check the folder against
     old = out_dir / f".{name}.old"
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
@@ -282,6 +313,8 @@ def write_artifact(
         "fingerprint": fingerprint,
         **(marker or {}),
         "rows": {split: len(d) for split, d in dataset.items()},
+        "files": files,
+        "content": content_digest(files),
         "rows_in": rows_in,
         "dropped": dropped,
         "code_version": code_version(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datasets
 
-from mycelium_datasets import clause_regions, clauses
+from mycelium_datasets import clause_regions
 from mycelium_datasets.builders.base import ArtifactBuilder
 from mycelium_datasets.provenance import spacy_identity
 
@@ -29,9 +29,6 @@ class ClauseRegionsBuilder(ArtifactBuilder):
 
     def own_provenance(self, upstream: dict) -> dict:
         return {"spacy": spacy_identity(self.config.spacy_pipeline)}
-
-    def source_modules(self) -> list:
-        return [*super().source_modules(), clause_regions, clauses]
 
     def _build(self, upstream, work_dir, info):
         maps = upstream["iaf_maps"]

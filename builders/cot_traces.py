@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datasets
 
-from mycelium_datasets import answers, cot_traces, teacher
+from mycelium_datasets import cot_traces
 from mycelium_datasets.builders.base import ArtifactBuilder
 from mycelium_datasets.provenance import model_identity
 
@@ -48,9 +48,6 @@ class CotTracesBuilder(ArtifactBuilder):
         # with reference CoTs the first teacher is the one recorded in `teacher` (and captured downstream)
         names = list(config.teachers) if config.cot_source == "teacher" else list(config.teachers[:1])
         return {"teachers": [model_identity(n) for n in names], "generation": generation}
-
-    def source_modules(self) -> list:
-        return [*super().source_modules(), cot_traces, teacher, answers]
 
     def _build(self, upstream, work_dir, info):
         problems = upstream["problems"]

@@ -25,9 +25,6 @@ class IafMapsBuilder(ArtifactBuilder):
     INPUT_COLUMNS = iaf_maps.INPUT_COLUMNS
     TASK_CATEGORIES = ("token-classification",)
 
-    def source_modules(self) -> list:
-        return [*super().source_modules(), iaf_maps]
-
     def _build(self, upstream, work_dir, info):
         spans = upstream["jsd_spans"]
         result = iaf_maps.build_iaf_maps(spans, self.config)

@@ -7,7 +7,7 @@ import copy
 
 import datasets
 
-from mycelium_datasets import capture, jsd_spans, segment
+from mycelium_datasets import jsd_spans
 from mycelium_datasets.builders.base import ArtifactBuilder
 from mycelium_datasets.defaults import DEFAULT_TEACHER
 from mycelium_datasets.provenance import model_identity
@@ -57,9 +57,6 @@ class JsdSpansBuilder(ArtifactBuilder):
                 "prominence_std": config.prominence_std,
             },
         }
-
-    def source_modules(self) -> list:
-        return [*super().source_modules(), jsd_spans, capture, segment]
 
     def _build(self, upstream, work_dir, info):
         traces = upstream["cot_traces"]

@@ -7,7 +7,7 @@ import collections
 
 import datasets
 
-from mycelium_datasets import answers, arith, clauses, equations, numbers, op_graph, op_pairs
+from mycelium_datasets import op_pairs
 from mycelium_datasets.builders.base import ArtifactBuilder
 from mycelium_datasets.provenance import spacy_identity
 
@@ -34,9 +34,6 @@ class OpPairsBuilder(ArtifactBuilder):
 
     def own_provenance(self, upstream: dict) -> dict:
         return {"op_spacy": spacy_identity(self.config.op_spacy_pipeline)}
-
-    def source_modules(self) -> list:
-        return [*super().source_modules(), op_pairs, op_graph, equations, numbers, clauses, arith, answers]
 
     def _build(self, upstream, work_dir, info):
         regions = upstream["clause_regions"]

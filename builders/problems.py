@@ -7,7 +7,7 @@ from pathlib import Path
 
 import datasets
 
-from mycelium_datasets import answers, numbers, problems
+from mycelium_datasets import problems
 from mycelium_datasets.builders.base import ArtifactBuilder
 from mycelium_datasets.provenance import source_provenance
 
@@ -33,9 +33,6 @@ class ProblemsBuilder(ArtifactBuilder):
 
     def own_provenance(self, upstream: dict) -> dict:
         return {"source": source_provenance(self.config)}
-
-    def source_modules(self) -> list:
-        return [*super().source_modules(), problems, answers, numbers]
 
     def extra_identity(self) -> dict:
         source = self.config.source

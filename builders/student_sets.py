@@ -7,7 +7,7 @@ import collections
 
 import datasets
 
-from mycelium_datasets import arith, bindings, dag, numbers, student_sets
+from mycelium_datasets import bindings, student_sets
 from mycelium_datasets.builders.base import ArtifactBuilder
 from mycelium_datasets.provenance import model_identity
 
@@ -24,9 +24,6 @@ class _StudentSetBuilder(ArtifactBuilder):
 
     def own_provenance(self, upstream: dict) -> dict:
         return {"student_tokenizer": model_identity(self.config.student_tokenizer)}
-
-    def source_modules(self) -> list:
-        return [*super().source_modules(), student_sets, bindings, dag, numbers, arith]
 
 
 class IoTagsBuilder(_StudentSetBuilder):
@@ -87,9 +84,6 @@ class BindingsBuilder(ArtifactBuilder):
     ]
     STAT_COLUMNS = ()
     TASK_CATEGORIES = ("token-classification", "text-classification")
-
-    def source_modules(self) -> list:
-        return [*super().source_modules(), bindings, dag, numbers, arith]
 
     def _build(self, upstream, work_dir, info):
         pairs = upstream["op_pairs"]

@@ -10,6 +10,7 @@ its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags ove
     mycelium solve --models DIR/models "PROBLEM TEXT"
     mycelium eval --models DIR/models --source NAME|FILE.jsonl --out EVALDIR
     mycelium loop --run_dir DIR
+    mycelium verify DIR
     mycelium sources | mycelium artifacts
 """
 
@@ -31,6 +32,7 @@ from mycelium_datasets.capture import CaptureError
 from mycelium_datasets.defaults import MissingComponentError
 from mycelium_datasets.pipeline import build
 from mycelium_datasets.problems import SourceError, valid_sources_text
+from mycelium_datasets.run_folder import ArtifactDamagedError, RunFolderBusyError, RunLock
 from mycelium_models.job import load_preset, option_classes, preset_names, run, split_options
 from mycelium_models.students import STUDENTS
 
@@ -44,6 +46,7 @@ COMMANDS = {
     "solve": 'answer problems with the students, no CoT: solve --models DIR/models "PROBLEM TEXT" ...',
     "eval": "the students alone, no CoT, on any problems: eval --models DIR/models --source S --out EVALDIR",
     "loop": "the self-improving loop on a run folder: loop --run_dir DIR [--max_rounds N]",
+    "verify": "check a run folder's artifacts against their completion markers (sizes and sha256): verify DIR",
     "release": "publish artifacts / students to the Hub (dry run unless --push): release DIR --repo ORG/NAME",
     "sources": "list the problem sources",
     "artifacts": "list the artifacts in pipeline order",
@@ -60,6 +63,18 @@ class RunArguments:
     )
     force: bool = field(
         default=False, metadata={"help": "Rebuild even when an identical artifact exists (build only)."}
+    )
+    verify: bool = field(
+        default=False,
+        metadata={"help": "Check finished artifacts' files by sha256 before reusing them (sizes are always checked)."},
+    )
+    no_rebuild: bool = field(
+        default=False,
+        metadata={"help": "Stop with an error naming a damaged artifact instead of rebuilding it."},
+    )
+    no_wait: bool = field(
+        default=False,
+        metadata={"help": "Stop at once if another process is writing the run folder, instead of waiting for it."},
     )
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error."})
 
@@ -159,8 +174,9 @@ def _train(argv: list[str]) -> int:
         training_args.output_dir = str(Path(args.models_dir or Path(args.run_dir) / "models") / f".checkpoints-{kind}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")
     try:
-        metrics = train(kind, args, training_args)
-    except (FileNotFoundError, ValueError) as exc:
+        with RunLock(args.run_dir):  # training writes DIR/models: one writer per run folder
+            metrics = train(kind, args, training_args)
+    except (FileNotFoundError, ValueError, RunFolderBusyError) as exc:
         print(f"mycelium: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(metrics, indent=2))
@@ -251,6 +267,29 @@ def _eval(argv: list[str]) -> int:
     return 0
 
 
+def _verify(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mycelium verify", description=COMMANDS["verify"])
+    parser.add_argument("run_dir", help="Run folder to check.")
+    args = parser.parse_args(argv)
+    from mycelium_datasets.pipeline import verify_folder
+
+    if not (Path(args.run_dir) / ".mycelium").is_dir():
+        print(f"mycelium: error: {args.run_dir} is not a run folder (no .mycelium/ in it)", file=sys.stderr)
+        return 2
+    report = verify_folder(args.run_dir)
+    for name, problem in report.items():
+        print(f"{name:<15} {problem or 'ok'}")
+    damaged = [name for name, problem in report.items() if problem and problem != "not built"]
+    if damaged:
+        print(
+            f"{len(damaged)} damaged ({', '.join(damaged)}): `mycelium run --out {args.run_dir}` rebuilds them "
+            "(add --verify when a file may be altered without changing its size)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def _release(argv: list[str]) -> int:
     from mycelium_models.release import main as release_main
 
@@ -287,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if command == "release":
         return _release(rest)
+    if command == "verify":
+        return _verify(rest)
     try:
         run_args, configs, artifact = _parse(f"mycelium {command}", rest, with_artifact=command == "build")
         logging.basicConfig(
@@ -295,17 +336,34 @@ def main(argv: list[str] | None = None) -> int:
             datefmt="%H:%M:%S",
         )
         if command == "run":
-            summary = run(run_args.out, configs)
+            rebuild, wait = not run_args.no_rebuild, not run_args.no_wait
+            summary = run(run_args.out, configs, verify=run_args.verify, rebuild=rebuild, wait=wait)
             print(json.dumps(summary, indent=2))
         else:
-            dataset = build(run_args.out, artifact, configs, force=run_args.force)
+            dataset = build(
+                run_args.out,
+                artifact,
+                configs,
+                force=run_args.force,
+                verify=run_args.verify,
+                rebuild=not run_args.no_rebuild,
+                wait=not run_args.no_wait,
+            )
             if dataset is not None:
                 print(
                     f"{artifact}: "
                     + ", ".join(f"{s}={len(d)}" for s, d in dataset.items())
                     + f" -> {run_args.out}/{artifact}"
                 )
-    except (SourceError, MissingComponentError, UpstreamMissingError, CaptureError, ValueError) as exc:
+    except (
+        SourceError,
+        MissingComponentError,
+        UpstreamMissingError,
+        CaptureError,
+        ArtifactDamagedError,
+        RunFolderBusyError,
+        ValueError,
+    ) as exc:
         print(f"mycelium: error: {exc}", file=sys.stderr)
         return 2
     finally:

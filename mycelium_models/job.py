@@ -19,6 +19,7 @@ import yaml
 
 from mycelium_datasets.builders import config_classes
 from mycelium_datasets.pipeline import build_artifacts
+from mycelium_datasets.run_folder import RunLock
 from mycelium_datasets.runner import process_info
 from mycelium_models.stage import StudentsConfig
 
@@ -77,20 +78,27 @@ def split_options(options: dict) -> dict[str, object]:
     return {part: instances[cls] for part, cls in run_config_classes().items()}
 
 
-def run(out_dir: str | Path, configs: dict[str, object]) -> dict:
+def run(
+    out_dir: str | Path, configs: dict[str, object], verify: bool = False, rebuild: bool = True, wait: bool = True
+) -> dict:
     """The main job, end to end into ``out_dir``: every artifact, then (unless ``--no_students``) the students
     trained on the training split, evaluated alone on the unseen test split, and ``DIR/report/``. Returns a
-    summary."""
+    summary. Holds the run folder's lock throughout (``wait=False``: fail at once if another process writes there);
+    ``verify`` / ``rebuild`` as in :func:`~mycelium_datasets.pipeline.build_artifacts`."""
+    with RunLock(out_dir, wait=wait):
+        return _run(Path(out_dir), configs, verify, rebuild)
+
+
+def _run(out_dir: Path, configs: dict[str, object], verify: bool, rebuild: bool) -> dict:
     from mycelium_models.report import write_run_report
     from mycelium_models.stage import NoTrainingDataError, evaluate_run, train_students
 
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     (out_dir / "run_config.json").write_text(
         json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2, sort_keys=True)
     )
-    summary, seconds = build_artifacts(out_dir, configs)
+    summary, seconds = build_artifacts(out_dir, configs, verify=verify, rebuild=rebuild)
     students = configs["students"]
     if students.students:
         t = time.time()

@@ -421,13 +421,15 @@ def main(argv: list[str]) -> int:
     from transformers import HfArgumentParser
 
     from mycelium_datasets.answers import shutdown_worker
+    from mycelium_datasets.run_folder import RunFolderBusyError, RunLock
 
     parser = HfArgumentParser(LoopArguments, prog="mycelium loop")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")
     try:
         (args,) = parser.parse_args_into_dataclasses(args=argv)
-        result = run_loop(args)
-    except (FileNotFoundError, ValueError) as exc:
+        with RunLock(args.run_dir):  # the loop writes DIR/loop: one writer per run folder
+            result = run_loop(args)
+    except (FileNotFoundError, ValueError, RunFolderBusyError) as exc:
         print(f"mycelium: error: {exc}", file=sys.stderr)
         return 2
     finally:
