@@ -25,11 +25,13 @@ class Barrier:
 
 def test_ranks_write_their_own_parts_and_each_returns_everything_in_input_order(tmp_path):
     data = datasets.Dataset.from_dict({"x": list(range(13))})
-    work = tmp_path / "w"
+    work = tmp_path / "run" / "w"  # its parent does not exist yet either
     barrier = Barrier()
     ranks = [ProcessInfo(rank, 2, barrier) for rank in (0, 1)]
     # rank 0 alone: its parts are written, then the merge finds rank 1's missing and says where to look
-    with pytest.raises(RuntimeError, match=f"squares: merged 7 rows from {work} but the input has 13"):
+    with pytest.raises(
+        RuntimeError, match=f"squares: merged 7 rows from {work} but the input has 13; remove the folder to recompute"
+    ):
         map_in_parts(
             data,
             batch_sizes,
