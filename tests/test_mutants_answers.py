@@ -29,6 +29,8 @@ def test_strict_numeric_equality_of_two_numbers():
         (sympy.I, sympy.I),  # complex: no order to compare within
         (sympy.Integer(2), sympy.I),
         (sympy.I, sympy.Integer(2)),
+        (sympy.FiniteSet(1, 2), sympy.Integer(1)),  # a set: no symbols, and not a number
+        (sympy.Integer(1), sympy.FiniteSet(1, 2)),
     ],
 )
 def test_strict_numeric_gives_no_verdict_unless_both_are_real_numbers(a, b):

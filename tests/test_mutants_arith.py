@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction as F
 
 import pytest
 
-from mycelium_datasets.arith import ParseError, solve_linear, unknowns
+from mycelium_datasets.arith import ParseError, evaluate, parse_expression, solve_linear, unknowns
 
 
 @pytest.mark.parametrize(
@@ -51,3 +52,44 @@ def test_function_names_are_not_unknowns():
     assert unknowns(r"\sqrt{4} + x") == {"x"}
     assert unknowns(r"\lfloor y \rfloor + \binom{4}{2}") == {"y"}
     assert unknowns("2a + b", {"a": F(1)}) == {"b"}
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        (r"\sqrt{0}", 0),
+        (r"\sqrt[3]{0}", 0),
+        (r"\sqrt[3]{-27}", -3),  # an odd root of a negative number keeps its sign
+        (r"\sqrt[3]{-\frac{8}{27}}", F(-2, 3)),
+        (r"\sqrt[3]{27000}", 30),
+        (r"\sqrt[3]{1000}", 10),  # the float cube root is 9.999...: the exact check around it finds 10
+        (r"\frac {1}   {2}", F(1, 2)),  # spaces before a group
+        ("{" * 60 + "1" + "}" * 60, 1),  # nesting up to the limit is fine
+        ("(" * 60 + "1" + ")" * 60, 1),
+        ("+".join(["(1)"] * 100), 100),  # groups one after another are not nesting
+        ("11" + "+1" * 999, 1010),  # 2,000 characters: the longest expression read
+    ],
+)
+def test_roots_groups_and_limits(text, value):
+    assert evaluate(parse_expression(text, latex=True)) == value
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        (r"\sqrt{-4}", "even root of a negative number"),
+        (r"\sqrt[4]{-16}", "even root of a negative number"),
+        (r"\sqrt{2}", "irrational square root"),
+        (r"\sqrt[3]{2}", "irrational root"),
+        (r"\frac{1} ", "missing argument"),
+        (r"\frac{1}{2", "unclosed brace"),
+        ("{" * 61 + "1" + "}" * 61, "nested deeper than 60"),
+        ("(" * 61 + "1" + ")" * 61, "nested deeper than 60"),
+        ("(1 + 2", "unclosed parenthesis"),
+        ("|1 + 2", "unclosed '|'"),
+        ("11" + "+1" * 1000, "longer than 2000"),
+    ],
+)
+def test_what_cannot_be_evaluated_and_why(text, reason):
+    with pytest.raises(ParseError, match=re.escape(reason)):
+        evaluate(parse_expression(text, latex=True))

@@ -54,3 +54,8 @@ def test_an_empty_row_gives_zero_and_the_curve_goes_on():
     assert not np.isnan(curve).any()
     assert curve[1] == 0 and curve[2] == 0
     assert curve[3] > 0
+
+
+def test_the_first_token_has_no_row_before_it():
+    rows = np.array([[0.2, 0.8, 0.0], [0.5, 0.2, 0.3], [0.9, 0.05, 0.05]])  # the last row differs from the first
+    assert jsd_curve(rows, cot_start=1)[0] == 0
