@@ -4,11 +4,15 @@ mutmut forks one child per mutant from its main process, which has already run t
 the tokenizers and the test modules are loaded and every child starts warm). The one thing a child must not inherit
 is the answer-verification worker the main process started: that process is the parent's, and a child asking it
 anything fails with "can only test a child process". Each child forgets it and starts its own when it needs one.
+
+mutmut also routes every call of a mutated function through two trampoline frames, so the parser's deepest allowed
+nesting (60 levels) needs a deeper Python stack than the default 1,000 frames.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 
 def _forget_inherited_worker() -> None:
@@ -18,3 +22,4 @@ def _forget_inherited_worker() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_inherited_worker)
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
