@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 VERDICTS = ROOT / "benchmarks" / "mutation_verdicts.json"
+BEFORE = RESULTS / "mutation-before-tests.json"  # the scores before tests/test_numbers.py, tests/test_mutants_*.py
 MUTMUT = "mutmut==3.8.1"
 NOT_KILLED = ("survived", "no tests", "suspicious")
 
@@ -148,17 +149,22 @@ def markdown(result: dict) -> str:
         "fails on (or that no selected test reaches); its verdict says why it is equivalent to the original or "
         "why it is left. Killed mutants are not listed.",
         "",
-        "| module | mutants | killed | survived | no tests | timeout | score |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| module | mutants | not checked | killed | survived | no tests | timeout | score | score before |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for s in result["modules"].values():
+    before = json.loads(BEFORE.read_text())["modules"] if BEFORE.is_file() else {}
+    for name, s in result["modules"].items():
         score = f"{s['score']:.1%}" if s["score"] is not None else "-"
+        old = before.get(name, {}).get("score")
         lines.append(
-            f"| `{s['path']}` | {s['mutants']} | {s.get('killed', 0)} | {s.get('survived', 0)} | "
-            f"{s.get('no tests', 0)} | {s.get('timeout', 0)} | {score} |"
+            f"| `{s['path']}` | {s['mutants']} | {s.get('not checked', 0)} | {s.get('killed', 0)} | "
+            f"{s.get('survived', 0)} | {s.get('no tests', 0)} | {s.get('timeout', 0)} | {score} | "
+            f"{f'{old:.1%}' if old is not None else '-'} |"
         )
     total = result["total"]
-    lines.append(f"| **total** | {total['tested']} tested | {total['caught']} | | | | **{total['score']:.1%}** |")
+    lines.append(f"| **total** | {total['tested']} tested | | {total['caught']} | | | | **{total['score']:.1%}** | |")
+    if before:
+        lines += ["", f"*Score before*: {BEFORE.name}, the suite before the tests written from this report."]
     lines += ["", f"{len(result['survivors'])} survivors, {result['unexplained']} without a verdict.", ""]
     for s in result["survivors"]:
         lines += [
