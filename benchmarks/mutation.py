@@ -152,7 +152,8 @@ def markdown(result: dict) -> str:
         "| module | mutants | not checked | killed | survived | no tests | timeout | score | score before |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    before = json.loads(BEFORE.read_text())["modules"] if BEFORE.is_file() else {}
+    snapshot = json.loads(BEFORE.read_text()) if BEFORE.is_file() else {}
+    before = snapshot.get("modules", {})
     for name, s in result["modules"].items():
         score = f"{s['score']:.1%}" if s["score"] is not None else "-"
         old = before.get(name, {}).get("score")
@@ -164,7 +165,7 @@ def markdown(result: dict) -> str:
     total = result["total"]
     lines.append(f"| **total** | {total['tested']} tested | | {total['caught']} | | | | **{total['score']:.1%}** | |")
     if before:
-        lines += ["", f"*Score before*: {BEFORE.name}, the suite before the tests written from this report."]
+        lines += ["", f"*Score before* ({BEFORE.name}): {snapshot.get('note', '')}."]
     lines += ["", f"{len(result['survivors'])} survivors, {result['unexplained']} without a verdict.", ""]
     for s in result["survivors"]:
         lines += [
