@@ -83,7 +83,7 @@ def map_in_parts(
     shard = (
         split_dataset_by_node(dataset, rank=info.rank, world_size=info.world_size) if info.world_size > 1 else dataset
     )
-    n_parts = max(1, -(-len(shard) // part_size))
+    n_parts = -(-len(shard) // part_size)  # none for an empty share: a 0-row Parquet file does not read back
     prefix = f"w{info.world_size:03d}-r{info.rank:03d}"
     for part in range(n_parts):
         path = work_dir / f"{prefix}-p{part:05d}.parquet"

@@ -1,0 +1,79 @@
+"""Answer equivalence as the verification worker decides it, called in this process (the worker only adds a time
+limit around these two functions), so that a wrong rule shows here rather than hiding in another process."""
+
+from __future__ import annotations
+
+import pytest
+import sympy
+
+from mycelium_datasets.answers import _strict_numeric_equal, _verify_in_process, extract_answer, extract_boxed
+
+
+def test_strict_numeric_equality_of_two_numbers():
+    assert _strict_numeric_equal(sympy.Rational(1, 2), sympy.Float(0.5)) is True
+    # equal to 12 significant digits is equal (a float printed in full); one part in a thousand is not
+    assert _strict_numeric_equal(sympy.Integer(10**12), sympy.Integer(10**12 + 1)) is True
+    assert _strict_numeric_equal(sympy.Integer(1000), sympy.Integer(1001)) is False
+    assert _strict_numeric_equal(sympy.Integer(-3), sympy.Integer(3)) is False
+    # math-verify's rounding calls these equal; 50 digits do not
+    assert _strict_numeric_equal(1 / sympy.factorial(2004), 1 / sympy.factorial(2006)) is False
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (sympy.Symbol("x"), sympy.Integer(1)),
+        (sympy.Integer(1), sympy.Symbol("x") + 1),
+        (1, sympy.Integer(1)),  # not a sympy expression: no verdict
+        (sympy.Integer(1), 1),
+        (sympy.I, sympy.I),  # complex: no order to compare within
+        (sympy.Integer(2), sympy.I),
+        (sympy.I, sympy.Integer(2)),
+        (sympy.FiniteSet(1, 2), sympy.Integer(1)),  # a set: no symbols, and not a number
+        (sympy.Integer(1), sympy.FiniteSet(1, 2)),
+    ],
+)
+def test_strict_numeric_gives_no_verdict_unless_both_are_real_numbers(a, b):
+    assert _strict_numeric_equal(a, b) is None
+
+
+@pytest.mark.parametrize(
+    "pred, gold, verdict",
+    [
+        ("\\frac{1}{2}", "0.5", (True, "math_verify")),
+        ("$\\frac{1}{2}$", "\\(0.5\\)", (True, "math_verify")),  # already in math mode: not wrapped again
+        ("\\[3\\]", "3", (True, "math_verify")),
+        ("x+1", "1+x", (True, "math_verify")),
+        ("x+1", "x+2", (False, "math_verify")),
+        ("\\frac{1}{2004!}", "\\frac{1}{2006!}", (False, "strict_numeric")),  # math-verify overruled
+        ("}{", "3", (False, "math_verify")),  # nothing parsed on one side: not a match
+        ("3", "}{", (False, "math_verify")),
+    ],
+)
+def test_verification_verdicts(pred, gold, verdict):
+    assert _verify_in_process(pred, gold) == verdict
+
+
+@pytest.mark.parametrize(
+    "text, boxed",
+    [
+        (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),  # escaped braces are text, not grouping
+        (r"\boxed{\{1}", r"\{1"),
+        (r"\boxed{a\}", None),  # an escaped brace does not close the box
+        ("\\boxed{1} \\", "1"),  # a backslash at the very end
+        (r"\boxed{3} and {x}", "3"),  # a later group that is not a box is not the answer
+        (r"\fbox{2} then \boxed{\frac{1}{2}}", r"\frac{1}{2}"),
+    ],
+)
+def test_extract_boxed_with_escaped_and_plain_braces(text, boxed):
+    assert extract_boxed(text) == boxed
+
+
+def test_extract_answer_edge_cases():
+    assert extract_answer(None) == (None, "none")
+    assert extract_answer(42) == (None, "none")
+    # an empty last phrase falls back to the one before it, still a phrase
+    assert extract_answer("The answer is 5.\nThe answer is") == ("5", "phrase")
+    # a LaTeX command (any case) keeps the phrase as written instead of taking its first number
+    assert extract_answer("The answer is 3\\Omega.") == ("3\\Omega", "phrase")
+    assert extract_answer("The answer is 18 dollars.") == ("18", "phrase")

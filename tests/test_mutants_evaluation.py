@@ -1,0 +1,219 @@
+"""The evaluation loop end to end (``evaluate_students``, the oracle ladder, ``write_eval``'s files) on four real
+problems, with a scripted stand-in for the students: it executes each problem's reference binding through the
+solver's own executor, and picks the right or a wrong answer operation per rung, so every count is known."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mycelium_models.evaluation import (
+    STAGES,
+    attribute,
+    evaluate_students,
+    reference_binding,
+    reference_from_solution,
+    summarize,
+    write_eval,
+)
+from mycelium_models.solver import execute_into_trace
+
+EGGS = "Tom has 3 boxes with 12 eggs each. He breaks 5 eggs. How many eggs are left?"
+PENS = "Ann buys 4 packs of 6 pens. She gives away 7 pens. How many pens does she have?"
+ODD = "Bo has 2 | 3 marbles.\nHow many?"  # no solution: no reference; a "|" and a newline for the report
+PROBLEMS = [
+    {"id": "eggs", "problem": EGGS, "answer": "31", "solution": "3 * 12 = 36 eggs.\n36 - 5 = 31 eggs.\n#### 31"},
+    {"id": "pens", "problem": PENS, "answer": "17", "solution": "4 * 6 = 24 pens.\n24 - 7 = 17 pens.\n#### 17"},
+    {"id": "nogold", "problem": EGGS + " ", "answer": None, "solution": None},
+    {"id": "odd", "problem": ODD, "answer": "6", "solution": None},
+]
+# which problems the stand-in answers right, per rung: (b) units and operations given, (c) units given, (d) neither
+RIGHT = {"b": {EGGS, PENS}, "c": {PENS}, "d": {EGGS}}
+
+
+class ScriptedStudents:
+    """``solve`` as the real solver has it; answers from the reference bindings it was given."""
+
+    def __init__(self):
+        self.bindings = {}
+        self.calls = []
+
+    def solve(self, texts, units=None, operations=None):
+        rung = "b" if operations is not None else "c" if units is not None else "d"
+        self.calls.append((rung, list(texts)))
+        return [self.trace(text, text in RIGHT[rung]) for text in texts]
+
+    def trace(self, text, right):
+        trace = {"problem": text, "answer": None, "stage": None, "reason": "", "units": [], "ops": [], "answer_op": -1}
+        binding = self.bindings.get(text)
+        if binding is None:  # a wrong answer with nothing to compare it with
+            trace.update(answer="5", units=[{"char_start": 0, "char_end": 5, "text": text[:5], "ops": []}])
+            return trace
+        trace["units"] = [{**u, "ops": []} for u in binding["units"]]
+        operations = [{"op": op["op"], "unit": op["unit"]} for op in binding["ops"]]
+        for op in operations:
+            trace["units"][op["unit"]]["ops"].append(op["op"])
+        pointers = [op["operands"] for op in binding["ops"]]
+        answer_op = binding["answer_op"] if right else 0  # wrong: the first product is not the answer
+        return execute_into_trace(text, trace, operations, pointers, answer_op, [])
+
+
+@pytest.fixture(scope="module")
+def evaluated():
+    students = ScriptedStudents()
+    given = {}
+    # the references evaluate_students makes from the solutions, made once here to script the stand-in
+    from mycelium_datasets.defaults import load_spacy
+    from mycelium_models.evaluation import reference_from_solution
+
+    for p in PROBLEMS[:2]:
+        ref = reference_from_solution(p["problem"], p["solution"], p["answer"], load_spacy(None)(p["problem"]))
+        students.bindings[p["problem"]] = reference_binding(p["problem"], ref)
+        assert students.bindings[p["problem"]] is not None, p["id"]
+    summary, rows = evaluate_students(students, PROBLEMS, given, progress=False)
+    return students, given, summary, rows
+
+
+def test_scores_and_attribution(evaluated):
+    _, given, summary, rows = evaluated
+    assert given == {}  # the caller's references are not written into
+    assert [r["id"] for r in rows] == ["eggs", "pens", "nogold", "odd"]
+    assert [r["correct"] for r in rows] == [True, False, None, False]
+    assert [r["stage"] for r in rows] == [None, "SELECTION", None, "UNATTRIBUTED"]
+    assert [r["scored"] for r in rows] == [True, True, False, True]
+    assert rows[2]["reason"] == "no gold answer: not scored"
+    assert [r["answer"] for r in rows] == ["31", "24", "5", "5"]
+    assert [r["reference_validated"] for r in rows] == [True, True, False, False]
+    assert [r["teacher_correct"] for r in rows] == [True, True, None, None]
+    assert rows[1]["answer_op"] == 0 and rows[1]["solver_stage"] is None
+    assert summary["n"] == 4 and summary["n_scored"] == 3 and summary["correct"] == 1 and summary["wrong"] == 2
+    assert summary["accuracy"] == pytest.approx(1 / 3)
+    assert summary["attribution"] == {s: int(s in ("SELECTION", "UNATTRIBUTED")) for s in STAGES}
+    assert summary["solver_answered"] == 4 and summary["reference_validated"] == 2
+    assert summary["teacher_accuracy"] == 1.0 and summary["teacher_n"] == 2
+
+
+def test_the_oracle_ladder_swaps_in_one_student_per_rung(evaluated):
+    students, _, summary, rows = evaluated
+    ladder = summary["ladder"]
+    assert "per_problem" not in ladder
+    assert {r: (ladder[r]["correct"], ladder[r]["n"]) for r in "abcd"} == {
+        "a": (2, 2),  # the reference through the executor: its ceiling
+        "b": (2, 2),
+        "c": (1, 2),
+        "d": (1, 2),
+    }
+    assert ladder["c"]["accuracy"] == 0.5 and "learned" in ladder["c"]["description"]
+    assert [r["ladder"] for r in rows] == [
+        {"a": True, "b": True, "c": False, "d": True},
+        {"a": True, "b": True, "c": True, "d": False},
+        {"a": None, "b": None, "c": None, "d": None},
+        {"a": None, "b": None, "c": None, "d": None},
+    ]
+    # the rungs ask only about the problems on the ladder, with the reference units (and operations for b)
+    assert [rung for rung, _ in students.calls] == ["d", "b", "c"]
+    assert students.calls[1][1] == [EGGS, PENS] and students.calls[2][1] == [EGGS, PENS]
+
+
+def test_the_written_evaluation(evaluated, tmp_path):
+    _, _, summary, rows = evaluated
+    path = write_eval(tmp_path / "eval", summary, rows, title="Tiny evaluation")
+    assert path == tmp_path / "eval" / "eval.json"
+    assert json.loads(path.read_text()) == json.loads(json.dumps(summary, default=str))
+    written = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in written] == ["eggs", "pens", "nogold", "odd"]
+    assert (tmp_path / "eval" / "attribution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (tmp_path / "eval" / "report.md").read_text()
+    for line in [
+        "# Tiny evaluation",
+        "| problems | 4 (scored: 3) |",
+        "| **end-to-end accuracy (students, no CoT)** | **0.333** (1/3) |",
+        "| solver gave an answer | 4 |",
+        "| problems with a validated reference DAG | 2 |",
+        "| teacher's own CoT accuracy (reported apart) | 1.000 (2) |",
+        "## Oracle ladder",
+        "The same 2 problems (those with a validated reference DAG), one learned student swapped in per rung; "
+        "the drop between rungs names the student to improve.",
+        "| (a) | reference units + operations + binding (the executor's ceiling) | 2/2 | 1.000 |",
+        "| (c) | reference units, learned operations + binding | 1/2 | 0.500 |",
+        "![attribution](attribution.png)",
+        "| SELECTION | 1 | 50.0% |",
+        "| EXECUTION | 0 | 0.0% |",
+        "| **total** | **2** | |",
+        "### SELECTION",
+        "### UNATTRIBUTED",
+        "- `odd`: Bo has 2 \\| 3 marbles. How many?  ",
+        "  gold 6, answer 5; ops: none  ",
+        "## Solved without a CoT (examples)",
+    ]:
+        assert line in report.splitlines(), line
+    assert "### EXECUTION" not in report
+    assert "- `pens`: " + PENS + "  " in report.splitlines()
+    selection = report.split("### SELECTION")[1].split("###")[0]
+    assert "ops: *op0 mul(4, 6)=24; op1 sub(24, 7)=17  " in selection.splitlines()[3]
+    assert "why: operation 0 was the answer, reference 1" in selection
+    solved = report.split("## Solved without a CoT (examples)")[1]
+    assert "`eggs`" in solved and "*op1 sub(" in solved and "-> **31**" in solved
+
+
+def row(correct, stage=None, answer="1", teacher=None, validated=False, scored=True):
+    return {
+        "scored": scored,
+        "correct": correct if scored else None,
+        "stage": stage,
+        "answer": answer,
+        "teacher_correct": teacher,
+        "reference_validated": validated,
+    }
+
+
+def test_summary_of_known_rows():
+    rows = [
+        row(True, teacher=True, validated=True),
+        row(False, "SELECTION", teacher=False, validated=True),
+        row(False, "SELECTION", answer=None),
+        row(False, "EXECUTION"),
+        row(None, answer=None, scored=False, validated=True),
+    ]
+    summary = summarize(rows, solve_seconds=1.23456)
+    assert (summary["n"], summary["n_scored"], summary["correct"], summary["wrong"]) == (5, 4, 1, 3)
+    assert summary["accuracy"] == 0.25
+    assert summary["attribution"]["SELECTION"] == 2 and summary["attribution"]["EXECUTION"] == 1
+    assert summary["attribution_share"]["SELECTION"] == pytest.approx(2 / 3)
+    assert summary["attribution_share"]["TEACHER_ERROR"] == 0.0
+    assert summary["solver_answered"] == 3
+    assert summary["reference_validated"] == 2  # of the scored rows only
+    assert summary["teacher_accuracy"] == 0.5 and summary["teacher_n"] == 2
+    assert summary["solve_seconds"] == 1.235 and summary["problems_per_second"] == 4.05
+
+
+def test_summary_with_nothing_scored_or_no_time():
+    summary = summarize([row(None, scored=False)], solve_seconds=0.0)
+    assert summary["accuracy"] == 0.0 and summary["wrong"] == 0
+    assert set(summary["attribution_share"].values()) == {0.0}
+    assert summary["teacher_accuracy"] is None and summary["teacher_n"] == 0
+    assert summary["solve_seconds"] == 0.0 and summary["problems_per_second"] is None
+    assert "solve_seconds" not in summarize([row(True)])
+
+
+@pytest.mark.parametrize(
+    "ops, stage",
+    [
+        ([{"result": "31"}], "TEACHER_ERROR"),  # the gold is an operation's result, though not written as digits
+        ([{"written_result": "31"}], "TEACHER_ERROR"),
+        ([{"result": None}, {"result": "x"}], "ANSWER_NOT_IN_COT"),
+        (None, "ANSWER_NOT_IN_COT"),
+    ],
+)
+def test_the_gold_is_in_the_cot_when_an_operation_computed_it(ops, stage):
+    reference = {"cot": "Three dozen, less five.", "ops": ops, "cot_correct": False, "finish_reason": "stop"}
+    assert attribute({"problem": EGGS, "units": []}, "31", reference)[0] == stage
+
+
+def test_a_reference_from_a_solution_reads_its_boxed_answer():
+    solution = "3 * 12 = 36 eggs.\n36 - 5 = 31 eggs, so \\boxed{31}. Check: 31 + 5 = 36."
+    ref = reference_from_solution(EGGS, solution, "31", None)
+    assert ref["cot"].startswith("3 * 12 = 36 eggs.") and ref["finish_reason"] == "reference"
+    assert ref["cot_answer"] == "31" and ref["cot_correct"] is True
+    assert reference_from_solution(EGGS, solution, None, None)["cot_correct"] is False

@@ -1,0 +1,76 @@
+"""Resumable parts (``runner.map_in_parts``) as two ranks see them, run one after the other in this process."""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+
+from mycelium_datasets.runner import ProcessInfo, map_in_parts, process_info
+
+FEATURES = datasets.Features({"x": datasets.Value("int64"), "batch": datasets.Value("int64")})
+
+
+def batch_sizes(batch):
+    """Each row with the size of the batch it was mapped in."""
+    return {"x": batch["x"], "batch": [len(batch["x"])] * len(batch["x"])}
+
+
+class Barrier:
+    def __init__(self):
+        self.waits = 0
+
+    def wait_for_everyone(self):
+        self.waits += 1
+
+
+def test_ranks_write_their_own_parts_and_each_returns_everything_in_input_order(tmp_path):
+    data = datasets.Dataset.from_dict({"x": list(range(13))})
+    work = tmp_path / "run" / "w"  # its parent does not exist yet either
+    barrier = Barrier()
+    ranks = [ProcessInfo(rank, 2, barrier) for rank in (0, 1)]
+    # rank 0 alone: its parts are written, then the merge finds rank 1's missing and says where to look
+    with pytest.raises(
+        RuntimeError, match=f"squares: merged 7 rows from {work} but the input has 13; remove the folder to recompute"
+    ):
+        map_in_parts(
+            data,
+            batch_sizes,
+            work_dir=work,
+            features=FEATURES,
+            batch_size=2,
+            part_size=3,
+            info=ranks[0],
+            desc="squares",
+        )
+    assert barrier.waits == 1
+    assert sorted(p.name for p in work.iterdir()) == [f"w002-r000-p{k:05d}.parquet" for k in range(3)]
+    for info in (ranks[1], ranks[0]):  # rank 1 does its share; then rank 0, resumed, computes nothing more
+        out = map_in_parts(data, batch_sizes, work_dir=work, features=FEATURES, batch_size=2, part_size=3, info=info)
+        assert out["x"] == list(range(13))
+        # contiguous shards of 7 and 6 rows, parts of 3, batches of 2 that never cross a part
+        assert out["batch"] == [2, 2, 1, 2, 2, 1, 1] + [2, 2, 1, 2, 2, 1]
+        assert out.features == FEATURES
+    assert len(list(work.glob("w002-r001-p*.parquet"))) == 2 and barrier.waits == 3
+    # another number of processes does not mix in those parts: one process computes its own
+    out = map_in_parts(data, batch_sizes, work_dir=work, features=FEATURES, batch_size=4, part_size=13)
+    assert out["batch"] == [4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 1]
+    assert [p.name for p in sorted(work.glob("w001-*"))] == ["w001-r000-p00000.parquet"]
+    assert not list(work.glob("*.tmp*"))
+
+
+def test_an_empty_input_maps_to_an_empty_dataset_with_the_features(tmp_path):
+    data = datasets.Dataset.from_dict({"x": []}, features=datasets.Features({"x": datasets.Value("int64")}))
+    out = map_in_parts(data, batch_sizes, work_dir=tmp_path / "w", features=FEATURES)
+    assert len(out) == 0 and out.features == FEATURES
+
+
+def test_process_info_without_a_launcher(monkeypatch):
+    for world in (None, "1", "0"):
+        if world is None:
+            monkeypatch.delenv("WORLD_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("WORLD_SIZE", world)
+        info = process_info()
+        assert (info.rank, info.world_size, info.state, info.is_main) == (0, 1, None, True)
+    assert not ProcessInfo(rank=1, world_size=2).is_main
+    ProcessInfo().barrier()  # one process: nothing to wait for
