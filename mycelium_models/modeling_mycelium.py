@@ -8,7 +8,8 @@ units and the operation in each, it points every operand at a quantity the probl
 result or a vocabulary constant, and scores which operation is the answer. All return ``loss`` when given
 ``labels``, so ``Trainer`` uses them as they are, and all register with the Auto classes: after
 ``import mycelium_models``, ``AutoModelForTokenClassification`` / ``AutoModelForSequenceClassification`` /
-``AutoModel.from_pretrained(dir)`` load them with no ``trust_remote_code``.
+``AutoModel.from_pretrained(dir)`` load them with no ``trust_remote_code``. This file registers nothing itself: it is
+also each released student's remote code.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
     PretrainedConfig,
     PreTrainedModel,
 )
@@ -588,13 +587,10 @@ class _Binding:
         return _Binding(score, self.bound + [pointers], used, depends)
 
 
-AutoConfig.register(MyceliumTaggerConfig.model_type, MyceliumTaggerConfig)
-AutoConfig.register(MyceliumOpClassifierConfig.model_type, MyceliumOpClassifierConfig)
-AutoModelForTokenClassification.register(MyceliumTaggerConfig, MyceliumTagger)
-AutoModelForSequenceClassification.register(MyceliumOpClassifierConfig, MyceliumOpClassifier)
-# For Hub pushes: the saved config maps the Auto classes to this code.
-AutoConfig.register(MyceliumBinderConfig.model_type, MyceliumBinderConfig)
-AutoModel.register(MyceliumBinderConfig, MyceliumBinder)
+# For Hub pushes: save_pretrained writes an auto_map naming this file's classes and copies the file beside the weights.
+# This only marks the classes; the process-wide registration with the Auto classes is done by `import mycelium_models`
+# (see register_auto_classes there), so that this file, run as remote code, registers nothing beyond what
+# transformers itself registers for the one model it loads.
 MyceliumTaggerConfig.register_for_auto_class()
 MyceliumBinderConfig.register_for_auto_class()
 MyceliumBinder.register_for_auto_class("AutoModel")

@@ -120,6 +120,50 @@ def test_the_binder_round_trips_and_decodes_within_arity_and_without_cycles(fami
         assert sorted(dependency_order(ops)) == list(range(n_ops))  # no cycle
 
 
+REMOTE_CODE_USER = """
+import sys
+import transformers
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+tagger_dir, classifier_dir = sys.argv[1:]
+tagger = AutoModelForTokenClassification.from_pretrained(tagger_dir, trust_remote_code=True)
+assert type(tagger).__name__ == "MyceliumTagger" and "mycelium_models" not in sys.modules
+assert not {"mycelium_tagger", "mycelium_op_classifier", "mycelium_binder"} & set(CONFIG_MAPPING), "registered"
+for load in (AutoConfig.from_pretrained, AutoModelForSequenceClassification.from_pretrained):
+    try:
+        load(classifier_dir, trust_remote_code=False)  # must not load from the tagger's module
+    except ValueError as exc:
+        assert "trust_remote_code" in str(exc), exc
+    else:
+        raise AssertionError(f"{load.__qualname__} loaded the classifier without trust_remote_code")
+classifier = AutoModelForSequenceClassification.from_pretrained(classifier_dir, trust_remote_code=True)
+assert type(classifier).__name__ == "MyceliumOpClassifier"
+print("ok")
+"""
+
+
+def test_remote_code_registers_only_the_model_it_loads(tmp_path):
+    """The Hub's users load a student with trust_remote_code and without our package: running its
+    modeling_mycelium.py must not register the other students for the whole process."""
+    torch.manual_seed(0)
+    MyceliumTagger(MyceliumTaggerConfig(backbone_config=TINY_BACKBONES["bert"])).save_pretrained(tmp_path / "t")
+    classifier_config = MyceliumOpClassifierConfig(backbone_config=TINY_BACKBONES["bert"], num_labels=3)
+    MyceliumOpClassifier(classifier_config).save_pretrained(tmp_path / "c")
+    assert (tmp_path / "t" / "modeling_mycelium.py").is_file()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_CODE_USER, str(tmp_path / "t"), str(tmp_path / "c")],
+        cwd=tmp_path,  # not the repository: `mycelium_models` is importable only as installed, and is not imported
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
 def test_span_f1():
     assert span_set([-100, 1, 1, 0, 1, -100]) == {(1, 3), (4, 5)}
     gold = [[-100, 1, 1, 0, 1, 0]]
