@@ -92,7 +92,14 @@ class MyceliumOpClassifierConfig(_BackboneConfigMixin, PretrainedConfig):
 
 class _MyceliumPreTrainedModel(PreTrainedModel):
     base_model_prefix = "backbone"
-    supports_gradient_checkpointing = False
+
+    @property
+    def supports_gradient_checkpointing(self) -> bool:
+        """Activation (gradient) checkpointing is the backbone's: ``gradient_checkpointing_enable()`` marks the
+        backbone's layers, which recompute their activations in the backward pass; the student's own layers are
+        small and keep theirs. Supported when the backbone supports it (BERT, Qwen2 and most ``AutoModel``s do)."""
+        backbone = self._modules.get("backbone")
+        return bool(backbone is not None and backbone.supports_gradient_checkpointing)
 
     def _init_weights(self, module):
         if isinstance(module, nn.Linear) and getattr(module, "_mycelium_head", False):
@@ -125,6 +132,8 @@ class _MyceliumPreTrainedModel(PreTrainedModel):
         # pass on only what the backbone takes (a BERT takes token_type_ids, a Qwen2 does not)
         accepted = inspect.signature(self.backbone.forward).parameters
         extra = {k: v for k, v in kwargs.items() if k in accepted and v is not None}
+        if "use_cache" in accepted:  # a decoder backbone: one pass over the whole text, no KV cache to keep
+            extra["use_cache"] = False
         outputs = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
         return outputs.last_hidden_state
 

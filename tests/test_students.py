@@ -164,6 +164,24 @@ def test_remote_code_registers_only_the_model_it_loads(tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
+def test_students_checkpoint_activations_through_their_backbone():
+    torch.manual_seed(0)
+    ids = torch.randint(1, 64, (2, 7))
+    for family in ("bert", "qwen2"):
+        config = MyceliumOpClassifierConfig(backbone_config=TINY_BACKBONES[family], num_labels=3)
+        classifier = MyceliumOpClassifier(config).train()
+        assert classifier.supports_gradient_checkpointing
+        # activation_checkpointing_enable is the name since transformers 5.2x; gradient_checkpointing_enable before
+        (getattr(classifier, "activation_checkpointing_enable", None) or classifier.gradient_checkpointing_enable)()
+        marked = [
+            m.gradient_checkpointing for m in classifier.backbone.modules() if hasattr(m, "gradient_checkpointing")
+        ]
+        assert marked and all(marked)  # the backbone's layers recompute their activations
+        out = classifier(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 2]))
+        out.loss.backward()
+        assert classifier.backbone.get_input_embeddings().weight.grad.abs().sum() > 0  # gradients reach the bottom
+
+
 def test_span_f1():
     assert span_set([-100, 1, 1, 0, 1, -100]) == {(1, 3), (4, 5)}
     gold = [[-100, 1, 1, 0, 1, 0]]
