@@ -44,7 +44,8 @@ class MyceliumTaggerConfig(_BackboneConfigMixin, PretrainedConfig):
 
     Args:
         backbone_config (`dict`, *optional*): the backbone's config (``model_type`` and its fields).
-        backbone_name (`str`, *optional*): where the backbone came from (an id or a path), for the record.
+        backbone_name (`str`, *optional*): the backbone's name, for the record (a Hub id: no path of the machine
+            that trained it).
         classifier_dropout (`float`, *optional*, defaults to 0.1): dropout before the token head.
     """
 
@@ -109,12 +110,15 @@ class _MyceliumPreTrainedModel(PreTrainedModel):
             module.weight.data.normal_(mean=0.0, std=0.02)
 
     @classmethod
-    def from_backbone(cls, name_or_path: str, **config_kwargs):
-        """A new student around a pretrained backbone (weights loaded), with a freshly initialized head."""
+    def from_backbone(cls, name_or_path: str, backbone_name: str | None = None, **config_kwargs):
+        """A new student around a pretrained backbone (weights loaded from ``name_or_path``), with a freshly
+        initialized head. ``backbone_name`` is what the config records as the backbone's name (default
+        ``name_or_path``): give a Hub id when ``name_or_path`` is a path of this machine, or the saved config
+        carries it."""
         backbone = AutoModel.from_pretrained(name_or_path)
-        config = cls.config_class(
-            backbone_config=backbone.config.to_dict(), backbone_name=name_or_path, **config_kwargs
-        )
+        backbone_name = backbone_name or name_or_path
+        backbone_config = {**backbone.config.to_dict(), "_name_or_path": backbone_name}
+        config = cls.config_class(backbone_config=backbone_config, backbone_name=backbone_name, **config_kwargs)
         model = cls(config)
         model.backbone.load_state_dict(backbone.state_dict())
         return model
