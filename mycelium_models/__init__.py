@@ -7,19 +7,43 @@ drives everything: the ``cli`` (``mycelium``), ``job`` (``mycelium run`` and its
 ``report`` and ``release``. It reads the artifacts through ``mycelium_datasets``, which never imports it back.
 """
 
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
 from mycelium_models.backbone import load_backbone, resolve_backbone
 from mycelium_models.modeling_mycelium import (
+    MyceliumBinder,
+    MyceliumBinderConfig,
     MyceliumOpClassifier,
     MyceliumOpClassifierConfig,
     MyceliumTagger,
     MyceliumTaggerConfig,
 )
 
+
+def register_auto_classes() -> None:
+    """Register the students with the Auto classes, so ``from_pretrained(dir)`` loads them with no
+    ``trust_remote_code``. Done here, on ``import mycelium_models``, and not in ``modeling_mycelium``: that file is
+    also the remote code of every released student, and run as such it must not register the other students'
+    classes for the whole process."""
+    for config, model, auto in (
+        (MyceliumTaggerConfig, MyceliumTagger, AutoModelForTokenClassification),
+        (MyceliumOpClassifierConfig, MyceliumOpClassifier, AutoModelForSequenceClassification),
+        (MyceliumBinderConfig, MyceliumBinder, AutoModel),
+    ):
+        AutoConfig.register(config.model_type, config, exist_ok=True)
+        auto.register(config, model, exist_ok=True)
+
+
+register_auto_classes()
+
 __all__ = [
+    "MyceliumBinder",
+    "MyceliumBinderConfig",
     "MyceliumOpClassifier",
     "MyceliumOpClassifierConfig",
     "MyceliumTagger",
     "MyceliumTaggerConfig",
     "load_backbone",
+    "register_auto_classes",
     "resolve_backbone",
 ]

@@ -159,7 +159,7 @@ def _train(argv: list[str]) -> int:
     kind = argv[0]
     parser = HfArgumentParser((StudentTrainingArguments, TrainingArguments), prog=f"mycelium train {kind}")
     # the same training arguments as the students of `mycelium run` (one definition: stage.training_defaults)
-    parser.set_defaults(output_dir="", **training_defaults(StudentsConfig()))
+    parser.set_defaults(output_dir="", **training_defaults(StudentsConfig(), kind))
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv[1:])

@@ -232,7 +232,8 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, n_self, n_solved,
         data = datasets.DatasetDict({"train": train_split, **{k: v for k, v in base[name].items() if k != "train"}})
         write_round_artifact(round_dir, name, data, lineage, r)
     for kind in STUDENTS:
-        training_args = training_arguments(students, round_dir / ".mycelium" / f"checkpoints-{kind}")
+        evaluate = len(base[STUDENTS[kind].artifact].get("test", [])) > 0
+        training_args = training_arguments(students, round_dir / ".mycelium" / f"checkpoints-{kind}", kind, evaluate)
         args = StudentTrainingArguments(
             run_dir=str(round_dir), backbone=backbone, head_learning_rate=students.student_head_learning_rate
         )

@@ -8,7 +8,8 @@ units and the operation in each, it points every operand at a quantity the probl
 result or a vocabulary constant, and scores which operation is the answer. All return ``loss`` when given
 ``labels``, so ``Trainer`` uses them as they are, and all register with the Auto classes: after
 ``import mycelium_models``, ``AutoModelForTokenClassification`` / ``AutoModelForSequenceClassification`` /
-``AutoModel.from_pretrained(dir)`` load them with no ``trust_remote_code``.
+``AutoModel.from_pretrained(dir)`` load them with no ``trust_remote_code``. This file registers nothing itself: it is
+also each released student's remote code.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
     PretrainedConfig,
     PreTrainedModel,
 )
@@ -45,7 +44,8 @@ class MyceliumTaggerConfig(_BackboneConfigMixin, PretrainedConfig):
 
     Args:
         backbone_config (`dict`, *optional*): the backbone's config (``model_type`` and its fields).
-        backbone_name (`str`, *optional*): where the backbone came from (an id or a path), for the record.
+        backbone_name (`str`, *optional*): the backbone's name, for the record (a Hub id: no path of the machine
+            that trained it).
         classifier_dropout (`float`, *optional*, defaults to 0.1): dropout before the token head.
     """
 
@@ -93,7 +93,14 @@ class MyceliumOpClassifierConfig(_BackboneConfigMixin, PretrainedConfig):
 
 class _MyceliumPreTrainedModel(PreTrainedModel):
     base_model_prefix = "backbone"
-    supports_gradient_checkpointing = False
+
+    @property
+    def supports_gradient_checkpointing(self) -> bool:
+        """Activation (gradient) checkpointing is the backbone's: ``gradient_checkpointing_enable()`` marks the
+        backbone's layers, which recompute their activations in the backward pass; the student's own layers are
+        small and keep theirs. Supported when the backbone supports it (BERT, Qwen2 and most ``AutoModel``s do)."""
+        backbone = self._modules.get("backbone")
+        return bool(backbone is not None and backbone.supports_gradient_checkpointing)
 
     def _init_weights(self, module):
         if isinstance(module, nn.Linear) and getattr(module, "_mycelium_head", False):
@@ -103,12 +110,15 @@ class _MyceliumPreTrainedModel(PreTrainedModel):
             module.weight.data.normal_(mean=0.0, std=0.02)
 
     @classmethod
-    def from_backbone(cls, name_or_path: str, **config_kwargs):
-        """A new student around a pretrained backbone (weights loaded), with a freshly initialized head."""
+    def from_backbone(cls, name_or_path: str, backbone_name: str | None = None, **config_kwargs):
+        """A new student around a pretrained backbone (weights loaded from ``name_or_path``), with a freshly
+        initialized head. ``backbone_name`` is what the config records as the backbone's name (default
+        ``name_or_path``): give a Hub id when ``name_or_path`` is a path of this machine, or the saved config
+        carries it."""
         backbone = AutoModel.from_pretrained(name_or_path)
-        config = cls.config_class(
-            backbone_config=backbone.config.to_dict(), backbone_name=name_or_path, **config_kwargs
-        )
+        backbone_name = backbone_name or name_or_path
+        backbone_config = {**backbone.config.to_dict(), "_name_or_path": backbone_name}
+        config = cls.config_class(backbone_config=backbone_config, backbone_name=backbone_name, **config_kwargs)
         model = cls(config)
         model.backbone.load_state_dict(backbone.state_dict())
         return model
@@ -126,6 +136,8 @@ class _MyceliumPreTrainedModel(PreTrainedModel):
         # pass on only what the backbone takes (a BERT takes token_type_ids, a Qwen2 does not)
         accepted = inspect.signature(self.backbone.forward).parameters
         extra = {k: v for k, v in kwargs.items() if k in accepted and v is not None}
+        if "use_cache" in accepted:  # a decoder backbone: one pass over the whole text, no KV cache to keep
+            extra["use_cache"] = False
         outputs = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
         return outputs.last_hidden_state
 
@@ -588,13 +600,10 @@ class _Binding:
         return _Binding(score, self.bound + [pointers], used, depends)
 
 
-AutoConfig.register(MyceliumTaggerConfig.model_type, MyceliumTaggerConfig)
-AutoConfig.register(MyceliumOpClassifierConfig.model_type, MyceliumOpClassifierConfig)
-AutoModelForTokenClassification.register(MyceliumTaggerConfig, MyceliumTagger)
-AutoModelForSequenceClassification.register(MyceliumOpClassifierConfig, MyceliumOpClassifier)
-# For Hub pushes: the saved config maps the Auto classes to this code.
-AutoConfig.register(MyceliumBinderConfig.model_type, MyceliumBinderConfig)
-AutoModel.register(MyceliumBinderConfig, MyceliumBinder)
+# For Hub pushes: save_pretrained writes an auto_map naming this file's classes and copies the file beside the weights.
+# This only marks the classes; the process-wide registration with the Auto classes is done by `import mycelium_models`
+# (see register_auto_classes there), so that this file, run as remote code, registers nothing beyond what
+# transformers itself registers for the one model it loads.
 MyceliumTaggerConfig.register_for_auto_class()
 MyceliumBinderConfig.register_for_auto_class()
 MyceliumBinder.register_for_auto_class("AutoModel")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import datasets
 
+from mycelium_datasets.card import run_relative
 from mycelium_models.students import STUDENTS
 
 
@@ -90,7 +91,7 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
     report = out_dir / "report"
     report.mkdir(parents=True, exist_ok=True)
     markers = _markers(out_dir)
-    lines = [f"# Mycelium run report: `{out_dir}`", ""]
+    lines = [f"# Mycelium run report: `{out_dir.resolve().name}`", ""]
 
     metrics = {}
     for kind in STUDENTS:
@@ -166,7 +167,7 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
             "Models: "
             + ", ".join(f"[`models/{kind}`](../models/{kind}/README.md)" for kind in metrics)
             + ' (`MyceliumSolver.from_pretrained("'
-            + str(out_dir / "models")
+            + run_relative(out_dir / "models", out_dir)
             + '")`).',
             "",
         ]

@@ -28,11 +28,12 @@ class NoTrainingDataError(ValueError):
     """The run's student sets have no training row (no training problem's CoT executed to its gold answer)."""
 
 
-def training_rows(out_dir: Path) -> dict[str, int]:
+def training_rows(out_dir: Path, split: str = "train") -> dict[str, int]:
+    """Rows of ``split`` in each student set of the run, from their completion markers."""
     rows = {}
     for artifact in (student.artifact for student in STUDENTS.values()):
         marker = json.loads((out_dir / ".mycelium" / f"{artifact}.json").read_text())
-        rows[artifact] = int(marker["rows"].get("train", 0))
+        rows[artifact] = int(marker["rows"].get(split, 0))
     return rows
 
 
@@ -87,6 +88,7 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
             "answer, so there is nothing to train the students on (use more problems: --size / --limit)"
         )
     info = process_info()
+    test_rows = training_rows(out_dir, "test")
     results = {}
     for kind, student in STUDENTS.items():
         artifact = student.artifact
@@ -105,9 +107,9 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
             models_dir=str(work / "models"),
             head_learning_rate=config.student_head_learning_rate,
         )
-        training_args = training_arguments(config, work / "checkpoints")
+        training_args = training_arguments(config, work / "checkpoints", kind, evaluate=test_rows[artifact] > 0)
         logger.info("training the %s on %s", kind, out_dir / artifact)
-        metrics = train(kind, args, training_args)
+        metrics = train(kind, args, training_args, home=final)
         if info.is_main:
             produced = work / "models" / kind
             (produced / "mycelium.json").write_text(
@@ -128,10 +130,13 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
     return results
 
 
-def training_defaults(config: StudentsConfig) -> dict:
-    """The ``TrainingArguments`` options of every student: ``mycelium run``, each ``mycelium loop`` round and the
-    defaults of ``mycelium train`` (which flags and ``--config`` override)."""
-    return {
+def training_defaults(config: StudentsConfig, kind: str | None = None, evaluate: bool = True) -> dict:
+    """The ``TrainingArguments`` options of the student ``kind``: those of ``mycelium run`` and of each ``mycelium
+    loop`` round, and the parser defaults of ``mycelium train`` (which flags and ``--config`` override; the recipe
+    never overwrites them). With ``evaluate``, the test split is evaluated each epoch and the best checkpoint (by the
+    student's ``best_metric``) is kept; no device is named, so Trainer takes the best there is (CUDA, MPS, else CPU;
+    ``--use_cpu`` to choose the CPU)."""
+    defaults = {
         "num_train_epochs": config.student_epochs,
         "per_device_train_batch_size": config.student_batch_size,
         "per_device_eval_batch_size": 64,
@@ -143,21 +148,24 @@ def training_defaults(config: StudentsConfig) -> dict:
         "report_to": "none",
         "logging_steps": 10,
         "train_sampling_strategy": "group_by_length",  # batches of similar lengths: little compute goes to padding
-        "use_cpu": not _has_accelerator(),
+        "eval_strategy": "epoch" if evaluate else "no",
+        "save_strategy": "epoch" if evaluate else "no",
     }
+    if evaluate:
+        defaults.update(load_best_model_at_end=True, save_total_limit=1)
+        if kind is not None:
+            defaults["metric_for_best_model"] = STUDENTS[kind].best_metric  # higher is better for each of them
+    if kind == "binder":
+        defaults["label_names"] = ["labels", "answer_labels"]
+    return defaults
 
 
-def training_arguments(config: StudentsConfig, output_dir: Path):
-    """The ``TrainingArguments`` of a student trained by ``mycelium run`` (and by each ``mycelium loop`` round)."""
+def training_arguments(config: StudentsConfig, output_dir: Path, kind: str, evaluate: bool = True):
+    """The ``TrainingArguments`` of the student ``kind`` trained by ``mycelium run`` (and by each ``mycelium loop``
+    round); ``evaluate`` when its student set has test rows."""
     from transformers import TrainingArguments
 
-    return TrainingArguments(output_dir=str(output_dir), **training_defaults(config))
-
-
-def _has_accelerator() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    return TrainingArguments(output_dir=str(output_dir), **training_defaults(config, kind, evaluate))
 
 
 def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float = 5.0) -> dict:
@@ -165,6 +173,7 @@ def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float
     operations as references for attribution; writes ``DIR/eval/``. Returns the summary."""
     import datasets
 
+    from mycelium_datasets.card import run_relative
     from mycelium_models.evaluation import evaluate_students, references_from_run, write_eval
     from mycelium_models.solver import MyceliumSolver
 
@@ -180,6 +189,12 @@ def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float
     summary, predictions = evaluate_students(
         solver, rows, references_from_run(out_dir, split), verify_timeout=verify_timeout
     )
-    summary.update({"split": split, "source": str(out_dir / "problems"), "models": str(out_dir / "models")})
+    summary.update(
+        {
+            "split": split,
+            "source": run_relative(out_dir / "problems", out_dir),
+            "models": run_relative(out_dir / "models", out_dir),
+        }
+    )
     write_eval(out_dir / "eval", summary, predictions, title=f"Students on the {split} split (unseen templates)")
     return summary

@@ -17,11 +17,20 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mycelium_datasets.defaults import DEFAULT_BACKBONE, EMBEDDED_BACKBONES, resolve_backbone
+from mycelium_datasets.defaults import DEFAULT_BACKBONE, EMBEDDED_BACKBONES, portable_backbone_name, resolve_backbone
 from mycelium_models.metrics import accuracy_macro_f1, io_span_f1, load_metric, span_set  # noqa: F401 - re-exported
 from mycelium_models.students import get_student
 
 logger = logging.getLogger(__name__)
+
+
+class TokenizerMismatchError(ValueError):
+    """The ``io_tags`` token ids were made by another tokenizer than the one of the backbone being trained."""
+
+
+class NoEvaluationSplitError(ValueError):
+    """Evaluation was asked for (``--eval_strategy``) but the student set has no ``test`` rows."""
+
 
 # Version of the released students (the release tag is v<version>); bump it when the model classes change.
 STUDENT_VERSION = "1.0.0"
@@ -86,12 +95,16 @@ def backbone_upstream(name: str) -> str | None:
     return None if Path(name).exists() else name
 
 
-def write_model_card(out: Path, kind: str, args: StudentTrainingArguments, metrics: dict, lineage: dict) -> None:
+def write_model_card(
+    out: Path, kind: str, args: StudentTrainingArguments, metrics: dict, lineage: dict, home: Path | None = None
+) -> None:
     """The model card: YAML (license, base_model, pipeline_tag, version, the training data's lineage, the backbone's
-    identity, code version) and a body with the metrics and how to load it."""
+    identity, code version) and a body with the metrics and how to load it from ``home``, the folder the model will
+    live in (default ``out``; ``mycelium run`` trains in a work folder and moves the model there). Folders are named
+    from the run folder's parent (``run1/models``), never by a path of this machine."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    from mycelium_datasets.card import code_version
+    from mycelium_datasets.card import code_version, run_relative
     from mycelium_datasets.provenance import model_identity
 
     base_model = backbone_upstream(args.backbone)
@@ -122,9 +135,9 @@ def write_model_card(out: Path, kind: str, args: StudentTrainingArguments, metri
 
 A Mycelium student: {task}. It reads the problem only: no chain of thought at inference.
 
-- backbone: `{args.backbone}`
+- backbone: `{portable_backbone_name(args.backbone)}`
 - training data: `{lineage.get("artifact")}` v{lineage.get("version")} (fingerprint `{lineage.get("fingerprint")}`,
-  rows {lineage.get("rows")}), from the run folder `{args.run_dir}`
+  rows {lineage.get("rows")}), from the run folder `{Path(args.run_dir).resolve().name}`
 
 ## Evaluation (the `test` split: unseen templates)
 
@@ -139,7 +152,7 @@ A Mycelium student: {task}. It reads the problem only: no chain of thought at in
 import mycelium_models  # registers the classes with the Auto classes
 from mycelium_models.solver import MyceliumSolver
 
-solver = MyceliumSolver.from_pretrained("{out.parent}")
+solver = MyceliumSolver.from_pretrained("{run_relative(Path(home or out).parent, args.run_dir)}")
 print(solver.solve(["Tom has 3 apples and buys 4 more. How many apples does he have?"])[0]["answer"])
 ```
 {USE_END}
@@ -152,9 +165,14 @@ problem source; expect it to fail on problem styles it has not seen, and check a
     ModelCard(text).save(out / "README.md")
 
 
-def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
+def train(kind: str, args: StudentTrainingArguments, training_args, home: str | Path | None = None) -> dict:
     """Train the student ``kind`` (``tagger``, ``classifier`` or ``binder``) and save it; returns the evaluation
-    metrics."""
+    metrics.
+
+    ``training_args`` are used as given: evaluation, checkpointing and the metric that picks the best checkpoint are
+    defaults of the command's parser (:func:`mycelium_models.stage.training_defaults`), never overwritten here. The
+    binder's ``label_names`` are filled in when unset. ``home`` is the folder the model will finally live in, for
+    its card (default: where it is saved)."""
     import datasets
     from transformers import AutoTokenizer, Trainer, set_seed
 
@@ -168,31 +186,26 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
     data = datasets.load_dataset(str(run_dir / artifact))
     if len(data["train"]) == 0:
         raise ValueError(f"{run_dir / artifact} has no training rows")
+    eval_set = data["test"] if "test" in data and len(data["test"]) else None
+    if eval_set is None and training_args.eval_strategy != "no":
+        raise NoEvaluationSplitError(
+            f"{run_dir / artifact} has no test rows to evaluate on, and --eval_strategy is "
+            f"{training_args.eval_strategy}; train without evaluation: --eval_strategy no --save_strategy no "
+            "--load_best_model_at_end false"
+        )
     backbone = resolve_backbone(args.backbone)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     out = Path(args.models_dir or run_dir / "models") / kind
-    eval_set = data["test"] if "test" in data and len(data["test"]) else None
 
     # the new head is initialised here, before Trainer seeds the process: seed it, or its weights depend on whatever
     # drew random numbers earlier in the process (two runs of the same data gave tagger F1 0.211 and 0.233)
     set_seed(training_args.seed)
     recipe = {"tagger": _tagger_recipe, "classifier": _classifier_recipe, "binder": _binder_recipe}[kind]
     train_set, eval_set, model, collator, compute_metrics = recipe(data, eval_set, tokenizer, backbone, args)
-    if kind == "binder":
+    if kind == "binder" and training_args.label_names is None:
         training_args.label_names = ["labels", "answer_labels"]
-
-    if eval_set is not None:
-        training_args.eval_strategy = "epoch"
-        training_args.save_strategy = "epoch"
-        training_args.load_best_model_at_end = True
-        training_args.metric_for_best_model = student.best_metric
-        training_args.greater_is_better = True
-        training_args.save_total_limit = 1
-    else:
-        training_args.eval_strategy = "no"
-        training_args.save_strategy = "no"
     if args.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     trainer = Trainer(
@@ -202,21 +215,48 @@ def train(kind: str, args: StudentTrainingArguments, training_args) -> dict:
         train_dataset=train_set,
         eval_dataset=eval_set,
         data_collator=collator,
+        processing_class=tokenizer,
         compute_metrics=compute_metrics if eval_set is not None else None,
     )
     logger.info(
-        "rank %d of %d: training the %s on %d examples",
+        "rank %d of %d: training the %s on %d examples (%s)",
         training_args.process_index,
         training_args.world_size,
         kind,
         len(train_set),
+        training_args.device,
     )
     trainer.train()
     metrics = trainer.evaluate() if eval_set is not None else {}
     if trainer.is_world_process_zero():
-        save_student(trainer.model, tokenizer, out, kind, args, metrics, _lineage(run_dir, artifact))
+        save_student(trainer.model, tokenizer, out, kind, args, metrics, _lineage(run_dir, artifact), home=home)
         (out / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=2))
     return metrics
+
+
+def check_tokenization(rows, tokenizer, backbone: str, built_with: str, n: int = 32) -> None:
+    """Refuse token ids that another tokenizer made: the first ``n`` ``io_tags`` rows (``problem``, ``input_ids``)
+    are tokenized again with ``tokenizer`` (the backbone's) and must give the stored ids (a row cut at the tokenizer's
+    ``max_length`` is compared on its tokens before the cut). Raises :class:`TokenizerMismatchError` naming the
+    tokenizer ``io_tags`` was built with (``built_with``) and the ``backbone``."""
+    for row in rows.select(range(min(n, len(rows)))):
+        stored = list(row["input_ids"])
+        fresh = tokenizer(row["problem"])["input_ids"]
+        cut = len(fresh) > len(stored) and fresh[: len(stored) - 1] == stored[:-1]
+        if fresh != stored and not cut:
+            raise TokenizerMismatchError(
+                f"io_tags was tokenized with {built_with!r}, which is not the tokenizer of the backbone {backbone!r} "
+                f"(problem {row['id']!r} gives other token ids); rebuild io_tags with --student_tokenizer {backbone} "
+                f"or train with --backbone {built_with}"
+            )
+
+
+def _built_with(artifact_dir: Path) -> str:
+    """The ``student_tokenizer`` an ``io_tags`` folder was built with, from its card."""
+    from huggingface_hub import DatasetCard
+
+    config = (DatasetCard.load(artifact_dir / "README.md").data.get("mycelium") or {}).get("config") or {}
+    return str(config.get("student_tokenizer", "an unrecorded tokenizer"))
 
 
 def _optimizer(model, training_args, head_learning_rate: float | None):
@@ -246,6 +286,9 @@ def _tagger_recipe(data, eval_set, tokenizer, backbone, args):
 
     from mycelium_models.modeling_mycelium import MyceliumTagger
 
+    # io_tags holds token ids: they are only right for the tokenizer they were made with
+    check_tokenization(data["train"], tokenizer, args.backbone, _built_with(Path(args.run_dir) / "io_tags"))
+
     def prepare(batch):
         return {
             "input_ids": batch["input_ids"],
@@ -260,7 +303,7 @@ def _tagger_recipe(data, eval_set, tokenizer, backbone, args):
     def compute_metrics(p):
         return metric.compute(predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist())
 
-    model = MyceliumTagger.from_backbone(backbone)
+    model = MyceliumTagger.from_backbone(backbone, backbone_name=portable_backbone_name(args.backbone))
     return train_set, eval_set, model, DataCollatorForTokenClassification(tokenizer), compute_metrics
 
 
@@ -299,7 +342,12 @@ def _classifier_recipe(data, eval_set, tokenizer, backbone, args):
         )
 
     model = MyceliumOpClassifier.from_backbone(
-        backbone, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label2id, pooling=args.pooling
+        backbone,
+        backbone_name=portable_backbone_name(args.backbone),
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id=label2id,
+        pooling=args.pooling,
     )
     return train_set, eval_set, model, DataCollatorWithPadding(tokenizer), compute_metrics
 
@@ -364,6 +412,7 @@ def _binder_recipe(data, eval_set, tokenizer, backbone, args):
 
     model = MyceliumBinder.from_backbone(
         backbone,
+        backbone_name=portable_backbone_name(args.backbone),
         op_names=list(OP_NAMES),
         constants=binder_constants(data["train"]),
         arity={op: list(bounds) for op, bounds in ARITY.items()},
@@ -372,13 +421,16 @@ def _binder_recipe(data, eval_set, tokenizer, backbone, args):
     return train_set, eval_set, model, BinderCollator(tokenizer.pad_token_id, MAX_OPERANDS), compute_metrics
 
 
-def save_student(model, tokenizer, out: Path, kind: str, args: StudentTrainingArguments, metrics, lineage) -> None:
+def save_student(
+    model, tokenizer, out: Path, kind: str, args: StudentTrainingArguments, metrics, lineage, home: Path | None = None
+) -> None:
     """Everything a model folder holds, as the Hub needs it: safetensors, config with ``auto_map``, the modeling
     file the ``auto_map`` names (copied by ``save_pretrained`` because the classes are registered for the Auto
-    classes), tokenizer, model card and metrics. No ``training_args.bin`` (a pickle)."""
+    classes), tokenizer, model card (naming ``home``, the folder the model will live in) and metrics. No
+    ``training_args.bin`` (a pickle), and no path of this machine."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
-    write_model_card(out, kind, args, metrics, lineage)
+    write_model_card(out, kind, args, metrics, lineage, home)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

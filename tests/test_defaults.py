@@ -40,6 +40,22 @@ def test_backbone_and_spacy_resolve_offline():
     assert [t.dep_ for t in doc if t.dep_ == "ROOT"] == ["ROOT"]
 
 
+def test_a_saved_backbone_name_is_portable_and_loads_offline(tmp_path, monkeypatch):
+    from transformers import AutoConfig
+
+    from mycelium_datasets.defaults import portable_backbone_name
+
+    hub_id = "sentence-transformers/all-MiniLM-L6-v2"
+    assert portable_backbone_name("all-minilm-l6-v2") == hub_id
+    assert portable_backbone_name("Qwen/Qwen2-0.5B") == "Qwen/Qwen2-0.5B"
+    assert portable_backbone_name(str(tmp_path)) == tmp_path.name  # a local folder: its name, not this machine's path
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_backbone(hub_id) == resolve_backbone() and AutoConfig.from_pretrained(resolve_backbone(hub_id))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    assert resolve_backbone(hub_id) == hub_id  # online, a Hub id is the Hub's
+
+
 def test_missing_component_says_what_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(

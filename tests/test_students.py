@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import datasets
 import pytest
@@ -120,6 +121,68 @@ def test_the_binder_round_trips_and_decodes_within_arity_and_without_cycles(fami
         assert sorted(dependency_order(ops)) == list(range(n_ops))  # no cycle
 
 
+REMOTE_CODE_USER = """
+import sys
+import transformers
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+tagger_dir, classifier_dir = sys.argv[1:]
+tagger = AutoModelForTokenClassification.from_pretrained(tagger_dir, trust_remote_code=True)
+assert type(tagger).__name__ == "MyceliumTagger" and "mycelium_models" not in sys.modules
+assert not {"mycelium_tagger", "mycelium_op_classifier", "mycelium_binder"} & set(CONFIG_MAPPING), "registered"
+for load in (AutoConfig.from_pretrained, AutoModelForSequenceClassification.from_pretrained):
+    try:
+        load(classifier_dir, trust_remote_code=False)  # must not load from the tagger's module
+    except ValueError as exc:
+        assert "trust_remote_code" in str(exc), exc
+    else:
+        raise AssertionError(f"{load.__qualname__} loaded the classifier without trust_remote_code")
+classifier = AutoModelForSequenceClassification.from_pretrained(classifier_dir, trust_remote_code=True)
+assert type(classifier).__name__ == "MyceliumOpClassifier"
+print("ok")
+"""
+
+
+def test_remote_code_registers_only_the_model_it_loads(tmp_path):
+    """The Hub's users load a student with trust_remote_code and without our package: running its
+    modeling_mycelium.py must not register the other students for the whole process."""
+    torch.manual_seed(0)
+    MyceliumTagger(MyceliumTaggerConfig(backbone_config=TINY_BACKBONES["bert"])).save_pretrained(tmp_path / "t")
+    classifier_config = MyceliumOpClassifierConfig(backbone_config=TINY_BACKBONES["bert"], num_labels=3)
+    MyceliumOpClassifier(classifier_config).save_pretrained(tmp_path / "c")
+    assert (tmp_path / "t" / "modeling_mycelium.py").is_file()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_CODE_USER, str(tmp_path / "t"), str(tmp_path / "c")],
+        cwd=tmp_path,  # not the repository: `mycelium_models` is importable only as installed, and is not imported
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+def test_students_checkpoint_activations_through_their_backbone():
+    torch.manual_seed(0)
+    ids = torch.randint(1, 64, (2, 7))
+    for family in ("bert", "qwen2"):
+        config = MyceliumOpClassifierConfig(backbone_config=TINY_BACKBONES[family], num_labels=3)
+        classifier = MyceliumOpClassifier(config).train()
+        assert classifier.supports_gradient_checkpointing
+        # activation_checkpointing_enable is the name since transformers 5.2x; gradient_checkpointing_enable before
+        (getattr(classifier, "activation_checkpointing_enable", None) or classifier.gradient_checkpointing_enable)()
+        marked = [
+            m.gradient_checkpointing for m in classifier.backbone.modules() if hasattr(m, "gradient_checkpointing")
+        ]
+        assert marked and all(marked)  # the backbone's layers recompute their activations
+        out = classifier(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 2]))
+        out.loss.backward()
+        assert classifier.backbone.get_input_embeddings().weight.grad.abs().sum() > 0  # gradients reach the bottom
+
+
 def test_span_f1():
     assert span_set([-100, 1, 1, 0, 1, -100]) == {(1, 3), (4, 5)}
     gold = [[-100, 1, 1, 0, 1, 0]]
@@ -158,6 +221,41 @@ def test_recipes_save_loadable_students_with_cards(models_dir):
         from huggingface_hub import ModelCard
 
         assert "mycelium" in ModelCard.load(folder / "README.md").data.tags
+
+
+def test_a_run_folder_holds_no_path_of_this_machine(run_dir, models_dir):
+    """Everything the run writes is meant to travel (Hub repos, a shared folder): no file names the run folder by its
+    absolute path, the home folder or the environment the package runs from. `.mycelium/` (markers and work files,
+    local bookkeeping, never released) and `loop/` (written by `mycelium loop`, not by the run) are not scanned."""
+    from mycelium_datasets.defaults import resolve_backbone
+
+    machine = {
+        str(run_dir.resolve()),
+        os.path.expanduser("~") + os.sep,
+        sys.prefix,
+        str(Path(resolve_backbone()).resolve().parents[1]),  # the site-packages holding the embedded backbone
+    }
+    written = [
+        path
+        for path in sorted(run_dir.rglob("*"))
+        if path.is_file() and path.relative_to(run_dir).parts[0] not in (".mycelium", "loop")
+    ]
+    assert {p.relative_to(run_dir).parts[0] for p in written} >= {"io_tags", "models", "eval", "report"}
+    found = [
+        f"{path.relative_to(run_dir)}: {text}"
+        for path in written
+        for text in machine
+        if text.encode() in path.read_bytes()
+    ]
+    assert not found, found
+    config = json.loads((models_dir / "tagger" / "config.json").read_text())
+    assert (
+        config["backbone_name"]
+        == config["backbone_config"]["_name_or_path"]
+        == "sentence-transformers/all-MiniLM-L6-v2"
+    )
+    card = (models_dir / "tagger" / "README.md").read_text()
+    assert f'MyceliumSolver.from_pretrained("{run_dir.name}/models")' in card  # where it lives, not its work folder
 
 
 def test_solver_answers_without_cot_and_never_raises(models_dir):
@@ -223,6 +321,102 @@ def test_training_runs_on_two_processes_with_ddp(run_dir, tmp_path, kind, port):
 
     loaded = getattr(transformers, STUDENTS[kind].auto_class).from_pretrained(models / kind)
     assert type(loaded).__name__ == {"classifier": "MyceliumOpClassifier", "binder": "MyceliumBinder"}[kind]
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen2(tmp_path_factory, teacher_path) -> str:
+    """A tiny randomly initialised Qwen2 backbone folder, with the embedded teacher's tokenizer (offline): the field
+    guide's decoder family at a size a test can train."""
+    from transformers import AutoTokenizer, Qwen2Model
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_path)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    path = tmp_path_factory.mktemp("tiny-qwen2")
+    Qwen2Model(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+QWEN2_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "configs" / "qwen2-0.5b-students.yaml"
+
+
+def test_the_qwen2_example_config_trains_with_gradient_checkpointing(run_dir, tiny_qwen2, tmp_path):
+    """The documented real-scale recipe, as written, for one step: only the backbone (a tiny Qwen2), the sizes and
+    the device (its bf16 needs --use_cpu on a CPU) differ. Its gradient_checkpointing: true used to stop Trainer
+    before the first step."""
+    import yaml
+
+    from mycelium_models.cli import main
+
+    recipe = yaml.safe_load(QWEN2_EXAMPLE.read_text())
+    assert recipe["gradient_checkpointing"] is True and recipe["pooling"] == "last"
+    models = tmp_path / "models"
+    argv = [
+        "train",
+        "classifier",
+        "--run_dir",
+        str(run_dir),
+        "--models_dir",
+        str(models),
+        "--config",
+        str(QWEN2_EXAMPLE),
+    ]
+    sizes = [
+        "--max_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "4",
+        "--per_device_eval_batch_size",
+        "8",
+        "--use_cpu",
+    ]
+    assert main([*argv, "--backbone", tiny_qwen2, *sizes, "--max_length", "64"]) == 0
+    saved = AutoModelForSequenceClassification.from_pretrained(models / "classifier")
+    assert saved.config.pooling == "last" and saved.config.backbone_config["model_type"] == "qwen2"
+    assert saved.config.backbone_name == Path(tiny_qwen2).name  # a local backbone is recorded by name, not by path
+    log = json.loads((models / "classifier" / "training_log.json").read_text())
+    assert max(entry.get("step", 0) for entry in log) == 1
+    # Trainer got the tokenizer (processing_class): its checkpoints can be loaded as they are
+    assert list(models.glob(".checkpoints-classifier/checkpoint-*/tokenizer.json"))
+
+
+def test_training_keeps_the_options_it_is_given(run_dir, tiny_qwen2, tmp_path):
+    """--eval_strategy / --save_strategy / --load_best_model_at_end are used as given (they used to be replaced)."""
+    from mycelium_models.cli import main
+
+    models = tmp_path / "models"
+    argv = ["train", "classifier", "--run_dir", str(run_dir), "--models_dir", str(models), "--backbone", tiny_qwen2]
+    given = ["--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false", "--max_steps", "2"]
+    assert main([*argv, *given, "--pooling", "last", "--max_length", "64"]) == 0
+    log = json.loads((models / "classifier" / "training_log.json").read_text())
+    evaluations = [entry for entry in log if "eval_loss" in entry]
+    assert len(evaluations) == 1 and log[-1] is evaluations[0]  # no evaluation during training, only the final one
+    assert not list(models.glob(".checkpoints-classifier/checkpoint-*"))  # and no checkpoint
+    assert "eval_accuracy" in json.loads((models / "classifier" / "metrics.json").read_text())  # the final one
+
+
+def test_the_tagger_refuses_io_tags_of_another_tokenizer(run_dir, tiny_qwen2, tmp_path):
+    from transformers import TrainingArguments
+
+    from mycelium_models.stage import StudentsConfig, training_defaults
+    from mycelium_models.train import StudentTrainingArguments, TokenizerMismatchError, train
+
+    args = StudentTrainingArguments(run_dir=str(run_dir), backbone=tiny_qwen2, models_dir=str(tmp_path))
+    training_args = TrainingArguments(output_dir=str(tmp_path), **training_defaults(StudentsConfig(), "tagger"))
+    with pytest.raises(TokenizerMismatchError, match="io_tags was tokenized with 'all-minilm-l6-v2'") as error:
+        train("tagger", args, training_args)
+    assert tiny_qwen2 in str(error.value) and "--student_tokenizer" in str(error.value)
+    assert not (tmp_path / "tagger").exists()
 
 
 def test_run_writes_report_and_an_evaluation_whose_attribution_adds_up(run_dir):
