@@ -75,9 +75,15 @@ def test_latex(text, value):
         "9" * 5000,
         "3x - 9",  # algebra: x is a variable here, not a product
         r"\frac{1}{2}(3x-9)",
-        r"\pi r^2",  # pi is not a rational number: refused, not approximated
-        r"\sqrt{2}",
-        r"\sqrt[3]{2}",
+        r"\pi r^2",  # r is not assigned
+        r"\sqrt{-2}",  # not a real number
+        r"(\sqrt{2}+\sqrt{3}+\sqrt{5}+\sqrt{7})^{64}",  # symbolic bombs: a sum to a large power, huge radicands,
+        r"\sqrt{10^{60}+1}^{3} \cdot \sqrt{3}",  # too many digits,
+        r"\pi^{1000}",  # a large exponent,
+        r"\sqrt{2}^{\sqrt{2}}",  # an irrational exponent,
+        r"(\sqrt{2}+\sqrt{3}+\sqrt{5}+\sqrt{7}+\sqrt{11}+\sqrt{13}+\sqrt{17}+\sqrt{19})^{12}",  # too many terms,
+        r"(\sqrt{2}+\sqrt[3]{3}+\sqrt[5]{5}+\sqrt[7]{7})^{12}",  # too many nodes,
+        r"\binom{\sqrt{2}}{1}",
         "100!",  # factorials are limited
         r"\binom{100000}{50000}",
         r"2^{1000}",
