@@ -49,6 +49,9 @@ class Node:
     closed: bool = False  # written inside parentheses: not merged into an enclosing chain
 
 
+# Greek letters a CoT uses as unknowns (\\alpha = 145^\\circ), each read as one letter
+GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "theta": "θ", "phi": "φ", "lambda": "λ", "mu": "μ"}
+
 _LATEX_SIMPLE = [
     (r"\\(?:left|right)\s*[.]", ""),  # \left. ... \right| : an invisible delimiter
     (r"\\(?:left|right|[bB]igg?[lr]?)\s*(?=[()\[\]|]|\\[{}]|\\[lr](?:floor|ceil|vert))", ""),
@@ -70,6 +73,7 @@ _LATEX_SIMPLE = [
     (r"\\[dt]?binom(?![A-Za-z])", r"\\binom"),
     (r"\\[dtc]frac(?![A-Za-z])", r"\\frac"),
     (r"\\pi(?![A-Za-z])", " π "),  # the one named constant: a token of its own, never a variable
+    (rf"\\({'|'.join(GREEK)})(?![A-Za-z])", lambda m: GREEK[m.group(1)]),  # \\alpha: a variable like a
 ]
 # groups dropped whole: units and words (2(21\text{ inches})), invisible spacing
 _LATEX_DROP = re.compile(
@@ -173,7 +177,7 @@ _TOKEN = re.compile(
     r"|(?P<func>sqrt|root|floor|ceil|abs|binom)(?=\s*\()|(?P<const>π)|(?P<cur>[$€£]))"
 )
 # a variable: one letter, optionally with a subscript (a_1, r_(12) as LaTeX's r_{12} reads after rewriting)
-_VARIABLE = re.compile(r"[A-Za-z](?:_(?:\d|[A-Za-z]|\(\w{1,4}\)))?")
+_VARIABLE = re.compile(r"[A-Za-zα-μ](?:_(?:\d|[A-Za-z]|\(\w{1,4}\)))?")
 FUNCTIONS = {"sqrt": 1, "floor": 1, "ceil": 1, "abs": 1, "root": 2, "binom": 2}
 MAX_FACTORIAL = 40
 
@@ -601,6 +605,12 @@ def unknowns(text: str, variables: dict | None = None) -> set[str]:
     """The letters of a LaTeX expression that are not assigned variables (function names aside)."""
     plain = re.sub(r"(?:sqrt|root|floor|ceil|abs|binom)(?=\s*\()", " ", latex_to_plain(text))
     return {v for v in _VARIABLE.findall(plain) if v not in (variables or {})}
+
+
+def variable_name(text: str) -> str:
+    """The name a LaTeX variable has in expressions: ``a_{12}`` -> ``a_12``, ``\\alpha`` -> ``α``."""
+    text = re.sub(r"[{}\s]", "", text)
+    return GREEK.get(text[1:], text) if text.startswith("\\") else text
 
 
 def polynomial_form(node: Node) -> list:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .arith import GREEK, variable_name
 from .numbers import DECIMALS, GROUPED_INT, number_word_value
 
 _ARITH_CHARS = re.compile(r"[\d\s.,+\-−*/×÷^%()$€£x]")
@@ -160,7 +161,7 @@ _RELATION = re.compile(
     r"(?<![<>!\\])=|\\(?:le|ge|leq|geq|ne|neq|approx|equiv|lt|gt|sim|cong|in|subset)(?![A-Za-z])|[<>]"
 )
 ARITHMETIC = re.compile(r"[-+*/^!|]|\\(?:frac|[dt]frac|times|cdot|sqrt|div|binom|lfloor|lceil)|\d\s*\(|\)\s*\(")
-_NAME = re.compile(r"^\s*([A-Za-z](?:_\{?\w{1,4}\}?)?)\s*$")
+_NAME = re.compile(rf"^\s*([A-Za-z](?:_\{{?\w{{1,4}}\}}?)?|\\(?:{'|'.join(GREEK)}))\s*$")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
@@ -223,7 +224,7 @@ def _close_chain(chain: list[tuple[str, int]], offset: int, statements: list[Sta
     )
     name = _NAME.match(parts[0]) if not cut else None
     if name:
-        statement.name = re.sub(r"[{}]", "", name.group(1))
+        statement.name = variable_name(name.group(1))
     for part in parts[:-1]:
         if re.search(r"\d", part) and ARITHMETIC.search(part):
             statement.expression = part

@@ -191,6 +191,7 @@ def ops_for_trace(problem: str, spans: list[dict], span_regions: list[list[dict]
     return state.ops, state.errors
 
 
+_IMPLICIT_PRODUCT = re.compile(r"\d\s*[A-Za-zα-μ]")
 _LOOKAHEAD = 12  # statements read ahead to find which root of a polynomial equation the CoT goes on to use
 
 
@@ -252,7 +253,8 @@ class _TraceState:
         tried = False
         n_ops = len(self.ops)
         for part in st.parts[:-1]:
-            if not ARITHMETIC.search(part) or not (re.search(r"\d", part) or self.variables):
+            implicit = self.variables and _IMPLICIT_PRODUCT.search(part)  # 2x, with x known
+            if not (ARITHMETIC.search(part) or implicit) or not (re.search(r"\d", part) or self.variables):
                 continue
             tried = True
             result = self.add(part, st.written, index, latex=True, count_errors=False)
@@ -263,14 +265,14 @@ class _TraceState:
             value = self._solve(st, index, later)
         if tried and value is None:
             self.errors += 1
+        if st.boxed and self.ops and len(self.ops) == n_ops:
+            self._boxed_names_op(st)
         if st.name is not None:
             if value is None:
                 value = _result_value(st.written, self.variables)
-                bound = self.bound_by.get(st.name)
-                if st.boxed and bound is not None and value is not None and len(self.ops) == n_ops:
-                    if values_equal(value, self.results[bound]):  # x = \boxed{5}, x from op k: op k answers
-                        self.answer_op = bound
-                self.bound_by.pop(st.name, None)
+                known = self.variables.get(st.name)
+                if value is None or known is None or not values_equal(value, known):
+                    self.bound_by.pop(st.name, None)  # "y = 0" after solving y = 0 restates it; else x is rebound
             elif len(self.ops) > n_ops:
                 self.bound_by[st.name] = len(self.ops) - 1
             if value is not None:
@@ -278,6 +280,17 @@ class _TraceState:
             else:
                 self.variables.pop(st.name, None)  # x = 2y + 1: x is no longer a known number
         return value
+
+    def _boxed_names_op(self, st: Statement) -> None:
+        """A boxed answer that is not the last op's result but is the value an op assigned to an unknown
+        (``3x = 180``, ..., ``x = \\boxed{60}``): that op answers, and the ops after it were checks."""
+        boxed = _result_value(st.written, self.variables)
+        if boxed is None or values_equal(boxed, self.results[-1]):
+            return
+        for k in sorted(self.bound_by.values(), reverse=True):
+            if values_equal(self.results[k], boxed):
+                self.answer_op = k
+                return
 
     def _solve(self, st: Statement, index: int, later: list[Statement] = ()):
         """Tier 2: an equation in one unknown, solved exactly, and the unknown bound to its value. Linear
