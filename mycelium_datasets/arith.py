@@ -71,6 +71,7 @@ _LATEX_SIMPLE = [
     (r"\\%", "%"),
     (r"\\\$", "$"),
     (r"\\[dt]?binom(?![A-Za-z])", r"\\binom"),
+    (r"\{([^{}]*)\\choose(?![A-Za-z])([^{}]*)\}", r"\\binom{\1}{\2}"),  # {8 \choose 2}
     (r"\\[dtc]frac(?![A-Za-z])", r"\\frac"),
     (r"\\pi(?![A-Za-z])", " π "),  # the one named constant: a token of its own, never a variable
     (rf"\\({'|'.join(GREEK)})(?![A-Za-z])", lambda m: GREEK[m.group(1)]),  # \\alpha: a variable like a
@@ -733,6 +734,7 @@ def polynomial_roots(coefficients: list) -> list:
         twice_a = apply("mul", [Fraction(2), a])
         roots = [apply("div", [apply(op, [apply("neg", [b]), root]), twice_a]) for op in ("sub", "add")]
     else:
+        form = [apply("div", [c, form[-1]]) for c in form]  # monic: (4/3)\\pi r^3 - 4\\pi r^2 has rational roots
         if not all(isinstance(c, Fraction) for c in form):
             raise ParseError("a cubic or quartic with irrational coefficients")
         sp = _sympy()

@@ -191,6 +191,10 @@ def ops_for_trace(problem: str, spans: list[dict], span_regions: list[list[dict]
     return state.ops, state.errors
 
 
+# e = \frac{16}{5}: a number written as a fraction, not a computation (an op from it would only restate the answer)
+_FRACTION_LITERAL = re.compile(
+    r"\s*-?\s*(?:\\[dt]?frac\s*\{?\s*\d+\s*\}?\s*\{?\s*\d+\s*\}?|\d+\s*/\s*\d+)\s*[.,;:]?\s*$"
+)
 _IMPLICIT_PRODUCT = re.compile(r"\d\s*[A-Za-zα-μ]")
 _LOOKAHEAD = 12  # statements read ahead to find which root of a polynomial equation the CoT goes on to use
 
@@ -263,6 +267,10 @@ class _TraceState:
                 break
         if value is None and len(st.parts) == 2 and st.name is None:
             value = self._solve(st, index, later)
+        assigned = st.name is not None and len(st.parts) == 2 and not _FRACTION_LITERAL.match(st.written)
+        if value is None and assigned and ARITHMETIC.search(st.written):
+            result = self.add(st.written.rstrip(".,;: "), st.written, index, latex=True)  # let x = 26^2 - 24^2
+            value = None if isinstance(result, Exception) else result
         if tried and value is None:
             self.errors += 1
         if st.boxed and self.ops and len(self.ops) == n_ops:
@@ -297,12 +305,13 @@ class _TraceState:
         (``3x - 5 = 4``): one ``solve`` op whose operands are the coefficients of ``a*u + b = c*u + d``. Polynomial of
         degree 2 to 4 (``N^2 = 121``, ``0 = 4x(x-5)``): one ``poly_root`` op whose operands are the coefficients of
         ``left - right``, highest degree first, and the index of the root (ascending) that the CoT goes on to use."""
+        left, right = (part.rstrip(".,;: ") for part in st.parts)  # "k - 1 = 1," ends a sentence
         try:
-            name, coefficients, value = solve_linear(st.parts[0], st.parts[1], self.variables)
+            name, coefficients, value = solve_linear(left, right, self.variables)
             op = "solve"
         except (ParseError, ZeroDivisionError, ValueError, OverflowError):
             try:
-                name, coefficients, roots = solve_polynomial(st.parts[0], st.parts[1], self.variables)
+                name, coefficients, roots = solve_polynomial(left, right, self.variables)
             except (ParseError, ZeroDivisionError, ValueError, OverflowError, TypeError):
                 return None
             k = self._chosen_root(name, roots, later)
