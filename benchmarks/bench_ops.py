@@ -160,6 +160,9 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     data = Path(args.data)
+    # the parser imports sympy once per process, at the first irrational value (about 1 s): not per-problem time
+    import sympy  # noqa: F401
+
     rows = [r for r in read_source(ProblemsConfig(size=args.gsm_symbolic, seed=0)) if r["solution"]]
     results["gsm_symbolic"] = evaluate_rows(rows, variables=True)
     if (data / "gsm8k_train.jsonl").is_file():

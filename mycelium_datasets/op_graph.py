@@ -267,7 +267,8 @@ class _TraceState:
                 break
         if value is None and len(st.parts) == 2 and st.name is None:
             value = self._solve(st, index, later)
-        assigned = st.name is not None and len(st.parts) == 2 and not _FRACTION_LITERAL.match(st.written)
+        literal = _FRACTION_LITERAL.match(re.sub(r"\\(?:boxed|fbox)\s*\{(.*)\}", r"\1", st.written))
+        assigned = st.name is not None and len(st.parts) == 2 and not literal
         if value is None and assigned and ARITHMETIC.search(st.written):
             result = self.add(st.written.rstrip(".,;: "), st.written, index, latex=True)  # let x = 26^2 - 24^2
             value = None if isinstance(result, Exception) else result
