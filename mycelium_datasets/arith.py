@@ -19,6 +19,7 @@ LaTeX (``3 \\sqrt{13}``, ``288 \\pi``) that math-verify and :func:`parse_value` 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ _CONNECTIVE = re.compile(r"\b(?:or|and|if|so|then|since|when|where|but|for|thus|
 _LATEX_KEEP = re.compile(r"\\(?:boxed|fbox|mathbf|mathit|bm|underline)\s*(?=\{)")
 
 
+@functools.lru_cache(maxsize=4096)  # a statement's parts are rewritten several times (unknowns, then each parse)
 def latex_to_plain(text: str) -> str:
     """Rewrite the supported LaTeX into plain arithmetic (``\\frac{a}{b}`` -> ``((a)/(b))``, ...), linearly."""
     if len(text) > MAX_TEXT:
@@ -694,24 +696,38 @@ def _sides(left: str, right: str, variables: dict | None) -> tuple[str, Node, No
     return name, *sides
 
 
+def solve_equation(left: str, right: str, variables: dict | None = None) -> tuple[str, str, list, list]:
+    """Solve ``left = right`` (LaTeX) for its one unknown letter, both sides parsed once: ``("solve", name,
+    [a, b, c, d], [value])`` when both sides are linear (``a*u + b = c*u + d``), else ``("poly_root", name,
+    coefficients, roots)`` for a polynomial equation of degree 2 to :data:`MAX_DEGREE`, coefficients of
+    ``left - right`` from the highest degree down, its distinct real roots ascending. Anything else is a ParseError."""
+    name, left_node, right_node = _sides(left, right, variables)
+    left_form, right_form = polynomial_form(left_node), polynomial_form(right_node)
+    if len(left_form) <= 2 and len(right_form) <= 2:
+        (b, a), (d, c) = ([*form, Fraction(0)][:2] for form in (left_form, right_form))
+        return "solve", name, [a, b, c, d], [apply("solve", [a, b, c, d])]
+    form = _trim(_poly_add(left_form, right_form, "sub"))
+    if len(form) < 3:
+        raise ParseError("not a polynomial equation of degree 2 or more")
+    return "poly_root", name, form[::-1], polynomial_roots(form[::-1])
+
+
 def solve_linear(left: str, right: str, variables: dict | None = None) -> tuple[str, list, object]:
     """Solve ``left = right`` (LaTeX) for its one unknown letter when both sides are linear in it:
     ``(name, [a, b, c, d], value)`` for ``a*u + b = c*u + d``; anything else is a ParseError."""
-    name, left_node, right_node = _sides(left, right, variables)
-    (a, b), (c, d) = linear_form(left_node), linear_form(right_node)
-    return name, [a, b, c, d], apply("solve", [a, b, c, d])
+    op, name, coefficients, roots = solve_equation(left, right, variables)
+    if op != "solve":
+        raise ParseError("not linear in the unknown")
+    return name, coefficients, roots[0]
 
 
 def solve_polynomial(left: str, right: str, variables: dict | None = None) -> tuple[str, list, list]:
     """Solve ``left = right`` (LaTeX), a polynomial equation of degree 2 to :data:`MAX_DEGREE` in one unknown letter:
-    ``(name, coefficients, roots)``, coefficients of ``left - right`` from the highest degree down, its distinct real
-    roots in ascending order (``poly_root`` with index ``k`` gives ``roots[k]``). Built from our parse tree only."""
-    name, left_node, right_node = _sides(left, right, variables)
-    form = _trim(_poly_add(polynomial_form(left_node), polynomial_form(right_node), "sub"))
-    if len(form) < 3:
+    ``(name, coefficients, roots)`` (see :func:`solve_equation`; ``poly_root`` with index ``k`` gives ``roots[k]``)."""
+    op, name, coefficients, roots = solve_equation(left, right, variables)
+    if op != "poly_root":
         raise ParseError("not a polynomial equation of degree 2 or more")
-    coefficients = form[::-1]
-    return name, coefficients, polynomial_roots(coefficients)
+    return name, coefficients, roots
 
 
 def polynomial_roots(coefficients: list) -> list:

@@ -31,8 +31,7 @@ from .arith import (
     format_value,
     parse_expression,
     parse_value,
-    solve_linear,
-    solve_polynomial,
+    solve_equation,
     values_equal,
 )
 from .clauses import clause_range
@@ -308,17 +307,15 @@ class _TraceState:
         ``left - right``, highest degree first, and the index of the root (ascending) that the CoT goes on to use."""
         left, right = (part.rstrip(".,;: ") for part in st.parts)  # "k - 1 = 1," ends a sentence
         try:
-            name, coefficients, value = solve_linear(left, right, self.variables)
-            op = "solve"
-        except (ParseError, ZeroDivisionError, ValueError, OverflowError):
-            try:
-                name, coefficients, roots = solve_polynomial(left, right, self.variables)
-            except (ParseError, ZeroDivisionError, ValueError, OverflowError, TypeError):
-                return None
-            k = self._chosen_root(name, roots, later)
-            if k is None:
-                return None
-            op, value, coefficients = "poly_root", roots[k], [*coefficients, Fraction(k)]
+            op, name, coefficients, roots = solve_equation(left, right, self.variables)
+        except (ParseError, ZeroDivisionError, ValueError, OverflowError, TypeError):
+            return None
+        k = 0 if op == "solve" else self._chosen_root(name, roots, later)
+        if k is None:
+            return None
+        value = roots[k]
+        if op == "poly_root":
+            coefficients = [*coefficients, Fraction(k)]
         operands = [_operand(c, self.results, self.numbers, self.used) for c in coefficients]
         if op == "poly_root":  # the root's index is the op's own choice, never an input's value
             operands[-1] = {"value": str(k), "source": "constant", "char_start": -1, "char_end": -1, "op_index": -1}
