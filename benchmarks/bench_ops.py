@@ -14,6 +14,7 @@ iaf_maps. Writes benchmarks/results/ops.json; the last line prints the yields.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import re
 import tempfile
@@ -22,7 +23,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from mycelium_datasets.answers import answers_match
-from mycelium_datasets.arith import format_value
+from mycelium_datasets.arith import ParseError, format_value
 from mycelium_datasets.cot_traces import clean_reference
 from mycelium_datasets.numbers import problem_numbers
 from mycelium_datasets.op_graph import executed_answer, ops_for_trace
@@ -37,21 +38,60 @@ def offsets_for(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in re.finditer(r"\S+", text)]
 
 
-def evaluate_rows(rows: list[dict], variables: bool = False) -> dict:
+def gold_kind(gold: str) -> str:
+    """``rational``, ``irrational`` (a real number that is not rational: radicals, pi) or ``other`` (tuples,
+    intervals, expressions with letters, text), read with math-verify (the benchmark's own reading, not the DAG's)."""
+    from math_verify import parse
+
+    parsed = [p for p in parse(f"${gold}$") if hasattr(p, "free_symbols")]
+    if not parsed or parsed[0].free_symbols or not getattr(parsed[0], "is_number", False):
+        return "other"
+    value = parsed[0]
+    return "rational" if value.is_rational else "irrational" if value.is_real else "other"
+
+
+def _share(counts: dict) -> dict:
+    return {k: {"problems": n, "validated": v, "yield": v / max(1, n)} for k, (n, v) in sorted(counts.items())}
+
+
+def evaluate_rows(rows: list[dict], variables: bool = False, breakdown: bool = False) -> dict:
     steps = parsed_steps = validated = recalled = n_values = 0
     failures = []
+    parse_seconds = 0.0
+    tiers: collections.Counter = collections.Counter()  # validated problems that use a tier (highest tier used)
+    op_tiers: collections.Counter = collections.Counter()  # ops of validated problems by tier
+    groups: dict[str, dict] = collections.defaultdict(dict)  # breakdown name -> key -> [problems, validated]
+    statuses: collections.Counter = collections.Counter()
     for r in rows:
         cot, _ = clean_reference(r["solution"])
         spans, _ = segment("sentence", cot, offsets_for(cot), None)
+        started = time.perf_counter()
         ops, _ = ops_for_trace(r["problem"], spans, [[] for _ in spans])
+        try:
+            value = executed_answer(ops, r["problem"]) if ops else None
+            error = None
+        except ParseError as exc:
+            value, error = None, str(exc)
+        parse_seconds += time.perf_counter() - started
         with_ops = {op["span_index"] for op in ops}
         for i, s in enumerate(spans):
             if _EQUATION_STEP.search(s["text"]):
                 steps += 1
                 parsed_steps += i in with_ops
-        value = executed_answer(ops, r["problem"]) if ops else None
         ok = value is not None and bool(answers_match(format_value(value), r["answer"]).match)
         validated += ok
+        status = "validated" if ok else "no_ops" if not ops else "execution_error" if error else "wrong_answer"
+        statuses[status] += 1
+        if ok:
+            tiers[max(op["parse_tier"] for op in ops)] += 1
+            op_tiers.update(op["parse_tier"] for op in ops)
+        if breakdown:
+            keys = {"gold_kind": gold_kind(r["answer"])}
+            meta = json.loads(r.get("meta_json") or "{}")  # MATH's subject and level, when the file carries them
+            keys.update({k: str(meta[k]) for k in ("subject", "level") if meta.get(k) is not None})
+            for name, key in keys.items():
+                n, v = groups[name].get(key, (0, 0))
+                groups[name][key] = (n + 1, v + ok)
         if not ok and len(failures) < 5:
             failures.append(
                 {
@@ -79,8 +119,15 @@ def evaluate_rows(rows: list[dict], variables: bool = False) -> dict:
         "equation_steps": steps,
         "parser_coverage": parsed_steps / max(1, steps),
         "validated_yield": validated / max(1, len(rows)),
+        "op_seconds": parse_seconds,
+        "op_problems_per_s": len(rows) / max(parse_seconds, 1e-9),
+        "status": dict(statuses.most_common()),
+        "validated_by_highest_tier": {str(k): v for k, v in sorted(tiers.items())},
+        "ops_of_validated_by_tier": {str(k): v for k, v in sorted(op_tiers.items())},
         "failures": failures,
     }
+    for name, counts in groups.items():
+        out[f"by_{name}"] = _share(counts)
     if variables:
         out["intermediate_values"] = n_values
         out["intermediate_recall"] = recalled / max(1, n_values)
@@ -108,23 +155,32 @@ def main() -> None:
     parser.add_argument("--gsm8k", type=int, default=1000)
     parser.add_argument("--math", type=int, default=250)
     parser.add_argument("--throughput", type=int, default=100)
+    parser.add_argument("--data", default=str(DATA), help="folder with gsm8k_train.jsonl and math500_dev.jsonl")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "ops.json"))
     args = parser.parse_args()
     results = {}
+    data = Path(args.data)
+    # the parser imports sympy once per process, at the first irrational value (about 1 s): not per-problem time
+    import sympy  # noqa: F401
+
     rows = [r for r in read_source(ProblemsConfig(size=args.gsm_symbolic, seed=0)) if r["solution"]]
     results["gsm_symbolic"] = evaluate_rows(rows, variables=True)
-    if (DATA / "gsm8k_train.jsonl").is_file():
-        rows = [r for r in read_source(ProblemsConfig(source=str(DATA / "gsm8k_train.jsonl"), limit=args.gsm8k))]
+    if (data / "gsm8k_train.jsonl").is_file():
+        rows = [r for r in read_source(ProblemsConfig(source=str(data / "gsm8k_train.jsonl"), limit=args.gsm8k))]
         results["gsm8k_train"] = evaluate_rows(rows)
-    if (DATA / "math500_dev.jsonl").is_file():
-        rows = [r for r in read_source(ProblemsConfig(source=str(DATA / "math500_dev.jsonl"), limit=args.math))]
-        results["math500_dev"] = evaluate_rows(rows)
+    if (data / "math500_dev.jsonl").is_file():
+        rows = [r for r in read_source(ProblemsConfig(source=str(data / "math500_dev.jsonl"), limit=args.math))]
+        results["math500_dev"] = evaluate_rows(rows, breakdown=True)
     for name, res in results.items():
         extra = f", intermediate-value recall {res['intermediate_recall']:.3f}" if "intermediate_recall" in res else ""
         print(
             f"{name}: {res['problems']} problems, parser coverage {res['parser_coverage']:.3f} of "
-            f"{res['equation_steps']} equation steps, validated yield {res['validated_yield']:.3f}{extra}"
+            f"{res['equation_steps']} equation steps, validated yield {res['validated_yield']:.3f}{extra}; "
+            f"op parsing + execution {res['op_problems_per_s']:.0f} problems/s; validated by highest tier "
+            f"{res['validated_by_highest_tier']}; status {res['status']}"
         )
+        for key in [k for k in res if k.startswith("by_")]:
+            print(f"  {key}: " + ", ".join(f"{g} {c['validated']}/{c['problems']}" for g, c in res[key].items()))
     if args.throughput:
         results["throughput"] = throughput(args.throughput)
         print(f"CPU stages (clause_regions -> op_classes): {results['throughput']['problems_per_s']:.1f} problems/s")

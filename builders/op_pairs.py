@@ -20,12 +20,15 @@ class OpPairsBuilder(ArtifactBuilder):
     UPSTREAM = ("clause_regions",)
     DESCRIPTION = (
         "Each problem's operations parsed from its CoT (tier 1: plain arithmetic and LaTeX through a safe "
-        "recursive-descent parser), each operand linked to a problem number, an earlier result or a constant, "
-        "executed as a DAG with exact fractions; `validated` iff the last operation's value equals the gold answer."
+        "recursive-descent parser; tier 2: an equation in one unknown, linear or polynomial, solved exactly), each "
+        "operand linked to a problem number, an earlier result or a constant, executed as a DAG with exact values "
+        "(fractions, or radicals and pi built with sympy from the parse tree, written as LaTeX); `validated` iff the "
+        "last operation's value equals the gold answer."
     )
     LIMITATIONS = [
-        "Tier 2 (the operation classifier as a parser fallback) is not plugged in yet: every op has parse_tier 1.",
-        "Equations with variables (most of MATH) are not parsed; their problems get `no_ops` or `wrong_answer`.",
+        "Tier 3 (the operation classifier as a parser fallback) is not plugged in yet: every parse_tier is 1 or 2.",
+        "Trigonometry, complex numbers, systems of equations, modular arithmetic and answers reached in words are not "
+        "parsed; such problems get `no_ops` or `wrong_answer`.",
     ]
     STAT_COLUMNS = ("op_status", "validated")
     INPUT_COLUMNS = op_pairs.INPUT_COLUMNS

@@ -34,7 +34,7 @@ from fractions import Fraction
 
 import datasets
 
-from .arith import format_value
+from .arith import apply, format_value, parse_value, to_sympy, values_equal
 from .columns import require_columns
 from .dag import DagError, execute, layout_order, unit_of, units_from_regions
 from .numbers import quantities as problem_quantities
@@ -117,7 +117,7 @@ def bind(problem: str, ops: list[dict], constants: list[str], executed: str | No
                     {"value": ops[last]["result"], "source": "op", "op_index": last, "char_start": -1, "char_end": -1},
                     {"value": "100", "source": "constant", "op_index": -1, "char_start": -1, "char_end": -1},
                 ],
-                "result": format_value(Fraction(ops[last]["result"]) * 100),
+                "result": format_value(apply("mul", [parse_value(ops[last]["result"]), Fraction(100)])),
             }
         )
         regions.append(regions[last])
@@ -138,7 +138,7 @@ def bind(problem: str, ops: list[dict], constants: list[str], executed: str | No
             elif o["source"] == "op":
                 operands.append({"kind": "op", "index": position[o["op_index"]], "value": o["value"]})
             else:
-                value = format_value(Fraction(o["value"]))
+                value = format_value(parse_value(o["value"]))
                 used.append(value)
                 k = constants.index(value) if value in constants else -1
                 operands.append({"kind": "constant", "index": k, "value": value})
@@ -159,7 +159,7 @@ def bind(problem: str, ops: list[dict], constants: list[str], executed: str | No
         value, _ = execute(bound, row["answer_op"], found, constants)
     except DagError as exc:
         raise BindingError(f"the binding does not execute: {exc}") from exc
-    if executed is not None and Fraction(executed) != value:
+    if executed is not None and not values_equal(parse_value(executed), value):
         raise BindingError(f"the binding executes to {format_value(value)}, op_pairs to {executed}")
     row["executed_answer"] = format_value(value)
     return row
@@ -177,7 +177,7 @@ def constant_vocabulary(pairs: datasets.Dataset, min_count: int) -> list[tuple[s
         except BindingError:
             continue
     kept = [(c, n) for c, n in counts.items() if n >= min_count]
-    return sorted(kept, key=lambda x: (-x[1], Fraction(x[0])))
+    return sorted(kept, key=lambda x: (-x[1], float(to_sympy(parse_value(x[0])))))
 
 
 def make_bindings(batch: dict, *, constants: list[str]) -> dict:

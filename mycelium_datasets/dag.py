@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from .arith import ParseError, apply
+from .arith import ParseError, apply, parse_value
 
 POINTER_KINDS = ("quantity", "op", "constant")
 # Operands each operation takes: (fewest, most). add / sub / mul / div take two or more (a - b - c is one sub).
@@ -32,6 +32,7 @@ ARITY: dict[str, tuple[int, int]] = {
     **{op: (2, 2) for op in ("pow", "root", "binom", "round")},
     **{op: (1, 1) for op in ("sqrt", "neg", "percent", "floor", "ceil", "abs", "factorial")},
     "solve": (4, 4),
+    "poly_root": (4, MAX_OPERANDS),  # coefficients of degree 2..4, highest first, then the root's index
 }
 
 
@@ -121,9 +122,9 @@ def operand_value(operand: dict, quantities: list, constants: list[Fraction], va
         return Fraction(quantities[index][0])
     if kind == "constant":
         if 0 <= index < len(constants):
-            return Fraction(constants[index])
+            return constants[index]
         if operand.get("value"):  # a constant outside the vocabulary: only references carry one
-            return Fraction(operand["value"])
+            return parse_value(operand["value"])
         raise DagError(f"constant {index} is not in the vocabulary ({len(constants)} constants)")
     if kind == "op":
         return values[index]
@@ -138,7 +139,7 @@ def execute(ops: list[dict], answer_op: int, quantities: list, constants: list) 
         raise DagError("no operation to execute")
     if not 0 <= answer_op < len(ops):
         raise DagError(f"answer operation {answer_op} does not exist ({len(ops)} operations)")
-    constants = [Fraction(c) for c in constants]
+    constants = [parse_value(c) for c in constants]
     values: dict[int, Fraction] = {}
     for i in dependency_order(ops):
         args = [operand_value(o, quantities, constants, values) for o in ops[i]["operands"]]

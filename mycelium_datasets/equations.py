@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .arith import GREEK, variable_name
 from .numbers import DECIMALS, GROUPED_INT, number_word_value
 
 _ARITH_CHARS = re.compile(r"[\d\s.,+\-−*/×÷^%()$€£x]")
@@ -156,11 +157,12 @@ _STATEMENT_BREAK = re.compile(
     r"\\(?:Rightarrow|Longrightarrow|rightarrow|implies|iff|Leftrightarrow|therefore|quad|qquad|text\{\s*(?:and|so|or|thus|then|"
     r"hence|since|because|which|where|if|giving|we get|or)\s*,?\s*\})(?![A-Za-z])|\\\\|;|,(?=\s|\\[q ])"
 )
+_EQUALS = re.compile(r"(?<![<>\\])(?<![^\d)]!)=")  # "5!=120" is a factorial, then "="; "a != b" is not "="
 _RELATION = re.compile(
-    r"(?<![<>!\\])=|\\(?:le|ge|leq|geq|ne|neq|approx|equiv|lt|gt|sim|cong|in|subset)(?![A-Za-z])|[<>]"
+    r"(?<![<>\\])(?<![^\d)]!)=|\\(?:le|ge|leq|geq|ne|neq|approx|equiv|lt|gt|sim|cong|in|subset)(?![A-Za-z])|[<>]"
 )
 ARITHMETIC = re.compile(r"[-+*/^!|]|\\(?:frac|[dt]frac|times|cdot|sqrt|div|binom|lfloor|lceil)|\d\s*\(|\)\s*\(")
-_NAME = re.compile(r"^\s*([A-Za-z](?:_\{?\w{1,4}\}?)?)\s*$")
+_NAME = re.compile(rf"^\s*([A-Za-z](?:_\{{?\w{{1,4}}\}}?)?|\\(?:{'|'.join(GREEK)}))\s*$")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
@@ -213,9 +215,7 @@ def _close_chain(chain: list[tuple[str, int]], offset: int, statements: list[Sta
     for m in relations:
         if m.group(0) != "=":
             cut = m.end()
-    parts = (
-        [p.strip() for p in text[cut:].split("=")] if cut else [p.strip() for p in re.split(r"(?<![<>!\\])=", text)]
-    )
+    parts = [p.strip() for p in re.split(_EQUALS, text[cut:] if cut else text)]
     if len(parts) < 2 or not parts[-1]:
         return
     statement = Statement(
@@ -223,7 +223,7 @@ def _close_chain(chain: list[tuple[str, int]], offset: int, statements: list[Sta
     )
     name = _NAME.match(parts[0]) if not cut else None
     if name:
-        statement.name = re.sub(r"[{}]", "", name.group(1))
+        statement.name = variable_name(name.group(1))
     for part in parts[:-1]:
         if re.search(r"\d", part) and ARITHMETIC.search(part):
             statement.expression = part

@@ -2,14 +2,16 @@
 
 Each equation the CoT writes (read by :mod:`mycelium_datasets.equations`, parsed by :mod:`mycelium_datasets.arith`:
 no ``eval``, no ``sympify``) becomes operations, nested expressions giving several (``0.5 * 258 + 24`` is ``mul``
-then ``add``). **Tier 1** is that parser, over plain and LaTeX equations; **tier 2** solves a linear equation in one
-unknown (``3x - 5 = 4``) exactly into one ``solve`` op; every op records ``parse_tier``.
+then ``add``). **Tier 1** is that parser, over plain and LaTeX equations; **tier 2** solves an equation in one
+unknown exactly: linear (``3x - 5 = 4``) into one ``solve`` op, polynomial of degree 2 to 4 (``N^2 = 121``) into one
+``poly_root`` op that takes the root the CoT goes on to use; every op records ``parse_tier``. Values are exact:
+Fractions, or sympy numbers built from the parse tree when irrational (``3\\sqrt{13}``, ``288\\pi``).
 
 **Provenance**: each operand is an earlier operation's result (``source: op``, ``op_index``), a number written in the
 problem (``source: problem``, character offsets; see :mod:`mycelium_datasets.numbers`), or an implicit constant
 (``source: constant``, e.g. 60 minutes in an hour).
 
-**Execution is the verifier**: :func:`execute` runs the DAG with exact fractions from the operands' provenance alone;
+**Execution is the verifier**: :func:`execute` runs the DAG with exact values from the operands' provenance alone;
 :func:`validate_trace` parses, places and executes one problem's CoT and compares the result with the gold answer.
 It is the one definition of a validated DAG, used by the ``op_pairs`` artifact and by the evaluation's references.
 """
@@ -17,12 +19,21 @@ It is the one definition of a validated DAG, used by the ``op_pairs`` artifact a
 from __future__ import annotations
 
 import bisect
-import math
 import re
 from fractions import Fraction
 
 from .answers import answers_match
-from .arith import Node, ParseError, apply, evaluate, format_value, parse_expression, solve_linear
+from .arith import (
+    Node,
+    ParseError,
+    apply,
+    evaluate,
+    format_value,
+    parse_expression,
+    parse_value,
+    solve_equation,
+    values_equal,
+)
 from .clauses import clause_range
 from .equations import ARITHMETIC, Statement, latex_statements, math_segments, plain_equations
 from .numbers import problem_numbers
@@ -44,10 +55,16 @@ OP_NAMES = (
     "abs",
     "ceil",
     "solve",
+    "poly_root",
 )
 
 
-def _result_value(text: str, variables: dict | None = None) -> Fraction | None:
+def _same(a, b) -> bool:
+    """Cheap exact equality for provenance: Fractions by value, symbolic values by their canonical (expanded) form."""
+    return isinstance(a, Fraction) == isinstance(b, Fraction) and a == b
+
+
+def _result_value(text: str, variables: dict | None = None):
     text = text.strip().rstrip(".,;:")
     try:
         if variables is not None:
@@ -57,12 +74,12 @@ def _result_value(text: str, variables: dict | None = None) -> Fraction | None:
         return None
 
 
-def _operand(value: Fraction, results: list[Fraction], numbers, used_problem: set) -> dict:
+def _operand(value, results: list, numbers, used_problem: set) -> dict:
     """Provenance of an operand value: an earlier result, else a problem number, else a constant."""
     for k in range(len(results) - 1, -1, -1):
-        if results[k] == value:
+        if _same(results[k], value):
             return {"value": format_value(value), "source": "op", "char_start": -1, "char_end": -1, "op_index": k}
-    candidates = [n for n in numbers if n[0] == value]
+    candidates = [n for n in numbers if n[0] == value] if isinstance(value, Fraction) else []
     if candidates:
         fresh = [n for n in candidates if (n[1], n[2]) not in used_problem] or candidates
         _, a, b = fresh[0]
@@ -98,7 +115,7 @@ def expression_ops(node: Node, results: list[Fraction], ops: list[dict], numbers
     return value
 
 
-def execute(ops: list[dict], problem: str) -> Fraction | None:
+def execute(ops: list[dict], problem: str):
     """Run the DAG from provenance alone: a problem operand must be a value the problem states at its offsets, an
     op operand is the executed value of that earlier op, a constant is taken as stated. Returns the last op's value
     (None when there is no op); a broken reference is a ParseError."""
@@ -109,12 +126,14 @@ def execute(ops: list[dict], problem: str) -> Fraction | None:
     for op in ops:
         args = []
         for operand in op["operands"]:
-            value = Fraction(operand["value"])
             if operand["source"] == "op":
                 if not 0 <= operand["op_index"] < len(values):
                     raise ParseError(f"operand refers to op {operand['op_index']}, which is not earlier")
                 value = values[operand["op_index"]]
-            elif operand["source"] == "problem":
+                args.append(value)
+                continue
+            value = parse_value(operand["value"])
+            if operand["source"] == "problem":
                 if value not in stated.get((operand["char_start"], operand["char_end"]), set()):
                     raise ParseError(f"the problem does not state {operand['value']} at {operand['char_start']}")
             args.append(value)
@@ -122,12 +141,12 @@ def execute(ops: list[dict], problem: str) -> Fraction | None:
     return values[-1] if values else None
 
 
-def executed_answer(ops: list[dict], problem: str) -> Fraction | None:
+def executed_answer(ops: list[dict], problem: str):
     """The DAG's answer: the last op's executed value, in percent when the CoT wrote that result as one
     ("= 34%" answers 34)."""
     value = execute(ops, problem)
     if value is not None and ops[-1]["written_result"].rstrip().endswith("%"):
-        value *= 100
+        value = apply("mul", [value, Fraction(100)])
     return value
 
 
@@ -155,16 +174,28 @@ def ops_for_trace(problem: str, spans: list[dict], span_regions: list[list[dict]
         for k in range(max(0, offset - 2), min(len(full), offset + len(content) + 2)):
             prose[k] = " "
     items = [(e[2], "plain", e) for e in plain_equations("".join(prose))]
-    items += [(st.position, "latex", st) for st in latex_statements(full)]
+    statements = latex_statements(full)
+    items += [(st.position, "latex", (k, st)) for k, st in enumerate(statements)]
     for position, kind, item in sorted(items, key=lambda x: x[0]):
         index = max(0, bisect.bisect_right(starts, position) - 1)
         if kind == "plain":
             state.add(item[0], item[1], index, latex=False)
             continue
-        state.statement(item, index)
-        if item.boxed:
+        k, st = item
+        state.statement(st, index, later=statements[k + 1 : k + 1 + _LOOKAHEAD])
+        if st.boxed:
             break  # the CoT's boxed answer: what follows checks or comments on it
+    if state.answer_op is not None:  # "x = \boxed{5}" names the op that gave x: later ops are checks, not the answer
+        del state.ops[state.answer_op + 1 :]
     return state.ops, state.errors
+
+
+# e = \frac{16}{5}: a number written as a fraction, not a computation (an op from it would only restate the answer)
+_FRACTION_LITERAL = re.compile(
+    r"\s*-?\s*(?:\\[dt]?frac\s*\{?\s*\d+\s*\}?\s*\{?\s*\d+\s*\}?|\d+\s*/\s*\d+)\s*[.,;:]?\s*$"
+)
+_IMPLICIT_PRODUCT = re.compile(r"\d\s*[A-Za-zα-μ]")
+_LOOKAHEAD = 12  # statements read ahead to find which root of a polynomial equation the CoT goes on to use
 
 
 class _TraceState:
@@ -177,6 +208,8 @@ class _TraceState:
         self.ops: list[dict] = []
         self.used: set = set()
         self.variables: dict[str, Fraction] = {}
+        self.bound_by: dict[str, int] = {}  # variable -> the op whose result it was assigned
+        self.answer_op: int | None = None
         self.errors = 0
 
     def _base(self, expression: str, written: str, index: int) -> dict:
@@ -208,7 +241,7 @@ class _TraceState:
             self.errors += count_errors
             return exc
         written_value = _result_value(written, self.variables if latex else None)
-        if written_value is not None and written_value != value:
+        if written_value is not None and not values_equal(written_value, value):
             rounding = _rounding_op(value, written_value, len(self.ops) - 1, base)
             if rounding is not None:  # the CoT wrote a floored / rounded result: that is a step too
                 self.ops.append(rounding)
@@ -216,45 +249,96 @@ class _TraceState:
                 value = written_value
         return value
 
-    def statement(self, st: Statement, index: int) -> Fraction | None:
+    def statement(self, st: Statement, index: int, later: list[Statement] = ()):
         """The ops of one LaTeX relation (its first part that parses, from left to right); binds ``x`` in
-        ``x = ...`` to the relation's value."""
+        ``x = ...`` to the relation's value. ``later``: the statements that follow (which root the CoT uses)."""
         value = None
         tried = False
+        n_ops = len(self.ops)
         for part in st.parts[:-1]:
-            if not ARITHMETIC.search(part) or not (re.search(r"\d", part) or self.variables):
+            implicit = self.variables and _IMPLICIT_PRODUCT.search(part)  # 2x, with x known
+            if not (ARITHMETIC.search(part) or implicit) or not (re.search(r"\d", part) or self.variables):
                 continue
             tried = True
             result = self.add(part, st.written, index, latex=True, count_errors=False)
-            if isinstance(result, Fraction):
+            if result is not None and not isinstance(result, Exception):
                 value = result
                 break
         if value is None and len(st.parts) == 2 and st.name is None:
-            value = self._solve(st, index)
+            value = self._solve(st, index, later)
+        literal = _FRACTION_LITERAL.match(re.sub(r"\\(?:boxed|fbox)\s*\{(.*)\}", r"\1", st.written))
+        assigned = st.name is not None and len(st.parts) == 2 and not literal
+        if value is None and assigned and ARITHMETIC.search(st.written):
+            result = self.add(st.written.rstrip(".,;: "), st.written, index, latex=True)  # let x = 26^2 - 24^2
+            value = None if isinstance(result, Exception) else result
         if tried and value is None:
             self.errors += 1
+        if st.boxed and self.ops and len(self.ops) == n_ops:
+            self._boxed_names_op(st)
         if st.name is not None:
             if value is None:
                 value = _result_value(st.written, self.variables)
+                known = self.variables.get(st.name)
+                if value is None or known is None or not values_equal(value, known):
+                    self.bound_by.pop(st.name, None)  # "y = 0" after solving y = 0 restates it; else x is rebound
+            elif len(self.ops) > n_ops:
+                self.bound_by[st.name] = len(self.ops) - 1
             if value is not None:
                 self.variables[st.name] = value
             else:
                 self.variables.pop(st.name, None)  # x = 2y + 1: x is no longer a known number
         return value
 
-    def _solve(self, st: Statement, index: int) -> Fraction | None:
-        """Tier 2: a linear equation in one unknown (``3x - 5 = 4``), solved exactly; one ``solve`` op whose
-        operands are the coefficients of ``a*u + b = c*u + d``, and the unknown is bound to its value."""
+    def _boxed_names_op(self, st: Statement) -> None:
+        """A boxed answer that is not the last op's result but is the value an op assigned to an unknown
+        (``3x = 180``, ..., ``x = \\boxed{60}``): that op answers, and the ops after it were checks."""
+        boxed = _result_value(st.written, self.variables)
+        if boxed is None or values_equal(boxed, self.results[-1]):
+            return
+        for k in sorted(self.bound_by.values(), reverse=True):
+            if values_equal(self.results[k], boxed):
+                self.answer_op = k
+                return
+
+    def _solve(self, st: Statement, index: int, later: list[Statement] = ()):
+        """Tier 2: an equation in one unknown, solved exactly, and the unknown bound to its value. Linear
+        (``3x - 5 = 4``): one ``solve`` op whose operands are the coefficients of ``a*u + b = c*u + d``. Polynomial of
+        degree 2 to 4 (``N^2 = 121``, ``0 = 4x(x-5)``): one ``poly_root`` op whose operands are the coefficients of
+        ``left - right``, highest degree first, and the index of the root (ascending) that the CoT goes on to use."""
+        left, right = (part.rstrip(".,;: ") for part in st.parts)  # "k - 1 = 1," ends a sentence
         try:
-            name, coefficients, value = solve_linear(st.parts[0], st.parts[1], self.variables)
-        except (ParseError, ZeroDivisionError, ValueError, OverflowError):
+            op, name, coefficients, roots = solve_equation(left, right, self.variables)
+        except (ParseError, ZeroDivisionError, ValueError, OverflowError, TypeError):
             return None
+        k = 0 if op == "solve" else self._chosen_root(name, roots, later)
+        if k is None:
+            return None
+        value = roots[k]
+        if op == "poly_root":
+            coefficients = [*coefficients, Fraction(k)]
         operands = [_operand(c, self.results, self.numbers, self.used) for c in coefficients]
+        if op == "poly_root":  # the root's index is the op's own choice, never an input's value
+            operands[-1] = {"value": str(k), "source": "constant", "char_start": -1, "char_end": -1, "op_index": -1}
         base = {**self._base(f"{st.parts[0]} = {st.parts[1]}", name, index), "parse_tier": 2}
-        self.ops.append({**base, "op": "solve", "operands": operands, "result": format_value(value)})
+        self.ops.append({**base, "op": op, "operands": operands, "result": format_value(value)})
         self.results.append(value)
         self.variables[name] = value
+        self.bound_by[name] = len(self.ops) - 1
         return value
+
+    def _chosen_root(self, name: str, roots: list, later: list[Statement]) -> int | None:
+        """Which root the CoT goes on to use: the value a later ``name = ...`` assigns, else the value of a later
+        boxed answer, else the only root; None (no op) when the CoT does not say."""
+        scope = {k: v for k, v in self.variables.items() if k != name}
+        for st in later:
+            if st.name == name or st.boxed:
+                value = _result_value(st.written, scope)
+                matches = [k for k, r in enumerate(roots) if value is not None and values_equal(r, value)]
+                if matches:
+                    return matches[0]
+                if st.name == name:
+                    return None  # the CoT assigns the unknown something else: no guess
+        return 0 if len(roots) == 1 else None
 
 
 def _plain_trace_ops(problem: str, texts: list[str], span_regions: list[list[dict]]) -> tuple[list[dict], int]:
@@ -266,14 +350,15 @@ def _plain_trace_ops(problem: str, texts: list[str], span_regions: list[list[dic
     return state.ops, state.errors
 
 
-def _rounding_op(value: Fraction, written: Fraction, index: int, base: dict) -> dict | None:
+def _rounding_op(value, written, index: int, base: dict) -> dict | None:
     """A ``floor`` or ``round`` op when the written result is the computed one floored or rounded, else None."""
+    if not isinstance(written, Fraction):
+        return None
     source = {"value": format_value(value), "source": "op", "char_start": -1, "char_end": -1, "op_index": index}
-    if written == math.floor(value):
+    if written == apply("floor", [value]):
         return {**base, "op": "floor", "operands": [source], "result": format_value(written)}
     for digits in range(0, 7):
-        scale = Fraction(10) ** digits
-        if written == Fraction(math.floor(value * scale + Fraction(1, 2))) / scale:
+        if written == apply("round", [value, Fraction(digits)]):
             digits_operand = {
                 "value": str(digits),
                 "source": "constant",

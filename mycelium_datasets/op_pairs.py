@@ -2,8 +2,12 @@
 
 One row per problem: the operation DAG of its CoT, built and validated by :func:`op_graph.validate_trace
 <mycelium_datasets.op_graph.validate_trace>` (equations read by :mod:`mycelium_datasets.equations`, parsed by the
-safe parser of :mod:`mycelium_datasets.arith`; tier 1 the parser, tier 2 a linear solve in one unknown; tier 3, the
-operation classifier as a fallback for steps the parsers miss, is not built yet). Each operand keeps its provenance
+safe parser of :mod:`mycelium_datasets.arith`; tier 1 the parser, with exact values (Fractions, or sympy numbers built
+from the parse tree when irrational: ``\\sqrt{117} = 3\\sqrt{13}``, ``\\pi``); tier 2 an equation in one unknown solved
+exactly, linear (``solve``) or polynomial of degree 2 to 4 (``poly_root``, the root the CoT goes on to use); tier 3,
+the operation classifier as a fallback for steps the parsers miss, is not built yet). An op's ``result`` and its
+operands' ``value`` are ``24``, ``0.5``, ``1/3``, or LaTeX for an irrational value (``3 \\sqrt{13}``): read them
+with :func:`arith.parse_value <mycelium_datasets.arith.parse_value>`. Each operand keeps its provenance
 (a problem number with its offsets, an earlier op, or a constant) and each op its problem region (the span's IAF
 region holding one of its problem operands, else the clause around its first problem operand).
 
@@ -29,8 +33,9 @@ from .op_graph import OP_NAMES, validate_trace
 
 __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", "build_op_pairs", "make_ops"]
 
-VERSION = "1.1.0"  # 1.1.0: fraction words are also their denominator; an op with neither problem operands nor an
-# IAF region takes its input's region
+VERSION = "2.0.0"  # 2.0.0: values may be irrational (LaTeX strings: 3 \\sqrt{13}, 288 \\pi), new op poly_root (tier 2)
+# 1.1.0: fraction words are also their denominator; an op with neither problem operands nor an IAF region takes its
+# input's region
 INPUT_COLUMNS = ("id", "problem", "answer", "spans", "span_regions")
 
 OPERAND = {

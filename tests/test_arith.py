@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mycelium_datasets.arith import ParseError, evaluate, format_value, parse_expression, solve_linear
+from mycelium_datasets.arith import (
+    ParseError,
+    evaluate,
+    format_value,
+    parse_expression,
+    parse_value,
+    solve_linear,
+    solve_polynomial,
+    values_equal,
+)
 
 
 @pytest.mark.parametrize(
@@ -75,9 +84,15 @@ def test_latex(text, value):
         "9" * 5000,
         "3x - 9",  # algebra: x is a variable here, not a product
         r"\frac{1}{2}(3x-9)",
-        r"\pi r^2",  # pi is not a rational number: refused, not approximated
-        r"\sqrt{2}",
-        r"\sqrt[3]{2}",
+        r"\pi r^2",  # r is not assigned
+        r"\sqrt{-2}",  # not a real number
+        r"(\sqrt{2}+\sqrt{3}+\sqrt{5}+\sqrt{7})^{64}",  # symbolic bombs: a sum to a large power, huge radicands,
+        r"\sqrt{10^{60}+1}^{3} \cdot \sqrt{3}",  # too many digits,
+        r"\pi^{1000}",  # a large exponent,
+        r"\sqrt{2}^{\sqrt{2}}",  # an irrational exponent,
+        r"(\sqrt{2}+\sqrt{3}+\sqrt{5}+\sqrt{7}+\sqrt{11}+\sqrt{13}+\sqrt{17}+\sqrt{19})^{12}",  # too many terms,
+        r"(\sqrt{2}+\sqrt[3]{3}+\sqrt[5]{5}+\sqrt[7]{7})^{12}",  # too many nodes,
+        r"\binom{\sqrt{2}}{1}",
         "100!",  # factorials are limited
         r"\binom{100000}{50000}",
         r"2^{1000}",
@@ -137,3 +152,49 @@ def test_linear_equations_in_one_unknown(left, right, name, value):
 def test_nonlinear_or_underdetermined_equations_are_refused(left, right):
     with pytest.raises(ParseError):
         solve_linear(left, right)
+
+
+@pytest.mark.parametrize(
+    "text, latex",
+    [
+        (r"\sqrt{117}", r"3 \sqrt{13}"),
+        (r"\frac{4}{3} \pi \cdot 6^3", r"288 \pi"),
+        (r"\frac{1+\sqrt5}{2}", r"\frac{1}{2} + \frac{\sqrt{5}}{2}"),
+        (r"\frac{1}{1+\sqrt{2}}", r"-1 + \sqrt{2}"),  # a radical denominator is rationalized
+        (r"\sqrt[3]{-16}", r"- 2 \sqrt[3]{2}"),
+        (r"2^{\frac{2}{3}}", r"2^{\frac{2}{3}}"),
+    ],
+)
+def test_irrational_values_are_exact_and_read_back(text, latex):
+    value = evaluate(parse_expression(text, latex=True))
+    assert not isinstance(value, Fraction) and format_value(value) == latex
+    assert values_equal(parse_value(format_value(value)), value)
+
+
+def test_irrational_values_that_are_rational_become_fractions_again():
+    cases = [(r"\sqrt{2}^2", 2), (r"\sqrt{8} \cdot \sqrt{2}", 4), (r"\frac{\sqrt{68}}{2} \cdot \sqrt{17}", 17)]
+    for text, value in cases:
+        result = evaluate(parse_expression(text, latex=True))
+        assert isinstance(result, Fraction) and result == value
+
+
+@pytest.mark.parametrize(
+    "left, right, name, coefficients, roots",
+    [
+        ("N^2", "121", "N", [1, 0, -121], [-11, 11]),
+        ("0", "4x(x-5)", "x", [-4, 20, 0], [0, 5]),
+        ("x^3-6x^2+11x", "6", "x", [1, -6, 11, -6], [1, 2, 3]),
+    ],
+)
+def test_solve_polynomial(left, right, name, coefficients, roots):
+    assert solve_polynomial(left, right) == (name, coefficients, roots)
+
+
+def test_solve_polynomial_irrational_roots_and_refusals():
+    assert [format_value(r) for r in solve_polynomial("x^2 - x - 1", "0")[2]] == [
+        r"\frac{1}{2} - \frac{\sqrt{5}}{2}",
+        r"\frac{1}{2} + \frac{\sqrt{5}}{2}",
+    ]
+    for left, right in [("x^2 + 1", "0"), ("x^5", "1"), ("(x+1)^2", "x^2 + 2x + 1"), ("x y", "2"), ("x^{x}", "4")]:
+        with pytest.raises(ParseError):
+            solve_polynomial(left, right)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import datasets
 import pytest
 
+from mycelium_datasets.arith import parse_value
 from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.equations import latex_statements, math_segments, plain_equations
 from mycelium_datasets.numbers import problem_numbers
-from mycelium_datasets.op_graph import execute, ops_for_trace
+from mycelium_datasets.op_graph import execute, ops_for_trace, validate_trace
 from mycelium_datasets.op_pairs import make_ops
 from mycelium_models.job import split_options
 
@@ -230,3 +232,46 @@ def test_latex_bombs_are_recorded_errors(tmp_path):
     cot = "$10^{10^{10}} = 1$, $" + "{" * 2000 + "1" + "}" * 2000 + "+1 = 2$, $\\frac{1}{0} = 3$, $x^{x^{x}} = 4$."
     ops, errors = ops_for_trace("x", spans_of(cot), [[]])
     assert ops == [] and errors >= 3
+
+
+# Real MATH solutions (MATH-500, MIT licence), as the reference CoTs the op_pairs stage reads.
+MATH_DISTANCE = (
+    "What is the distance, in units, between the points $(2, -6)$ and $(-4, 3)$? "
+    "Express your answer in simplest radical form."
+)
+MATH_DISTANCE_COT = (
+    "We use the distance formula:  \\begin{align*}\n\\sqrt{(2 - (-4))^2 + ((-6) - 3)^2} &= \\sqrt{6^2 + (-9)^2}\\\\\n"
+    "& = \\sqrt{36 + 81}\\\\\n& = \\sqrt{117} = \\boxed{3\\sqrt{13}}.\n\\end{align*}"
+)
+MATH_DOGS = "Denali is responsible for $16$ dogs and Nate is responsible for $12$ dogs. Find $x$ if $x\\neq0$."
+MATH_DOGS_COT = (
+    "we have \\[\\frac{16+4x}{12}=\\frac{16+x}{12-x}.\\]Clearing denominators, \\begin{align*}\n"
+    "(16+4x)(12-x)&=(16+x)(12)\\quad \\Rightarrow\\\\\n192-16x+48x-4x^2&=192+12x\\quad \\Rightarrow\\\\\n"
+    "32x-4x^2&=12x\\quad \\Rightarrow\\\\\n0&=4x^2-20x\\quad \\Rightarrow\\\\\n0&=4x(x-5).\n\\end{align*}"
+    "Because $x$ cannot be $0$, $x=\\boxed{5}$."
+)
+
+
+def test_tier1_irrational_gold_on_a_real_math_solution():
+    row = validate_trace(MATH_DISTANCE, "3\\sqrt{13}", spans_of(MATH_DISTANCE_COT), [[]])
+    assert row["validated"] and row["executed_answer"] == "3 \\sqrt{13}"
+    assert [op["op"] for op in row["ops"]][-1] == "sqrt" and all(op["parse_tier"] == 1 for op in row["ops"])
+    assert execute(row["ops"], MATH_DISTANCE) == parse_value("3\\sqrt{13}")
+
+
+def test_tier2_polynomial_takes_the_root_the_cot_uses():
+    row = validate_trace(MATH_DOGS, "5", spans_of(MATH_DOGS_COT), [[]])
+    assert row["validated"] and row["executed_answer"] == "5"
+    (op,) = [op for op in row["ops"] if op["op"] == "poly_root"][:1]
+    assert op["parse_tier"] == 2 and [o["value"] for o in op["operands"]] == ["-4", "20", "0", "1"]  # root 1 of [0, 5]
+    assert execute(row["ops"], MATH_DOGS) == 5
+
+
+def test_symbolic_bombs_in_a_cot_are_recorded_errors():
+    cot = (
+        "$(\\sqrt{2}+\\sqrt{3}+\\sqrt{5}+\\sqrt{7}+\\sqrt{11}+\\sqrt{13}+\\sqrt{17}+\\sqrt{19})^{12} = 1$, "
+        "$\\pi^{1000} = 2$, $x^5 - x - 1 = 0$, $x^2 + 1 = 0$."
+    )
+    started = time.monotonic()
+    ops, errors = ops_for_trace("x", spans_of(cot), [[]])
+    assert ops == [] and errors >= 2 and time.monotonic() - started < 5

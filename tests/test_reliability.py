@@ -119,9 +119,24 @@ def test_package_never_calls_eval_exec_sympify_or_pickle():
                             offenders.append(f"{path.name}:{node.lineno} .{func.attr}()")
                         if isinstance(func.value, ast.Name) and (func.value.id, func.attr) in FORBIDDEN_ATTRS:
                             offenders.append(f"{path.name}:{node.lineno} {func.value.id}.{func.attr}()")
+                    # sympy's S("...") is sympify: a string argument would be parsed, and parsing runs eval
+                    is_s = (isinstance(func, ast.Name) and func.id == "S") or (
+                        isinstance(func, ast.Attribute) and func.attr == "S"
+                    )
+                    if is_s and node.args and not isinstance(node.args[0], ast.Constant | ast.Name | ast.Attribute):
+                        offenders.append(f"{path.name}:{node.lineno} S() of an expression")
+                    if is_s and any(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args):
+                        offenders.append(f"{path.name}:{node.lineno} S() of a string")
                     for kw in node.keywords:
                         if kw.arg == "trust_remote_code" and not (
                             isinstance(kw.value, ast.Constant) and kw.value.value is False
                         ):
                             offenders.append(f"{path.name}:{node.lineno} trust_remote_code")
+            for node in ast.walk(tree):  # sympy's text parsers (parse_expr, parse_latex, ...) are never imported
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names += [a.name for a in node.names] if isinstance(node, ast.Import | ast.ImportFrom) else []
+                if isinstance(node, ast.Attribute) and node.attr == "parsing":
+                    names.append("sympy.parsing")
+                if any(n.startswith("sympy.parsing") or n == "latex2sympy2" for n in names):
+                    offenders.append(f"{path.name}:{node.lineno} imports a sympy text parser")
     assert not offenders, offenders
