@@ -16,10 +16,14 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def shared_file(name: str) -> Path:
-    """A file of ../shared/data, or a clean skip when the folder is absent (a user's fresh machine)."""
+    """A file of ../shared/data, or a clean skip when the folder is absent (a user's fresh machine). Under CI
+    (``CI=true``) a missing file fails the test instead: a skip there would hide that real data was never read."""
     path = SHARED_DATA / name
     if not path.is_file():
-        pytest.skip(f"{path} is absent (real-data tests need ../shared/data)")
+        reason = f"{path} is absent (real-data tests need ../shared/data)"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(reason)
     return path
 
 
