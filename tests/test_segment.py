@@ -20,6 +20,8 @@ from mycelium_datasets.segment import (
     snap_to_word_start,
 )
 
+from conftest import check_token_alignment
+
 
 @lru_cache(maxsize=2)
 def tokenizer(name: str):
@@ -85,19 +87,6 @@ def test_span_invariants_on_random_texts(pieces, kind, method, seed):
     assert all(0 <= s["token_start"] <= s["token_end"] <= len(offsets) for s in spans)
     assert boundaries == sorted(boundaries)
     check_token_alignment(offsets, spans)
-
-
-def check_token_alignment(offsets: list[tuple[int, int]], spans: list[dict]) -> None:
-    """A span's tokens start at the first token that overlaps its first character (every earlier token ends at or
-    before ``char_start``), and consecutive spans meet exactly: one's ``token_end`` is the next one's
-    ``token_start``; together they cover every token."""
-    for s in spans:
-        k = s["token_start"]
-        assert all(end <= s["char_start"] for _, end in offsets[:k]), (s, offsets[:k])
-        assert k == len(offsets) or offsets[k][1] > s["char_start"], (s, offsets[k])
-    assert spans[0]["token_start"] == 0 and spans[-1]["token_end"] == len(offsets)
-    for left, right in zip(spans, spans[1:]):
-        assert left["token_end"] == right["token_start"], (left, right)
 
 
 def test_a_span_after_a_newline_starts_on_its_own_first_token_not_on_the_newline():

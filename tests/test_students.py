@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import datasets
 import pytest
 import torch
 from transformers import (
@@ -23,7 +22,7 @@ from mycelium_models.job import run, split_options
 from mycelium_models.solver import MyceliumSolver
 from mycelium_models.train import io_span_f1, span_set
 
-from conftest import write_jsonl
+from conftest import read_artifact, write_jsonl
 
 TINY_BACKBONES = {
     "bert": BertConfig(
@@ -283,12 +282,14 @@ def test_loop_adds_validated_problems_and_versions_each_round(run_dir):
     assert [r["round"] for r in result["rounds"]] == [0, 1]
     round1 = result["rounds"][1]
     assert round1["added_self"] + round1["added_mop_up"] > 0  # the reference mop-up validates gsm_symbolic problems
-    io_tags = datasets.load_dataset(str(run_dir / "loop" / "round-1" / "io_tags"))
+    round_dir = run_dir / "loop" / "round-1"
+    on_disk = {name: read_artifact(round_dir / name) for name in ("io_tags", "bindings")}  # never via a cache
+    io_tags = on_disk["io_tags"]
     assert len(io_tags["train"]) == round1["io_tags_train"] > result["rounds"][0]["io_tags_train"]
-    test_ids = set(datasets.load_dataset(str(run_dir / "problems"))["test"]["id"])
-    assert not test_ids & set(io_tags["train"]["id"])  # nothing from the test split ever trains a student
-    assert (run_dir / "loop" / "round-1" / "models" / "binder" / "model.safetensors").is_file()
-    bindings = datasets.load_dataset(str(run_dir / "loop" / "round-1" / "bindings"))
+    test_ids = {r["id"] for r in read_artifact(run_dir / "problems")["test"]}
+    assert not test_ids & {r["id"] for r in io_tags["train"]}  # nothing from the test split ever trains a student
+    assert (round_dir / "models" / "binder" / "model.safetensors").is_file()
+    bindings = on_disk["bindings"]
     assert len(bindings["train"]) == round1["bindings_train"] > result["rounds"][0]["bindings_train"]
     from mycelium_datasets.arith import format_value
     from mycelium_datasets.dag import execute
@@ -300,3 +301,4 @@ def test_loop_adds_validated_problems_and_versions_each_round(run_dir):
     assert (run_dir / "loop" / "report.md").is_file()
     again = run_loop(LoopArguments(run_dir=str(run_dir), max_rounds=1, pool_size=12, mop_up="reference"))
     assert again["rounds"] == result["rounds"]  # a complete round is resumed, not redone
+    assert {name: read_artifact(round_dir / name) for name in on_disk} == on_disk
