@@ -16,11 +16,53 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def shared_file(name: str) -> Path:
-    """A file of ../shared/data, or a clean skip when the folder is absent (a user's fresh machine)."""
+    """A file of ../shared/data, or a clean skip when the folder is absent (a user's fresh machine). Under CI
+    (``CI=true``) a missing file fails the test instead: a skip there would hide that real data was never read."""
     path = SHARED_DATA / name
     if not path.is_file():
-        pytest.skip(f"{path} is absent (real-data tests need ../shared/data)")
+        reason = f"{path} is absent (real-data tests need ../shared/data)"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(reason)
     return path
+
+
+def read_artifact(folder: Path) -> dict[str, list[dict]]:
+    """An artifact folder's rows as they are on disk: each split's Parquet files read with pyarrow, in file and row
+    order, every column. Compare run folders with this, never through ``load_dataset``: it caches a local folder by
+    its card header (file names, row counts, sizes), so two runs with the same fingerprint load as one."""
+    import pyarrow.parquet as pq
+
+    files = sorted((Path(folder) / "data").glob("*.parquet"))
+    assert files, f"{folder} holds no Parquet file"
+    splits: dict[str, list[dict]] = {}
+    for path in files:
+        splits.setdefault(path.name.split("-")[0], []).extend(pq.read_table(path).to_pylist())
+    return splits
+
+
+def read_run(out: Path) -> dict[str, tuple[str, dict[str, list[dict]]]]:
+    """Every artifact of a run folder from disk: its fingerprint (from the completion marker) and its rows."""
+    from mycelium_datasets.builders import BUILDERS
+
+    result = {}
+    for name in BUILDERS:
+        marker = json.loads((Path(out) / ".mycelium" / f"{name}.json").read_text())
+        result[name] = (marker["fingerprint"], read_artifact(Path(out) / name))
+    return result
+
+
+def check_token_alignment(offsets: list[tuple[int, int]], spans: list[dict]) -> None:
+    """A span's tokens start at the first token that overlaps its first character (every earlier token ends at or
+    before ``char_start``), and consecutive spans meet exactly: one's ``token_end`` is the next one's
+    ``token_start``; together they cover every token."""
+    for s in spans:
+        k = s["token_start"]
+        assert all(end <= s["char_start"] for _, end in offsets[:k]), (s, offsets[:k])
+        assert k == len(offsets) or offsets[k][1] > s["char_start"], (s, offsets[k])
+    assert spans[0]["token_start"] == 0 and spans[-1]["token_end"] == len(offsets)
+    for left, right in zip(spans, spans[1:]):
+        assert left["token_end"] == right["token_start"], (left, right)
 
 
 def write_jsonl(path: Path, records: list) -> Path:

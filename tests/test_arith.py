@@ -54,6 +54,7 @@ def test_plain_arithmetic(text, value, top):
         (r"\binom{5}{4}\cdot \dbinom{10}{8}", 225),
         (r"\sqrt[3]{27} + \sqrt{\frac{9}{4}}", Fraction(9, 2)),
         (r"\left\lfloor \frac{7}{2} \right\rfloor + \lceil 2.1 \rceil", 6),
+        (r"\lfloor \frac{7}{2} \rfloor - \lceil 2.1 \rceil", 0),  # floor and ceil swapped would give 4 - 2
         (r"\left|-\frac{8}{3}\right| + |1-2|", Fraction(11, 3)),
         (r"32{,}348 + 1\,000 + 1,\!000", 34348),  # thousands separators
         (r"60^\circ + 30^{\circ}", 90),  # degrees are the number
@@ -111,6 +112,9 @@ def test_format_value():
     assert format_value(Fraction(24)) == "24"
     assert format_value(Fraction(1, 2)) == "0.5"
     assert format_value(Fraction(1, 3)) == "1/3"
+    assert format_value(Fraction(1, 5)) == "0.2"  # 5 divides a power of ten as 2 does
+    assert format_value(Fraction(-3, 40)) == "-0.075"
+    assert format_value(Fraction(7, 30)) == "7/30"
 
 
 @settings(max_examples=300, deadline=None)

@@ -426,26 +426,26 @@ def test_the_bad_run_is_quick(run):
 
 
 @pytest.mark.parametrize(
-    "span, gold",
+    "span, gold, status",
     [
-        ("So $10^{10^{10}} = 5$.", "5"),
-        ("So $9^{9^{9^9}} = 5$.", "5"),
-        ("$\\underbrace{\\underbrace{1+1}_{2}+1}_{3} = 3$", "3"),
-        (f"${DEEP} = 1$", "1"),
-        (f"So {DEEP} = 1 and 1 + 0 = 1.", DEEP),
-        ("2 + 2 = 4 so \\boxed{4", "4"),
-        ("2 + 2 = 4.", "\\text{Evelyn}"),
-        ("2 + 2 = 4.", "(-\\infty, 3]"),
-        ("2 + 2 = 4.", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
+        ("So $10^{10^{10}} = 5$.", "5", "no_ops"),
+        ("So $9^{9^{9^9}} = 5$.", "5", "no_ops"),
+        ("$\\underbrace{\\underbrace{1+1}_{2}+1}_{3} = 3$", "3", "no_ops"),
+        (f"${DEEP} = 1$", "1", "no_ops"),
+        (f"So {DEEP} = 1 and 1 + 0 = 1.", DEEP, "unverified"),  # the gold is too long to check: no verdict
+        ("2 + 2 = 4 so \\boxed{4", "4", "validated"),  # an unclosed box does not hide the equation before it
+        ("2 + 2 = 4.", "\\text{Evelyn}", "wrong_answer"),
+        ("2 + 2 = 4.", "(-\\infty, 3]", "wrong_answer"),
+        ("2 + 2 = 4.", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", "wrong_answer"),
     ],
 )
-def test_latex_bombs_in_cot_spans(span, gold):
+def test_latex_bombs_in_cot_spans(span, gold, status):
     started = time.monotonic()
     problem = "Tom has 2 apples and 2 pears, 1 plum and 0 figs. How many fruits?"
     batch = {"problem": [problem], "answer": [gold], "spans": [[{"text": span}]], "span_regions": [[[]]]}
     out = make_ops(batch, verify_timeout=2)
-    assert out["op_status"][0] in ("no_ops", "wrong_answer", "unverified", "validated")
-    assert out["op_status"][0] == "validated" or out["op_status_reason"][0]
+    assert out["op_status"][0] == status, out["op_status_reason"][0]
+    assert status == "validated" or out["op_status_reason"][0]
     assert time.monotonic() - started < 30
 
 

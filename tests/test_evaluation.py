@@ -35,21 +35,22 @@ def reference():
     return ref
 
 
-def solved(reference, ops, pointers, answer_op, units=None) -> dict:
-    """A solver trace, executed by the solver's own executor: ``ops`` are ``(operation, unit)``."""
-    binding = reference_binding(PROBLEM, reference)
+def solved(reference, ops, pointers, answer_op, units=None, problem=PROBLEM) -> dict:
+    """A solver trace, executed by the solver's own executor: ``ops`` are ``(operation, unit)``; the units are the
+    reference binding's unless given as ``(char_start, char_end)``."""
+    binding = reference_binding(problem, reference)
     spans = units if units is not None else [(u["char_start"], u["char_end"]) for u in binding["units"]]
     trace = {
-        "problem": PROBLEM,
+        "problem": problem,
         "answer": None,
         "stage": None,
         "reason": "",
-        "units": [{"char_start": a, "char_end": b, "text": PROBLEM[a:b], "ops": []} for a, b in spans],
+        "units": [{"char_start": a, "char_end": b, "text": problem[a:b], "ops": []} for a, b in spans],
     }
     for name, unit in ops:
         trace["units"][unit]["ops"].append(name)
     operations = [{"op": name, "unit": unit} for name, unit in ops]
-    return execute_into_trace(PROBLEM, trace, operations, pointers, answer_op, [])
+    return execute_into_trace(problem, trace, operations, pointers, answer_op, [])
 
 
 def right(reference):
@@ -149,6 +150,82 @@ def test_selection_and_execution_without_reference(reference):
     assert attribute(other, "31", None)[0] == "UNATTRIBUTED"  # never guessed without a validated reference
     zero = solved(reference, [("div", 0), ("sub", 1)], [[q("3"), {"kind": "op", "index": 1}], [result(0), q("5")]], 1)
     assert zero["stage"] == "EXECUTION" and attribute(zero, "31", None)[0] == "EXECUTION"
+
+
+# Boundaries: each trace below is built so that the neighbouring rule, checked in another order or written a little
+# differently, names another stage.
+
+
+def test_boundary_answer_not_in_cot_before_teacher_error(reference):
+    cut_and_wrong = {**reference, "finish_reason": "length", "cot_correct": False, "cot_answer": "36"}
+    assert attribute(right(reference), "99", cut_and_wrong)[0] == "ANSWER_NOT_IN_COT"  # not TEACHER_ERROR
+    assert attribute(right(reference), "31", cut_and_wrong)[0] == "TEACHER_ERROR"  # 31 is in the CoT
+
+
+def test_boundary_a_unit_that_only_touches_a_reference_unit_does_not_overlap_it(reference):
+    binding = reference_binding(PROBLEM, reference)
+    spans = [(u["char_start"], u["char_end"]) for u in binding["units"]]
+    touching = (spans[1][1], len(PROBLEM))  # starts exactly where the second reference unit ends
+    assert PROBLEM[touching[0] : touching[1]] == ". How many eggs are left?"
+    t = solved(
+        reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [result(0), q("5")]], 1, units=[*spans, touching]
+    )
+    # half-open ranges: a spurious unit (SEGMENTATION); read as overlapping, its missing 'sub' is CLASSIFICATION
+    assert attribute(t, "31", reference)[0] == "SEGMENTATION"
+
+
+SQUARE = "A square garden has sides of 7 meters. What is its area in square meters?"
+
+
+def test_boundary_extraction_compares_operands_as_a_multiset():
+    ref = reference_from_solution(
+        SQUARE, "Its area is 7 * 7 = 49 square meters.\n#### 49", "49", load_spacy(None)(SQUARE)
+    )
+    binding = reference_binding(SQUARE, ref)
+    seven = {"kind": "quantity", "index": 0}
+    assert [p["index"] for p in binding["ops"][0]["operands"]] == [0, 0]
+    once = solved(ref, [("mul", 0)], [[seven]], 0, problem=SQUARE)  # 7 taken once: mul(7) cannot run
+    assert once["stage"] == "EXECUTION"
+    # as sets, {7} == {7, 7} and the failure would fall through to EXECUTION
+    assert attribute(once, "49", ref)[0] == "EXTRACTION"
+
+
+def test_boundary_extraction_counts_problem_numbers_with_another_layout(reference):
+    binding = reference_binding(PROBLEM, reference)
+    (a0, b0), (a1, b1) = [(u["char_start"], u["char_end"]) for u in binding["units"]]
+    # the second reference unit cut in two, each half taking its 'sub': the layout is mul, sub, sub
+    split = [(a0, b0), (a1, a1 + 9), (a1 + 9, b1)]
+    t = solved(
+        reference,
+        [("mul", 0), ("sub", 1), ("sub", 2)],
+        [[q("3"), q("12")], [result(0), q("5")], [result(1), q("5")]],
+        2,
+        units=split,
+    )
+    assert t["answer"] == "26"
+    # 5 used twice: as a set of numbers the same as the reference's, and it would be DEPENDENCY (one more operation)
+    assert attribute(t, "31", reference)[0] == "EXTRACTION"
+
+
+def test_boundary_an_operation_the_solver_found_no_operand_for_is_extraction_without_a_reference(reference):
+    empty = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], []], 1)
+    assert empty["stage"] == "EXTRACTION" and empty["answer"] is None
+    assert attribute(empty, "31", None)[0] == "EXTRACTION"  # the solver's own report; else UNATTRIBUTED
+
+
+def test_boundary_dependency_looks_at_result_edges_not_only_the_operation_count(reference):
+    no_edge = solved(
+        reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [{"kind": "op", "index": 1}, q("5")]], 1
+    )  # sub takes its own result (a cycle) where the reference takes mul's: the same numbers, another edge
+    assert no_edge["stage"] == "EXECUTION"
+    assert attribute(no_edge, "31", reference)[0] == "DEPENDENCY"  # by the count alone: EXECUTION
+
+
+def test_boundary_selection_against_the_reference_comes_before_execution(reference):
+    t = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [result(0), q("5")]], 2)
+    assert t["stage"] == "EXECUTION" and all(op["result"] is None for op in t["ops"])  # no value to compare
+    assert attribute(t, "31", reference)[0] == "SELECTION"  # the answer names no operation of the reference's
+    assert attribute(t, "31", None)[0] == "EXECUTION"
 
 
 def test_summary_counts_add_up():

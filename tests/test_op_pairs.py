@@ -95,6 +95,27 @@ def test_statuses_and_no_executed_text(tmp_path):
     assert not marker.exists()
 
 
+def test_io_labels_on_real_offsets_multibyte_text_and_a_region_ending_mid_word():
+    from mycelium_datasets.defaults import DEFAULT_BACKBONE
+    from mycelium_datasets.student_sets import io_labels, load_student_tokenizer
+
+    text = "Zoë buys 3 crêpes for €12 each."
+    tokenizer = load_student_tokenizer(DEFAULT_BACKBONE)  # the embedded backbone's WordPiece tokenizer
+    encoded = tokenizer(text, return_offsets_mapping=True, return_special_tokens_mask=True)
+    offsets = [tuple(o) for o in encoded["offset_mapping"]]
+    pieces = [text[a:b] for a, b in offsets]
+    assert pieces == ["", "Zoë", "buys", "3", "cr", "êp", "es", "for", "€", "12", "each", ".", ""]
+    special = encoded["special_tokens_mask"]
+    # "buys 3 crê": ends inside "êp" (a token of two characters, three bytes); "€12": a three-byte symbol and its
+    # number, two tokens
+    regions = [(text.index("buys"), text.index("pes")), (text.index("€"), text.index(" each"))]
+    labels = io_labels(offsets, regions, special)
+    assert [p for p, label in zip(pieces, labels) if label == 1] == ["buys", "3", "cr", "êp", "€", "12"]
+    assert labels[0] == labels[-1] == -100 and labels.count(0) == 5
+    # a region of only the space between "buys" and "3" touches both tokens and overlaps neither
+    assert io_labels(offsets, [(text.index(" 3"), text.index("3 "))], special) == [-100, *[0] * 11, -100]
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, teacher_path):
     out = tmp_path_factory.mktemp("ops-run")

@@ -122,3 +122,12 @@ def test_real_math_file():
     rows = read_source(ProblemsConfig(source=str(path)))
     assert len(rows) == 250 and all(r["status"] == "ok" for r in rows)
     assert rows[0]["id"] and rows[0]["solution"] and "\\boxed" in rows[0]["solution"]
+
+
+def test_missing_shared_data_skips_on_a_fresh_machine_and_fails_under_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="absent"):
+        shared_file("no-such-file.jsonl")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        shared_file("no-such-file.jsonl")

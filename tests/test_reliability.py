@@ -1,11 +1,11 @@
-"""Reliability: resume after SIGKILL at random points, determinism, and no code from data ever executed."""
+"""Reliability: resume after SIGKILL at known points, determinism across processes, run folders compared on disk, and
+no code from data ever executed."""
 
 from __future__ import annotations
 
 import ast
-import json
 import os
-import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,56 +18,113 @@ import pytest
 from mycelium_datasets.builders import BUILDERS
 from mycelium_models.job import split_options
 
-from conftest import write_jsonl
+from conftest import read_artifact, read_run, write_jsonl
 
 PACKAGE_DIRS = [Path(__file__).resolve().parents[1] / d for d in ("mycelium_datasets", "mycelium_models", "builders")]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def run_cli(out: Path, kill_after: float | None = None) -> int:
-    cmd = [sys.executable, "-m", "mycelium_models.cli", "run", "--out", str(out), "--config", "tiny"]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    if kill_after is None:
-        return proc.wait(timeout=900)
-    time.sleep(kill_after)
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: the verification worker too
-    return proc.wait(timeout=60)
+RUN = ["run", "--config", "tiny", "--capture_part_size", "2"]  # 12 problems; the capture in parts of two rows
 
 
-def snapshot(out: Path) -> dict:
-    result = {}
-    for name in BUILDERS:
-        marker = json.loads((out / ".mycelium" / f"{name}.json").read_text())
-        rows = {split: d.to_list() for split, d in datasets.load_dataset(str(out / name)).items()}
-        result[name] = (marker["fingerprint"], rows)
-    return result
+def start_cli(argv: list[str], out: Path, hash_seed: int, log: Path) -> subprocess.Popen:
+    """``mycelium ARGV --out OUT`` in its own process group (so that a kill reaches its workers too), with its own
+    ``PYTHONHASHSEED``, logging to ``log``."""
+    cmd = [sys.executable, "-m", "mycelium_models.cli", *argv, "--out", str(out)]
+    env = {**ENV, "PYTHONHASHSEED": str(hash_seed)}
+    with open(log, "w") as f:
+        return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_when(proc: subprocess.Popen, reached, what: str, timeout: float = 600) -> None:
+    """SIGKILL ``proc``'s whole process group as soon as ``reached()`` is true (polled every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while not reached():
+        assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"{what} was not reached in {timeout} s"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+def complete(out: Path, name: str) -> bool:
+    return (out / ".mycelium" / f"{name}.json").is_file()
+
+
+def capture_parts(out: Path, split: str) -> list[Path]:
+    return sorted((out / ".mycelium" / "work" / "jsd_spans").glob(f"**/{split}/w001-r000-p*.parquet"))
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_then_rerun_gives_identical_artifacts(tmp_path, teacher_path):
+def test_sigkill_at_known_points_then_rerun_equals_an_uninterrupted_run_on_disk(tmp_path, teacher_path):
     reference = tmp_path / "uninterrupted"
-    assert run_cli(reference) == 0
-    interrupted = tmp_path / "interrupted"
-    rng = random.Random(7)
-    for kill_after in sorted(rng.uniform(1.5, 14.0) for _ in range(3)):
-        run_cli(interrupted, kill_after=kill_after)
-    assert run_cli(interrupted) == 0
-    assert snapshot(interrupted) == snapshot(reference)  # nothing lost, nothing doubled, same fingerprints
-    leftovers = [p for p in interrupted.rglob("*") if ".tmp" in p.name or p.name.endswith(".old")]
+    uninterrupted = start_cli(RUN, reference, hash_seed=1, log=tmp_path / "reference.log")  # runs alongside
+    out = tmp_path / "interrupted"
+
+    # 1. mid-split: the first part of the capture's train split is on disk, the split is not finished
+    run = start_cli(RUN, out, hash_seed=2, log=tmp_path / "kill1.log")
+    kill_when(run, lambda: capture_parts(out, "train"), "the first capture part")
+    parts = capture_parts(out, "train")
+    assert complete(out, "cot_traces") and not complete(out, "jsd_spans")
+    assert 1 <= len(parts) < 5, parts  # about ten train rows in parts of two
+    # 2. between artifacts: op_pairs is complete and a later artifact is not
+    run = start_cli(RUN, out, hash_seed=3, log=tmp_path / "kill2.log")
+    kill_when(run, lambda: complete(out, "op_pairs"), "op_pairs' completion marker")
+    assert not complete(out, "bindings")
+    resumed = (tmp_path / "kill2.log").read_text()
+    assert f"jsd_spans/train [w001-r000 part {len(parts) + 1}/" in resumed
+    for k in range(1, len(parts) + 1):
+        assert f"jsd_spans/train [w001-r000 part {k}/" not in resumed  # the parts on disk were kept, not redone
+    # 3. during student training: the tagger is trained and swapped in, the classifier is training
+    run = start_cli(RUN, out, hash_seed=4, log=tmp_path / "kill3.log")
+    kill_when(run, lambda: (out / ".mycelium" / "work" / "models-classifier").is_dir(), "the classifier's training")
+    assert (out / "models" / "tagger" / "mycelium.json").is_file() and not (out / "models" / "classifier").exists()
+    tagger = (out / "models" / "tagger" / "model.safetensors").stat()
+
+    final = start_cli(RUN, out, hash_seed=5, log=tmp_path / "final.log")
+    assert final.wait(timeout=900) == 0, (tmp_path / "final.log").read_text()[-3000:]
+    assert uninterrupted.wait(timeout=900) == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    assert read_run(out) == read_run(reference)  # nothing lost, nothing doubled, same fingerprints, same order
+    again = (out / "models" / "tagger" / "model.safetensors").stat()
+    assert (again.st_ino, again.st_mtime_ns) == (tagger.st_ino, tagger.st_mtime_ns)  # not trained twice
+    for kind in ("tagger", "classifier", "binder"):
+        assert (out / "models" / kind / "mycelium.json").is_file(), kind
+    leftovers = [p for p in out.rglob("*") if ".tmp" in p.name or p.name.endswith(".old")]
     assert not leftovers, leftovers  # no half-written file or folder left behind
-    assert not list((interrupted / ".mycelium").rglob("*.parquet"))  # finished builds clean their parts
+    assert not list((out / ".mycelium").rglob("*.parquet"))  # finished builds clean their parts
 
 
-def test_same_configuration_twice_is_deterministic(tmp_path, teacher_path):
-    configs = split_options({"size": 6, "test_fraction": 0.0})
-    snapshots = []
-    for run in ("a", "b"):
-        out = tmp_path / run
-        for name in BUILDERS:
-            BUILDERS[name](out, configs[name]).build()
-        snapshots.append(snapshot(out))
-    assert snapshots[0] == snapshots[1]
+def test_same_configuration_in_two_processes_with_other_hash_seeds_is_deterministic(tmp_path, teacher_path):
+    argv = ["run", "--size", "6", "--test_fraction", "0", "--no_students"]
+    runs = [start_cli(argv, tmp_path / f"seed{seed}", seed, tmp_path / f"seed{seed}.log") for seed in (1, 2)]
+    for seed, proc in zip((1, 2), runs):
+        assert proc.wait(timeout=900) == 0, (tmp_path / f"seed{seed}.log").read_text()[-3000:]
+    assert read_run(tmp_path / "seed1") == read_run(tmp_path / "seed2")
+
+
+def test_the_folder_comparison_fails_on_reordered_and_on_same_size_corrupted_rows(tmp_path):
+    import pyarrow.parquet as pq
+
+    src = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"id": f"q{i}", "problem": f"What is {i} times 3?", "answer": str(3 * i)} for i in range(7)],
+    )
+    configs = split_options({"source": str(src), "test_fraction": 0.0})
+    original = tmp_path / "original"
+    BUILDERS["problems"](original, configs["problems"]).build()
+    (path,) = (original / "problems" / "data").glob("*.parquet")
+    table = pq.read_table(path)
+    changed = {
+        "reordered": table.take([4, 5, 6, 0, 1, 2, 3]),  # the ranks' parts merged in the wrong order
+        "corrupted": table.take([0, 2, 2, 3, 4, 5, 6]),  # q1 lost and q2 doubled: the same row count and sizes
+    }
+    for name, rows in changed.items():
+        folder = tmp_path / name
+        shutil.copytree(original, folder)
+        pq.write_table(rows, folder / "problems" / "data" / path.name)  # the same file name and card header
+        assert (folder / "problems" / "README.md").read_text() == (original / "problems" / "README.md").read_text()
+        assert read_artifact(folder / "problems") != read_artifact(original / "problems"), name
+    assert read_artifact(tmp_path / "reordered" / "problems")["train"][0]["id"] == "q4"
 
 
 def test_code_in_data_is_never_executed(tmp_path, teacher_path):

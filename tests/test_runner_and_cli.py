@@ -13,7 +13,7 @@ from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.runner import map_in_parts
 from mycelium_models.cli import main
 
-from conftest import run_single_and_distributed, write_jsonl
+from conftest import read_artifact, run_single_and_distributed, write_jsonl
 
 FEATURES = datasets.Features({"x": datasets.Value("int64"), "y": datasets.Value("int64")})
 
@@ -129,7 +129,7 @@ def test_generation_sharded_over_two_processes_equals_one(tmp_path, tiny_teacher
     ]
     one, two, stderr = run_single_and_distributed(common, tmp_path, port=29533)
     assert "rank1" in stderr and "w002-r001" in stderr  # both ranks ran, each on its own shard
-    a = datasets.load_dataset(str(one / "cot_traces"))["train"].to_list()
-    b = datasets.load_dataset(str(two / "cot_traces"))["train"].to_list()
+    a = read_artifact(one / "cot_traces")["train"]  # from disk: load_dataset would answer both from one cache entry
+    b = read_artifact(two / "cot_traces")["train"]
     assert [r["id"] for r in b] == [f"q{i}" for i in range(7)]
     assert a == b

@@ -20,6 +20,8 @@ from mycelium_datasets.segment import (
     snap_to_word_start,
 )
 
+from conftest import check_token_alignment
+
 
 @lru_cache(maxsize=2)
 def tokenizer(name: str):
@@ -84,6 +86,20 @@ def test_span_invariants_on_random_texts(pieces, kind, method, seed):
     assert spans[0]["char_start"] == 0 and spans[-1]["char_end"] == len(text)
     assert all(0 <= s["token_start"] <= s["token_end"] <= len(offsets) for s in spans)
     assert boundaries == sorted(boundaries)
+    check_token_alignment(offsets, spans)
+
+
+def test_a_span_after_a_newline_starts_on_its_own_first_token_not_on_the_newline():
+    cot = "Natalia sold 48 clips.\nThen she sold 24 more."
+    offsets = [
+        tuple(o)
+        for o in tokenizer("bpe")(cot, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    ]
+    spans, _ = segment("sentence", cot, offsets, None)
+    assert [s["text"] for s in spans] == ["Natalia sold 48 clips.\n", "Then she sold 24 more."]
+    newline = offsets.index((22, 23))  # the BPE tokenizer gives "\n" a token of its own, ending where "Then" starts
+    assert spans[1]["token_start"] == newline + 1 and spans[0]["token_end"] == newline + 1
+    check_token_alignment(offsets, spans)
 
 
 def test_random_token_boundaries_are_snapped_to_words():

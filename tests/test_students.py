@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import datasets
 import pytest
 import torch
 from transformers import (
@@ -24,7 +23,7 @@ from mycelium_models.job import run, split_options
 from mycelium_models.solver import MyceliumSolver
 from mycelium_models.train import io_span_f1, span_set
 
-from conftest import write_jsonl
+from conftest import read_artifact, write_jsonl
 
 TINY_BACKBONES = {
     "bert": BertConfig(
@@ -258,6 +257,39 @@ def test_a_run_folder_holds_no_path_of_this_machine(run_dir, models_dir):
     assert f'MyceliumSolver.from_pretrained("{run_dir.name}/models")' in card  # where it lives, not its work folder
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="pending, a finding: on the 40-problem, 2-epoch test run the tagger's best span F1 is 0.0 (random tags "
+    "0.001) and the classifier's accuracy 0.308 equals always answering 'mul' (measured); the students learn "
+    "nothing measurable at test scale. Strict: once they beat the baselines this XPASSes and the mark must go",
+)
+def test_the_students_learn_more_than_a_baseline_gives(run_dir, models_dir):
+    """Learning floors on the small real run: the tagger's span F1 above all-O (0) and above random tags at the
+    training split's OP rate; the classifier's accuracy above always answering the training split's commonest
+    label. The floors are read on the test split, the set the metrics were measured on."""
+    import collections
+
+    import numpy as np
+
+    io_tags = read_artifact(run_dir / "io_tags")
+    train_tokens = [label for row in io_tags["train"] for label in row["labels"] if label != -100]
+    op_rate = sum(train_tokens) / len(train_tokens)
+    gold = [row["labels"] for row in io_tags["test"]]
+    assert io_span_f1([[0] * len(g) for g in gold], gold)["f1"] == 0.0
+    rng = np.random.default_rng(0)
+    random_f1 = np.mean(
+        [io_span_f1([(rng.random(len(g)) < op_rate).astype(int) for g in gold], gold)["f1"] for _ in range(20)]
+    )
+    tagger = json.loads((models_dir / "tagger" / "metrics.json").read_text())
+    assert tagger["eval_f1"] > max(0.0, random_f1), (tagger["eval_f1"], random_f1)
+
+    op_classes = read_artifact(run_dir / "op_classes")
+    commonest, _ = collections.Counter(row["label"] for row in op_classes["train"]).most_common(1)[0]
+    majority = np.mean([row["label"] == commonest for row in op_classes["test"]])
+    classifier = json.loads((models_dir / "classifier" / "metrics.json").read_text())
+    assert classifier["eval_accuracy"] > majority, (classifier["eval_accuracy"], majority)
+
+
 def test_solver_answers_without_cot_and_never_raises(models_dir):
     solver = MyceliumSolver.from_pretrained(models_dir, device="cpu")
     traces = solver.solve(
@@ -273,6 +305,57 @@ def test_solver_answers_without_cot_and_never_raises(models_dir):
         assert (t["answer"] is None) == (t["stage"] is not None)
         assert t["stage"] in (None, "SEGMENTATION", "CLASSIFICATION", "EXTRACTION", "EXECUTION")
     assert traces[1]["stage"] == "SEGMENTATION"
+
+
+SIMPLE = [  # one- and two-step problems with their reference solutions
+    ("Tom has 3 apples and buys 4 more apples. How many apples does he have now?", "3 + 4 = 7\n#### 7", "7"),
+    ("A box holds 6 eggs. How many eggs are in 5 boxes?", "6 * 5 = 30\n#### 30", "30"),
+    ("Sara had 20 dollars and spent 8 dollars. How many dollars are left?", "20 - 8 = 12\n#### 12", "12"),
+    ("Ben shares 24 candies equally among 4 friends. How many does each get?", "24 / 4 = 6\n#### 6", "6"),
+    (
+        "Mia buys 3 packs of 5 pencils. She loses 2 pencils. How many pencils does she have?",
+        "3 * 5 = 15\n15 - 2 = 13\n#### 13",
+        "13",
+    ),
+    (
+        "A farmer has 7 rows of 8 trees. He cuts down 6 trees. How many trees are left?",
+        "7 * 8 = 56\n56 - 6 = 50\n#### 50",
+        "50",
+    ),
+]
+
+
+def test_the_solvers_executor_answers_simple_problems_from_their_reference_bindings():
+    """Rung (a) on fixed one- and two-step problems: their reference DAGs, bound and run by the solver's executor,
+    give every gold, so a failure of the test below is the students'."""
+    from mycelium_datasets.defaults import load_spacy
+    from mycelium_models.evaluation import reference_binding, reference_from_solution
+    from mycelium_models.solver import execute_into_trace
+
+    nlp = load_spacy(None)
+    for problem, solution, gold in SIMPLE:
+        binding = reference_binding(problem, reference_from_solution(problem, solution, gold, nlp(problem)))
+        assert binding is not None, problem
+        units = [{**u, "ops": []} for u in binding["units"]]
+        ops = [{"op": op["op"], "unit": op["unit"]} for op in binding["ops"]]
+        pointers = [op["operands"] for op in binding["ops"]]
+        trace = execute_into_trace(
+            problem, {"units": units, "stage": None, "answer": None}, ops, pointers, binding["answer_op"], []
+        )
+        assert trace["answer"] == gold, (problem, trace)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pending: the students of the 40-problem, 2-epoch test run answer 1 of these 6 (measured; 4 needed); tiny "
+    "students trained held-in on six such problems took over 4 min per student here, beyond the suite's time "
+    "budget. Strict: once the students solve them this XPASSes and fails, and the mark must go",
+)
+def test_the_solver_answers_simple_one_and_two_step_problems(models_dir):
+    solver = MyceliumSolver.from_pretrained(models_dir, device="cpu")
+    traces = solver.solve([problem for problem, _, _ in SIMPLE])
+    right = sum(t["answer"] == gold for t, (_, _, gold) in zip(traces, SIMPLE))
+    assert right >= 4, [(t["answer"], gold) for t, (_, _, gold) in zip(traces, SIMPLE)]
 
 
 def test_solver_names_a_missing_file(tmp_path):
@@ -477,12 +560,14 @@ def test_loop_adds_validated_problems_and_versions_each_round(run_dir):
     assert [r["round"] for r in result["rounds"]] == [0, 1]
     round1 = result["rounds"][1]
     assert round1["added_self"] + round1["added_mop_up"] > 0  # the reference mop-up validates gsm_symbolic problems
-    io_tags = datasets.load_dataset(str(run_dir / "loop" / "round-1" / "io_tags"))
+    round_dir = run_dir / "loop" / "round-1"
+    on_disk = {name: read_artifact(round_dir / name) for name in ("io_tags", "bindings")}  # never via a cache
+    io_tags = on_disk["io_tags"]
     assert len(io_tags["train"]) == round1["io_tags_train"] > result["rounds"][0]["io_tags_train"]
-    test_ids = set(datasets.load_dataset(str(run_dir / "problems"))["test"]["id"])
-    assert not test_ids & set(io_tags["train"]["id"])  # nothing from the test split ever trains a student
-    assert (run_dir / "loop" / "round-1" / "models" / "binder" / "model.safetensors").is_file()
-    bindings = datasets.load_dataset(str(run_dir / "loop" / "round-1" / "bindings"))
+    test_ids = {r["id"] for r in read_artifact(run_dir / "problems")["test"]}
+    assert not test_ids & {r["id"] for r in io_tags["train"]}  # nothing from the test split ever trains a student
+    assert (round_dir / "models" / "binder" / "model.safetensors").is_file()
+    bindings = on_disk["bindings"]
     assert len(bindings["train"]) == round1["bindings_train"] > result["rounds"][0]["bindings_train"]
     from mycelium_datasets.arith import format_value
     from mycelium_datasets.dag import execute
@@ -494,3 +579,4 @@ def test_loop_adds_validated_problems_and_versions_each_round(run_dir):
     assert (run_dir / "loop" / "report.md").is_file()
     again = run_loop(LoopArguments(run_dir=str(run_dir), max_rounds=1, pool_size=12, mop_up="reference"))
     assert again["rounds"] == result["rounds"]  # a complete round is resumed, not redone
+    assert {name: read_artifact(round_dir / name) for name in on_disk} == on_disk
