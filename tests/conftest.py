@@ -12,17 +12,32 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+def _shared_data() -> Path:
+    """``shared/data`` beside the checkout or beside any folder above it (a clone in a worktree or CI folder finds the
+    project's shared data too); ``MYCELIUM_SHARED_DATA`` names it explicitly."""
+    if os.environ.get("MYCELIUM_SHARED_DATA"):
+        return Path(os.environ["MYCELIUM_SHARED_DATA"])
+    for folder in Path(__file__).resolve().parents[1].parents:
+        if (folder / "shared" / "data").is_dir():
+            return folder / "shared" / "data"
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
+REQUIRE = "MYCELIUM_REQUIRE_SHARED_DATA"
 
 
 def shared_file(name: str) -> Path:
-    """A file of ../shared/data, or a clean skip when the folder is absent (a user's fresh machine). Under CI
-    (``CI=true``) a missing file fails the test instead: a skip there would hide that real data was never read."""
+    """A file of the shared data, or a clean skip when it is absent (a user's fresh machine). With
+    ``MYCELIUM_REQUIRE_SHARED_DATA=1`` (or ``CI=true`` where the shared data is reachable: a CI that has it must read
+    it) a missing file fails the test instead: a skip there would hide that real data was never read."""
     path = SHARED_DATA / name
     if not path.is_file():
         reason = f"{path} is absent (real-data tests need ../shared/data)"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip", pytrace=False)
+        ci = os.environ.get("CI", "").lower() in ("true", "1") and SHARED_DATA.is_dir()
+        if os.environ.get(REQUIRE) == "1" or ci:
+            pytest.fail(f"{reason}; shared data is required here, so this is a failure, not a skip", pytrace=False)
         pytest.skip(reason)
     return path
 

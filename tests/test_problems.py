@@ -128,6 +128,6 @@ def test_missing_shared_data_skips_on_a_fresh_machine_and_fails_under_ci(monkeyp
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="absent"):
         shared_file("no-such-file.jsonl")
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+    monkeypatch.setenv("MYCELIUM_REQUIRE_SHARED_DATA", "1")
+    with pytest.raises(pytest.fail.Exception, match="required here"):
         shared_file("no-such-file.jsonl")
