@@ -143,7 +143,7 @@ def test_dataset_card_metadata_and_lineage(run_dir, tiny_teacher, artifact):
     lineage = mycelium["lineage"]
     for name in builder.UPSTREAM:
         upstream = json.loads((run_dir / ".mycelium" / f"{name}.json").read_text())
-        assert lineage["upstream"][name] == {"version": upstream["version"], "fingerprint": upstream["fingerprint"]}
+        assert lineage["upstream"][name] == {k: upstream[k] for k in ("version", "fingerprint", "content")}
     assert lineage["source"]["name"] == "gsm_symbolic" and lineage["source"]["license"] == "apache-2.0"
     assert lineage["source"]["generator"] == f"reasoning-gym {version('reasoning-gym')}"
     order = list(BUILDERS)
