@@ -1,6 +1,8 @@
 """Releases: every artifact round-trips through ``load_dataset``, every card parses with huggingface_hub's classes
 and carries its metadata and lineage, and ``mycelium release`` lists a complete, correct upload (dry run) or fails
-cleanly when it cannot push. One tiny run (the ``tiny`` preset) and two untrained tiny students serve every test."""
+cleanly when it cannot push; a run's released solver repo loads by its repo id (``snapshot_download`` stood in by
+the staged folder) and each student loads alone from its subfolder. One tiny run (the ``tiny`` preset) and three
+untrained tiny students serve every test."""
 
 from __future__ import annotations
 
