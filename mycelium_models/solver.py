@@ -58,8 +58,9 @@ def resolve_models(models: str | Path, revision: str | None = None) -> tuple[Pat
     if isinstance(models, str) and REPO_ID.match(models):
         return download_models(models, revision), f"{models}@{revision or 'main'}"
     raise ModelsNotFoundError(
-        f"{models} is neither a folder nor a Hub repo id: expected a models folder with {', '.join(STUDENT_NAMES)} "
-        "(e.g. DIR/models) or a released solver's ORG/NAME (e.g. my-org/mycelium-demo-solver)"
+        f"{models} is neither a folder nor a Hub repo id: expected a models folder with "
+        f"{', '.join(f'{name}/' for name in STUDENT_NAMES)} (e.g. DIR/models) or a released solver's ORG/NAME "
+        "(e.g. my-org/mycelium-demo-solver)"
     )
 
 
