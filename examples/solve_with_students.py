@@ -1,10 +1,11 @@
 """Answer math word problems with the three students alone: no chain of thought at inference.
 
-    python examples/solve_with_students.py [MODELS_DIR]
+    python examples/solve_with_students.py [MODELS_DIR|ORG/NAME]
 
 MODELS_DIR holds `tagger/`, `classifier/` and `binder/` (default: runs/default/models, written by `mycelium run
---out runs/default`). Every answer comes with its trace: the units the tagger found, the operations the classifier
-gave each, the operands the binder pointed at and the values, or the stage that failed.
+--out runs/default`); ORG/NAME is a solver released with `mycelium release` (e.g. ORG/NAME-solver; needs network).
+Every answer comes with its trace: the units the tagger found, the operations the classifier gave each, the
+operands the binder pointed at and the values, or the stage that failed.
 """
 
 import sys

@@ -7,8 +7,8 @@ its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags ove
     mycelium build ARTIFACT --out DIR [options]
     mycelium show DIR --id ID --out PAGE.html
     mycelium train STUDENT --run_dir DIR           (tagger, classifier, binder)
-    mycelium solve --models DIR/models "PROBLEM TEXT"
-    mycelium eval --models DIR/models --source NAME|FILE.jsonl --out EVALDIR
+    mycelium solve --models DIR/models|ORG/NAME [--revision vX.Y.Z] "PROBLEM TEXT"
+    mycelium eval --models DIR/models|ORG/NAME --source NAME|FILE.jsonl --out EVALDIR
     mycelium loop --run_dir DIR
     mycelium verify DIR
     mycelium sources | mycelium artifacts
@@ -43,7 +43,7 @@ COMMANDS = {
     "build": "build one artifact (and any missing upstream artifact) into --out DIR",
     "show": "one problem's spans, IAF maps and JSD curve as an HTML page: show DIR --id ID --out PAGE.html",
     "train": f"train a student from a run folder: train {'|'.join(STUDENTS)} --run_dir DIR [TrainingArguments]",
-    "solve": 'answer problems with the students, no CoT: solve --models DIR/models "PROBLEM TEXT" ...',
+    "solve": 'answer problems with the students, no CoT: solve --models DIR/models|ORG/NAME "PROBLEM TEXT" ...',
     "eval": "the students alone, no CoT, on any problems: eval --models DIR/models --source S --out EVALDIR",
     "loop": "the self-improving loop on a run folder: loop --run_dir DIR [--max_rounds N]",
     "verify": "check a run folder's artifacts against their completion markers (sizes and sha256): verify DIR",
@@ -185,13 +185,20 @@ def _train(argv: list[str]) -> int:
 
 def _solve(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mycelium solve", description=COMMANDS["solve"])
-    parser.add_argument("--models", required=True, help="Folder with tagger/, classifier/ and binder/.")
+    parser.add_argument(
+        "--models",
+        required=True,
+        help="Folder with tagger/, classifier/ and binder/ (e.g. DIR/models), or a released solver's Hub id ORG/NAME.",
+    )
+    parser.add_argument(
+        "--revision", default=None, help="Revision of a Hub --models: a tag such as v1.0.0, a branch or a commit."
+    )
     parser.add_argument("problems", nargs="+", help="Problem texts.")
     args = parser.parse_args(argv)
     from mycelium_models.solver import MyceliumSolver
 
     try:
-        solver = MyceliumSolver.from_pretrained(args.models)
+        solver = MyceliumSolver.from_pretrained(args.models, revision=args.revision)
     except FileNotFoundError as exc:
         print(f"mycelium: error: {exc}", file=sys.stderr)
         return 2
@@ -215,7 +222,9 @@ def _solve(argv: list[str]) -> int:
 class EvalArguments:
     """What to evaluate, on which problems, into where."""
 
-    models: str = field(metadata={"help": "Folder with tagger/, classifier/ and binder/ (e.g. DIR/models)."})
+    models: str = field(
+        metadata={"help": "Folder with tagger/, classifier/ and binder/ (e.g. DIR/models), or a solver's Hub id."}
+    )
     out: str = field(metadata={"help": "Evaluation folder: eval.json, predictions.jsonl, report.md, attribution.png."})
     split: str = field(default="all", metadata={"help": "Which split of the source to evaluate: all, train or test."})
     run_dir: str | None = field(
@@ -223,6 +232,9 @@ class EvalArguments:
         metadata={"help": "A run folder whose cot_traces/op_pairs serve as references for attribution (by id)."},
     )
     eval_verify_timeout: float = field(default=5.0, metadata={"help": "Seconds per answer check."})
+    revision: str | None = field(
+        default=None, metadata={"help": "Revision of a Hub --models: a tag such as v1.0.0, a branch or a commit."}
+    )
 
 
 def _eval(argv: list[str]) -> int:
@@ -236,7 +248,7 @@ def _eval(argv: list[str]) -> int:
         args, problems_config = parser.parse_args_into_dataclasses(args=argv)
         if args.split not in ("all", "train", "test"):
             raise ValueError(f"--split must be all, train or test, got {args.split!r}")
-        solver = MyceliumSolver.from_pretrained(args.models)
+        solver = MyceliumSolver.from_pretrained(args.models, revision=args.revision)
         problems = build_problems(problems_config)
         rows = [
             {

@@ -4,20 +4,27 @@
 
 - an artifact folder (``DIR/README.md`` + ``DIR/data/*.parquet``): one dataset repo ``ORG/NAME``;
 - a model folder (``DIR/config.json`` + ``DIR/README.md``, e.g. ``RUN/models/tagger``): one model repo ``ORG/NAME``;
-- a models folder (``RUN/models`` with ``tagger/``, ``classifier/``, ``binder/``): ``ORG/NAME-tagger``, ...;
+- a models folder (``RUN/models`` with ``tagger/``, ``classifier/``, ``binder/``): one model repo ``ORG/NAME``, the
+  **solver**: each student in its subfolder, unchanged but for its card, and a solver card on top, so that
+  ``MyceliumSolver.from_pretrained("ORG/NAME", revision="vX.Y.Z")`` (and ``mycelium solve --models ORG/NAME``)
+  loads all three, and each student still loads alone with ``from_pretrained("ORG/NAME", subfolder="tagger")``;
 - a run folder: every artifact in it, one dataset repo each, ``ORG/NAME-<artifact>`` (e.g. ``ORG/NAME-cot_traces``),
-  and its students, ``ORG/NAME-tagger`` / ``-classifier`` / ``-binder``. One repo per artifact keeps each
-  artifact's card,
+  and its models folder as the solver repo ``ORG/NAME-solver``. One repo per artifact keeps each artifact's card,
   version tag and ``load_dataset("ORG/NAME-<artifact>")`` exactly as the design describes them; the cards link each
-  artifact to its upstream repos.
+  artifact to its upstream repos and each student to the dataset repo it was trained on. The students share one
+  repo because they are used together, at one version: one tag names the solver.
 
 Without ``--push`` it is a dry run: it validates each folder (the card parses; every data file the card's
 ``configs`` name exists and every data file is named by them; a model has weights in safetensors, a config whose
-``auto_map`` names modeling files that are there, a tokenizer and a card) and lists exactly what would be uploaded:
-each file with its size and sha256, the repo id and type, and the tag ``v<version>``. Work files (anything under a
-dot-folder such as ``.mycelium/``, ``*.tmp``, ``*.lock``, ``__pycache__``) and pickles (``training_args.bin``) are
-never uploaded. The card is released with its usage snippet pointing at the repo and the tag, and a
-``mycelium.release`` entry in its YAML; every other file is uploaded byte for byte.
+``auto_map`` names modeling files that are there, a tokenizer and a card; each student of a solver is checked in
+its subfolder, all three must be there and give one version) and lists exactly what would be uploaded: each file
+with its size and sha256, the repo id and type, and the tag ``v<version>``. Work files (anything under a dot-folder
+such as ``.mycelium/``, ``*.tmp``, ``*.lock``, ``__pycache__``) and pickles (``training_args.bin``) are never
+uploaded, nor anything of a models folder outside its students' subfolders. The card is released with its usage
+snippet pointing at the repo and the tag, and a ``mycelium.release`` entry in its YAML; the solver's card is written
+from its students' cards; every other file is uploaded byte for byte. A solver repo also carries the students'
+``modeling_mycelium.py`` on top: transformers reads remote code from the top of a repo even when loading with
+``subfolder=``, so ``trust_remote_code=True`` needs it there as well as in each subfolder.
 
 With ``--push``: ``create_repo(exist_ok=True)``, ``upload_folder`` (the repo then holds exactly the listed files)
 and ``create_tag``; the token comes from ``HF_TOKEN`` or ``hf auth login`` (``huggingface-cli login``). Offline
@@ -40,9 +47,8 @@ import tempfile
 from pathlib import Path
 
 from mycelium_datasets.builders import BUILDERS
-from mycelium_models.students import STUDENTS
+from mycelium_models.students import REPO_ID, STUDENTS
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 TAG = re.compile(r"^v\d+\.\d+\.\d+([.+-][0-9A-Za-z.-]+)?$")
 # Never uploaded: work and temporary files, caches, and pickles (no pickle is ever published or loaded).
 EXCLUDE = {
@@ -53,6 +59,9 @@ EXCLUDE = {
     "trainer checkpoint": ("checkpoint-*",),
 }
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+# A models folder is released as one model repo, the solver: each student in its subfolder (tagger/, ...), the
+# solver's card on top. A run folder's goes to ORG/NAME-solver, beside its ORG/NAME-<artifact> dataset repos.
+SOLVER = "solver"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json")
 
 
@@ -132,20 +141,25 @@ def is_model_folder(folder: Path) -> bool:
     return (folder / "config.json").is_file()
 
 
+def is_models_folder(folder: Path) -> bool:
+    return any(is_model_folder(folder / name) for name in STUDENTS)
+
+
 def targets(directory: Path, repo: str) -> list[tuple[str, Path, str, str]]:
-    """``(name, folder, repo_id, repo_type)`` for everything ``directory`` releases."""
+    """``(name, folder, repo_id, repo_type)`` for everything ``directory`` releases: a folder that is one repo goes
+    to ``repo`` itself; a run folder, many repos, to ``repo-<artifact>`` and ``repo-solver``."""
     if is_artifact_folder(directory):
         return [(directory.name, directory, repo, "dataset")]
     if is_model_folder(directory):
         return [(directory.name, directory, repo, "model")]
+    if is_models_folder(directory):
+        return [(SOLVER, directory, repo, "model")]
     found = []
     for name in BUILDERS:
         if is_artifact_folder(directory / name):
             found.append((name, directory / name, f"{repo}-{name}", "dataset"))
-    models = directory / "models" if (directory / "models").is_dir() else directory
-    for name in STUDENTS:
-        if is_model_folder(models / name):
-            found.append((name, models / name, f"{repo}-{name}", "model"))
+    if is_models_folder(directory / "models"):
+        found.append((SOLVER, directory / "models", f"{repo}-{SOLVER}", "model"))
     if not found:
         raise ReleaseError(
             f"{directory} is not an artifact folder (README.md + data/), a model folder (config.json), a models "
@@ -245,28 +259,41 @@ def _rewrite_dataset_card(card, repo_id: str, tag: str, fingerprint: str | None,
     return re.sub(r'load_dataset\("[^"\n]*"\)', lambda _: snippet, text, count=1)
 
 
-def _rewrite_model_card(text: str, repo_id: str, tag: str, kind: str, datasets_repo: str | None) -> str:
+def _rewrite_model_card(
+    text: str, repo_id: str, tag: str, kind: str, datasets_repo: str | None, subfolder: str | None = None
+) -> str:
     from huggingface_hub import ModelCard
 
     from mycelium_models.train import USE_BEGIN, USE_END
 
     card = ModelCard(text)
     mycelium = dict(card.data.get("mycelium") or {})
-    mycelium["release"] = {"repo_id": repo_id, "tag": tag}
+    mycelium["release"] = {"repo_id": repo_id, "tag": tag, **({"subfolder": subfolder} if subfolder else {})}
     card.data.mycelium = mycelium
     if datasets_repo:
         card.data.datasets = [datasets_repo]
     auto = STUDENTS[kind].auto_class if kind in STUDENTS else "AutoModelForSequenceClassification"
+    where = f'"{repo_id}", ' + (f'subfolder="{subfolder}", ' if subfolder else "") + f'revision="{tag}"'
+    intro = (
+        f"""# the solver: this student with the others of this repo (pip install mycelium-distill)
+from mycelium_models.solver import MyceliumSolver
+
+solver = MyceliumSolver.from_pretrained("{repo_id}", revision="{tag}")
+
+# this student alone, with the package (no remote code)
+"""
+        if subfolder
+        else "# with the package (no remote code): pip install mycelium-distill\n"
+    )
     use = f"""{USE_BEGIN}
 ```python
-# with the package (no remote code): pip install mycelium-distill
-import mycelium_models  # registers the classes with the Auto classes
+{intro}import mycelium_models  # registers the classes with the Auto classes
 from transformers import {auto}
 
-model = {auto}.from_pretrained("{repo_id}", revision="{tag}")
+model = {auto}.from_pretrained({where})
 
 # or without it, running this repo's modeling_mycelium.py:
-model = {auto}.from_pretrained("{repo_id}", revision="{tag}", trust_remote_code=True)
+model = {auto}.from_pretrained({where}, trust_remote_code=True)
 ```
 {USE_END}"""
     text = str(card)
@@ -274,6 +301,166 @@ model = {auto}.from_pretrained("{repo_id}", revision="{tag}", trust_remote_code=
         head, rest = text.split(USE_BEGIN, 1)
         text = head + use + rest.split(USE_END, 1)[1]
     return text
+
+
+def _prepare_model(
+    folder: Path,
+    kept: list[str],
+    name: str,
+    repo_id: str,
+    revision: str | None,
+    data_repo: str | None,
+    subfolder: str | None = None,
+) -> tuple[list[str], dict[str, tuple[bytes, str]], str]:
+    """One model folder's problems, the files the release changes or adds (path -> (content, note)) and its tag."""
+    from huggingface_hub import ModelCard
+
+    problems, add = _check_model(folder, kept)
+    changed: dict[str, tuple[bytes, str]] = {}
+    text = (folder / "README.md").read_text(encoding="utf-8") if "README.md" in kept else ""
+    version = None
+    if text:
+        try:
+            version = ModelCard(text).data.get("version")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"README.md does not parse as a model card: {exc}")
+    tag = revision or (f"v{version}" if version else None)
+    if tag is None:
+        problems.append("the model card has no `version`: pass --revision vX.Y.Z")
+        tag = "v?"
+    if text and not problems:
+        text = _rewrite_model_card(text, repo_id, tag, name, data_repo, subfolder)
+        changed["README.md"] = (text.encode("utf-8"), "card: usage snippet and mycelium.release set")
+    for filename in add:
+        changed[filename] = ((package_modeling_dir() / filename).read_bytes(), "added from the installed package")
+    return problems, changed, tag
+
+
+def _prepare_solver(
+    folder: Path, kept: list[str], repo_id: str, revision: str | None, data_repos: dict[str, str]
+) -> tuple[list[str], dict[str, tuple[bytes, str]], str, list[str], list[tuple[str, str]]]:
+    """A models folder as one solver repo: each student validated and staged in its subfolder, their modeling
+    file(s) also on top (transformers reads remote code from the repo's top even with ``subfolder=``), and the
+    solver's card. Returns the problems, the changed or added files, the tag, the files kept and those left out."""
+    from huggingface_hub import ModelCard
+
+    problems: list[str] = []
+    changed: dict[str, tuple[bytes, str]] = {}
+    tags: dict[str, str] = {}
+    cards: dict[str, ModelCard] = {}
+    code: dict[str, set[bytes]] = {}  # modeling file -> its contents, over the students
+    missing = [name for name in STUDENTS if not is_model_folder(folder / name)]
+    if missing:
+        problems.append(
+            f"no {', '.join(f'{m}/' for m in missing)}: the solver repo holds every student "
+            f"({', '.join(f'{s}/' for s in STUDENTS)}); release one student alone from its own folder"
+        )
+    for name in STUDENTS:
+        if name in missing:
+            continue
+        sub = [k.split("/", 1)[1] for k in kept if k.startswith(f"{name}/")]
+        found, added, tags[name] = _prepare_model(
+            folder / name, sub, name, repo_id, revision, data_repos.get(name), subfolder=name
+        )
+        problems += [f"{name}/: {p}" for p in found]
+        changed.update({f"{name}/{k}": v for k, v in added.items()})
+        for rel in sorted(set(sub) | set(added)):
+            if rel.endswith(".py"):
+                content = added[rel][0] if rel in added else (folder / name / rel).read_bytes()
+                code.setdefault(rel, set()).add(content)
+        if "README.md" in sub:
+            cards[name] = ModelCard((folder / name / "README.md").read_text(encoding="utf-8"))
+    if len(set(tags.values())) > 1:
+        given = ", ".join(f"{name} {tag}" for name, tag in tags.items())
+        problems.append(f"the students' cards give different versions ({given}): pass --revision vX.Y.Z")
+    tag = revision or next(iter(tags.values()), "v?")
+    for rel, contents in code.items():
+        if len(contents) > 1:
+            problems.append(f"the students carry different {rel}: retrain them with one version of the package")
+        else:
+            changed[rel] = (contents.pop(), "remote code for from_pretrained(..., subfolder=..., trust_remote_code)")
+    if not problems:
+        changed["README.md"] = (_solver_card(repo_id, tag, cards, data_repos).encode("utf-8"), "solver card")
+    inside = [k for k in kept if k.split("/", 1)[0] in STUDENTS and "/" in k]
+    outside = [(k, "not a student's file") for k in kept if k not in inside and k not in changed]
+    return problems, changed, tag, [k for k in kept if k in inside or k in changed], outside
+
+
+def _solver_card(repo_id: str, tag: str, cards: dict, data_repos: dict[str, str]) -> str:
+    """The solver repo's card: YAML the Hub reads (license, language, tags, base model, datasets, version, each
+    student's training data and metrics) and a body with the one-line use, the students and their metrics."""
+    from huggingface_hub import ModelCardData
+
+    def common(key):
+        values = {str(card.data.get(key)) for card in cards.values() if card.data.get(key)}
+        return values.pop() if len(values) == 1 else None
+
+    students = {}
+    for name, card in cards.items():
+        mycelium = card.data.get("mycelium") or {}
+        students[name] = {
+            "subfolder": name,
+            "auto_class": STUDENTS[name].auto_class,
+            "version": card.data.get("version"),
+            "training_data": mycelium.get("training_data"),
+            "metrics": mycelium.get("metrics"),
+        }
+    data = ModelCardData(
+        license=common("license") or "other",
+        language=["en"],
+        tags=["mycelium", "math-word-problems", "no-chain-of-thought", *STUDENTS],
+        base_model=common("base_model"),
+        datasets=[data_repos[name] for name in STUDENTS if name in data_repos] or None,
+        version=common("version"),
+        mycelium={"release": {"repo_id": repo_id, "tag": tag}, "students": students},
+    )
+    rows = []
+    for name, student in STUDENTS.items():
+        metrics = students.get(name, {}).get("metrics") or {}
+        shown = ", ".join(
+            f"{label} {metrics[f'eval_{key}']:.3f}" for key, label in student.headline if f"eval_{key}" in metrics
+        )
+        trained = (students.get(name, {}).get("training_data") or {}).get("artifact", student.artifact)
+        rows.append(f"| `{name}/` | {student.task} | `{student.auto_class}` | `{trained}` | {shown or '-'} |")
+    table = "\n".join(rows)
+    return f"""---
+{data.to_yaml()}
+---
+
+# Mycelium solver
+
+Three small students that answer math word problems from the problem text alone, with no chain of thought: the
+tagger finds the operation units, the classifier names each unit's operations, the binder points every operand at a
+quantity of the problem, another operation's result or a constant and picks the answer operation; a small executor
+runs the resulting operation DAG.
+
+## Use
+
+```python
+from mycelium_models.solver import MyceliumSolver  # pip install mycelium-distill
+
+solver = MyceliumSolver.from_pretrained("{repo_id}", revision="{tag}")
+print(solver.solve(["Tom has 3 apples and buys 4 more. How many apples does he have?"])[0]["answer"])
+```
+
+From the command line: `mycelium solve --models {repo_id} --revision {tag} "PROBLEM TEXT"`. Each answer comes with
+its trace: the units, the operations, the operands and their values, or the stage that failed.
+
+## The students
+
+Each subfolder is a complete model with its own card, and loads alone, e.g.
+`AutoModelForTokenClassification.from_pretrained("{repo_id}", subfolder="tagger", revision="{tag}")` after
+`import mycelium_models`, or with `trust_remote_code=True` and without the package.
+
+| subfolder | task | loads with | trained on | test metrics |
+| --- | --- | --- | --- | --- |
+{table}
+
+## Intended use and limits
+
+Research on no-CoT math word problem solving. Trained on execution-validated labels of one teacher and one
+problem source; expect it to fail on problem styles it has not seen, and check answers before relying on them.
+"""
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -315,30 +502,13 @@ def prepare(
             tag = revision or f"v{version}"
             text = _rewrite_dataset_card(card, repo_id, tag, fingerprint, upstream)
             changed["README.md"] = (text.encode("utf-8"), "card: load snippet and mycelium.release set for the Hub")
+        elif is_models_folder(folder):
+            data_repos = {s.name: repos[s.artifact] for s in STUDENTS.values() if s.artifact in repos}
+            problems, changed, tag, kept, outside = _prepare_solver(folder, kept, repo_id, revision, data_repos)
+            excluded = sorted(excluded + outside)
         else:
-            problems, add = _check_model(folder, kept)
-            text = (folder / "README.md").read_text(encoding="utf-8") if "README.md" in kept else ""
-            version = None
-            if text:
-                from huggingface_hub import ModelCard
-
-                try:
-                    version = ModelCard(text).data.get("version")
-                except Exception as exc:  # noqa: BLE001
-                    problems.append(f"README.md does not parse as a model card: {exc}")
-            tag = revision or (f"v{version}" if version else None)
-            if tag is None:
-                problems.append("the model card has no `version`: pass --revision vX.Y.Z")
-                tag = "v?"
-            if text and not problems:
-                data_repo = repos.get(STUDENTS[name].artifact) if name in STUDENTS and len(found) > 1 else None
-                text = _rewrite_model_card(text, repo_id, tag, name, data_repo)
-                changed["README.md"] = (text.encode("utf-8"), "card: usage snippet and mycelium.release set")
-            for filename in add:
-                changed[filename] = (
-                    (package_modeling_dir() / filename).read_bytes(),
-                    "added from the installed package",
-                )
+            data_repo = repos.get(STUDENTS[name].artifact) if name in STUDENTS and len(found) > 1 else None
+            problems, changed, tag = _prepare_model(folder, kept, name, repo_id, revision, data_repo)
         errors += [f"{folder}: {p}" for p in problems]
         files = []
         for rel in sorted(set(kept) | set(changed)):

@@ -15,6 +15,12 @@ Every step is recorded in the returned trace (units, operations, pointers, value
 failure can be attributed to a stage: ``SEGMENTATION`` (no unit), ``EXTRACTION`` (an operation got no operand),
 ``EXECUTION`` (the DAG cannot be run, e.g. a division by zero). A bad problem in a batch gives ``answer: None`` with
 its failing stage, never an exception.
+
+:meth:`MyceliumSolver.from_pretrained` reads a folder holding ``tagger/``, ``classifier/`` and ``binder/`` (a run's
+``DIR/models``) or the Hub id of a released solver, one model repo laid out the same way (``mycelium release RUN
+--repo ORG/NAME`` makes ``ORG/NAME-solver``)::
+
+    solver = MyceliumSolver.from_pretrained("ORG/NAME-solver", revision="v1.0.0")
 """
 
 from __future__ import annotations
@@ -26,13 +32,68 @@ import torch
 from mycelium_datasets.arith import format_value
 from mycelium_datasets.dag import DagError, execute, units_from_regions
 from mycelium_datasets.numbers import quantities as problem_quantities
+from mycelium_models.students import REPO_ID, STUDENTS
 
 LABEL_JOIN = "+"  # the classifier's label joins a unit's operations (mycelium_datasets.student_sets.LABEL_JOIN)
-STUDENT_NAMES = ("tagger", "classifier", "binder")
+STUDENT_NAMES = tuple(STUDENTS)  # each student's subfolder: tagger, classifier, binder
+
+
+class ModelsNotFoundError(FileNotFoundError):
+    """The solver's students cannot be found: no such folder, no such repo or revision, or the Hub unreachable. The
+    message is one line naming what was asked for (the folder, or the repo id and revision)."""
+
+
+def resolve_models(models: str | Path, revision: str | None = None) -> tuple[Path, str | None]:
+    """The local folder that holds ``tagger/``, ``classifier/`` and ``binder/``, and, when it was downloaded, how to
+    name it in messages (``ORG/NAME@revision``; ``None`` for a local folder).
+
+    ``models`` is a folder when one exists at that path; otherwise a string shaped ``ORG/NAME`` is a Hub repo id,
+    fetched with :func:`download_models`; anything else is an error that says what was expected."""
+    if Path(models).is_dir():
+        if revision is not None:
+            raise ModelsNotFoundError(
+                f"{models} is a local folder: --revision/revision= names a version of a Hub repo id (ORG/NAME)"
+            )
+        return Path(models), None
+    if isinstance(models, str) and REPO_ID.match(models):
+        return download_models(models, revision), f"{models}@{revision or 'main'}"
+    raise ModelsNotFoundError(
+        f"{models} is neither a folder nor a Hub repo id: expected a models folder with "
+        f"{', '.join(f'{name}/' for name in STUDENT_NAMES)} (e.g. DIR/models) or a released solver's ORG/NAME "
+        "(e.g. my-org/mycelium-demo-solver)"
+    )
+
+
+def download_models(repo_id: str, revision: str | None = None) -> Path:
+    """The local snapshot of the solver repo ``repo_id`` at ``revision`` (only its student subfolders), through
+    ``huggingface_hub.snapshot_download`` (looked up when called: the Hub cache, ``HF_TOKEN`` and
+    ``HF_HUB_OFFLINE`` work as everywhere in the Hub's libraries)."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        folder = huggingface_hub.snapshot_download(
+            repo_id, revision=revision, allow_patterns=[f"{name}/*" for name in STUDENT_NAMES]
+        )
+    except Exception as exc:  # noqa: BLE001 - every Hub or network failure is reported as one line
+        if isinstance(exc, RevisionNotFoundError):
+            why = f"it has no revision {revision}"
+        elif isinstance(exc, RepositoryNotFoundError):
+            why = "no such model repo, or it is private or gated (set HF_TOKEN or run `hf auth login`)"
+        elif isinstance(exc, LocalEntryNotFoundError):
+            why = "the Hub cannot be reached (offline, or HF_HUB_OFFLINE is set) and it is not in the local cache"
+        else:
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise ModelsNotFoundError(
+            f"cannot load the solver {repo_id} at revision {revision or 'main'} from the Hub: {why} "
+            f"(and no folder {repo_id} exists here)"
+        ) from None
+    return Path(folder)
 
 
 class MyceliumSolver:
-    """The three students together. Build with :meth:`from_pretrained` on a ``models`` folder."""
+    """The three students together. Build with :meth:`from_pretrained` on a ``models`` folder or a released solver's
+    Hub id."""
 
     def __init__(
         self,
@@ -52,9 +113,16 @@ class MyceliumSolver:
         self.max_length = max_length
 
     @classmethod
-    def from_pretrained(cls, models_dir: str | Path, device: str | None = None) -> MyceliumSolver:
-        """Load ``models_dir/tagger``, ``models_dir/classifier`` and ``models_dir/binder`` (safetensors; no
-        ``trust_remote_code``)."""
+    def from_pretrained(
+        cls, models: str | Path, device: str | None = None, revision: str | None = None
+    ) -> MyceliumSolver:
+        """Load the three students (safetensors; no ``trust_remote_code``) from ``models``: a folder holding
+        ``tagger/``, ``classifier/`` and ``binder/`` (a run's ``DIR/models``), or the Hub id ``ORG/NAME`` of a
+        released solver (``mycelium release``), downloaded with ``huggingface_hub.snapshot_download`` at
+        ``revision`` (a tag such as ``v1.0.0``, a branch or a commit; default the main branch).
+
+        An existing folder wins over a repo id of the same spelling. Anything that cannot be loaded raises
+        :class:`ModelsNotFoundError` with a one-line message naming the folder, or the repo id and revision."""
         from transformers import (
             AutoModel,
             AutoModelForSequenceClassification,
@@ -64,12 +132,15 @@ class MyceliumSolver:
 
         import mycelium_models  # noqa: F401 - registers the Auto classes
 
-        models_dir = Path(models_dir)
+        models_dir, where = resolve_models(models, revision)
         for name in STUDENT_NAMES:
             for needed in ("config.json", "model.safetensors"):
                 if not (models_dir / name / needed).is_file():
-                    raise FileNotFoundError(
+                    raise ModelsNotFoundError(
                         f"{models_dir / name / needed} is missing; train it with: mycelium train {name} --run_dir DIR"
+                        if where is None
+                        else f"{where} has no {name}/{needed}: not a released Mycelium solver (release one with "
+                        "`mycelium release RUN --repo ORG/NAME`)"
                     )
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(

@@ -6,7 +6,11 @@ artifact trains which student, which Auto class loads it or which metric picks i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# A Hub repo id as the release writes it and the solver reads it: ORG/NAME (a bare NAME would not say whose it is).
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
 @dataclass(frozen=True)

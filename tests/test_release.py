@@ -1,6 +1,8 @@
 """Releases: every artifact round-trips through ``load_dataset``, every card parses with huggingface_hub's classes
 and carries its metadata and lineage, and ``mycelium release`` lists a complete, correct upload (dry run) or fails
-cleanly when it cannot push. One tiny run (the ``tiny`` preset) and two untrained tiny students serve every test."""
+cleanly when it cannot push; a run's released solver repo loads by its repo id (``snapshot_download`` stood in by
+the staged folder) and each student loads alone from its subfolder. One tiny run (the ``tiny`` preset) and three
+untrained tiny students serve every test."""
 
 from __future__ import annotations
 
@@ -8,7 +10,11 @@ import ast
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
+from fnmatch import fnmatch
 from importlib.metadata import version
 from pathlib import Path
 
@@ -194,11 +200,15 @@ def test_a_users_jsonl_is_released_as_other_with_unknown_terms(tmp_path):
 # -- release: dry run ----------------------------------------------------------------------------------------------
 
 
+def on_disk(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
 def assert_complete(r: release.Release, folder: Path, excluded: set[str] = frozenset()):
-    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    found = on_disk(folder)
     listed = {f.path for f in r.files}
-    assert listed | excluded >= on_disk and not (listed & excluded)
-    assert {p for p, _ in r.excluded} == on_disk - listed
+    assert listed | excluded >= found and not (listed & excluded)
+    assert {p for p, _ in r.excluded} == found - listed
     for f in r.files:
         staged = r.stage_dir / f.path
         assert f.sha256 == sha256(staged) and f.size == staged.stat().st_size
@@ -237,9 +247,9 @@ def test_dry_run_refuses_missing_or_stray_data_files(run_dir, tmp_path):
         release.prepare(folder, "org/name", stage_root=tmp_path / "s2")
 
 
-def test_dry_run_of_a_run_folder_releases_every_artifact_and_student(run_dir, models_dir, tmp_path):
+def test_dry_run_of_a_run_folder_releases_every_artifact_and_the_solver(run_dir, models_dir, tmp_path):
     releases = release.prepare(run_dir, "org/myc", revision="v2.0.1", stage_root=tmp_path / "stage")
-    assert [r.repo_id for r in releases] == [f"org/myc-{a}" for a in BUILDERS] + [f"org/myc-{s}" for s in STUDENTS]
+    assert [r.repo_id for r in releases] == [f"org/myc-{a}" for a in BUILDERS] + ["org/myc-solver"]
     assert {r.tag for r in releases} == {"v2.0.1"}
     for r in releases:
         assert_complete(r, r.folder)
@@ -247,9 +257,221 @@ def test_dry_run_of_a_run_folder_releases_every_artifact_and_student(run_dir, mo
     cot = next(r for r in releases if r.name == "cot_traces")
     upstream = DatasetCard.load(cot.stage_dir / "README.md").data.mycelium["lineage"]["upstream"]
     assert upstream["problems"]["repo_id"] == "org/myc-problems"  # cards link to the upstream repos
+    solver = releases[-1]
+    assert (solver.name, solver.folder, solver.repo_type) == ("solver", models_dir, "model")
     for name, student in STUDENTS.items():  # each student's card names the dataset repo it was trained on
-        staged = next(r for r in releases if r.name == name).stage_dir / "README.md"
-        assert ModelCard.load(staged).data.datasets == [f"org/myc-{student.artifact}"]
+        card = ModelCard.load(solver.stage_dir / name / "README.md")
+        assert card.data.datasets == [f"org/myc-{student.artifact}"]
+        assert card.data.mycelium["release"] == {"repo_id": "org/myc-solver", "tag": "v2.0.1", "subfolder": name}
+        assert f'from_pretrained("org/myc-solver", subfolder="{name}", revision="v2.0.1")' in card.text
+    card = ModelCard.load(solver.stage_dir / "README.md")  # the solver's card names all three
+    assert card.data.datasets == [f"org/myc-{s.artifact}" for s in STUDENTS.values()]
+
+
+# -- the solver repo: one model repo, a student in each subfolder ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def solver_release(run_dir, models_dir, tmp_path_factory) -> release.Release:
+    """A run's solver repo staged exactly as ``mycelium release RUN --repo org/name --revision v1.2.3`` uploads it."""
+    releases = release.prepare(run_dir, "org/name", revision="v1.2.3", stage_root=tmp_path_factory.mktemp("stage"))
+    (solver,) = [r for r in releases if r.repo_type == "model"]
+    return solver
+
+
+class StandIn:
+    """``huggingface_hub.snapshot_download`` for a repo that exists only as a staged release: records what it is
+    asked for and answers with the staged folder (no network)."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.calls = folder, []
+
+    def __call__(self, repo_id, *, revision=None, **kwargs):
+        self.calls.append({"repo_id": repo_id, "revision": revision, **kwargs})
+        return str(self.folder)
+
+
+def test_solver_repo_holds_each_student_in_its_subfolder(solver_release, models_dir):
+    r = solver_release
+    assert (r.repo_id, r.repo_type, r.tag) == ("org/name-solver", "model", "v1.2.3")
+    assert_complete(r, models_dir)
+    listed = {f.path for f in r.files}
+    for name in STUDENTS:  # every file of each student, under its name; a student's own files byte for byte
+        assert {p for p in on_disk(models_dir / name)} <= {p.split("/", 1)[1] for p in listed if p.startswith(name)}
+        assert f"{name}/modeling_mycelium.py" in listed and f"{name}/model.safetensors" in listed
+    top = {p for p in listed if "/" not in p}
+    # the remote code transformers runs for subfolder= (it looks at the repo's top) is the students' own
+    assert top == {"README.md", "modeling_mycelium.py"}
+    assert (r.stage_dir / "modeling_mycelium.py").read_bytes() == (
+        models_dir / "tagger" / "modeling_mycelium.py"
+    ).read_bytes()
+    card = ModelCard.load(r.stage_dir / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "apache-2.0" and data["language"] == ["en"] and "mycelium" in data["tags"]
+    assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and data["version"] == "1.0.0"
+    assert data["mycelium"]["release"] == {"repo_id": "org/name-solver", "tag": "v1.2.3"}
+    students = data["mycelium"]["students"]
+    assert list(students) == list(STUDENTS) and students["tagger"]["metrics"] == {"eval_f1": 0.5}
+    assert 'MyceliumSolver.from_pretrained("org/name-solver", revision="v1.2.3")' in card.text
+    assert "mycelium solve --models org/name-solver --revision v1.2.3" in card.text
+    for f in r.files:  # no path of this machine in anything released
+        if f.path.endswith((".md", ".json")):
+            text = (r.stage_dir / f.path).read_text()
+            assert str(models_dir.parent) not in text and str(Path.home()) not in text, f.path
+
+
+def test_a_models_folder_alone_is_one_solver_repo(models_dir, tmp_path, capsys):
+    assert main(["release", str(models_dir), "--repo", "org/solver"]) == 0
+    out = capsys.readouterr().out
+    assert "model org/solver  tag v1.0.0" in out and "dry run: nothing uploaded" in out
+    assert all(f"  {name}/model.safetensors " in out for name in STUDENTS) and "\n  modeling_mycelium.py " in out
+    folder = tmp_path / "models"
+    shutil.copytree(models_dir, folder)
+    for stray in ("notes.txt", "old/config.json", ".checkpoints-tagger/checkpoint-1/model.safetensors"):
+        (folder / stray).parent.mkdir(parents=True, exist_ok=True)
+        (folder / stray).write_text("not released")
+    (r,) = release.prepare(folder, "org/solver", stage_root=tmp_path / "s1")
+    assert dict(r.excluded)["notes.txt"] == dict(r.excluded)["old/config.json"] == "not a student's file"
+    assert_complete(r, folder, {"notes.txt", "old/config.json", ".checkpoints-tagger/checkpoint-1/model.safetensors"})
+    card = ModelCard.load(folder / "binder" / "README.md")
+    card.data.version = "2.0.0"
+    card.save(folder / "binder" / "README.md")
+    with pytest.raises(release.ReleaseError, match=r"different versions \(tagger v1.0.0, classifier v1.0.0, binder"):
+        release.prepare(folder, "org/solver", stage_root=tmp_path / "s2")
+    shutil.rmtree(folder / "binder")
+    with pytest.raises(release.ReleaseError, match="no binder/: the solver repo holds every student"):
+        release.prepare(folder, "org/solver", revision="v1.0.0", stage_root=tmp_path / "s3")
+
+
+def test_released_solver_loads_by_repo_id_and_solves(solver_release, monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from mycelium_models.solver import MyceliumSolver
+
+    monkeypatch.chdir(tmp_path)  # no folder named org/name-solver here: it is a repo id
+    stand_in = StandIn(solver_release.stage_dir)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", stand_in)
+    solver = MyceliumSolver.from_pretrained("org/name-solver", revision="v1.2.3", device="cpu")
+    (call,) = stand_in.calls
+    assert (call["repo_id"], call["revision"]) == ("org/name-solver", "v1.2.3")
+    assert all(any(fnmatch(f"{s}/config.json", p) for p in call["allow_patterns"]) for s in STUDENTS)
+    (trace,) = solver.solve(["Tom has 3 apples and buys 4 more. How many apples does he have?"])
+    assert "answer" in trace and {"stage", "units", "ops", "answer_op"} <= set(trace)  # tiny students: any answer
+    assert trace["answer"] is not None or trace["stage"] in ("SEGMENTATION", "EXTRACTION", "EXECUTION")
+    MyceliumSolver.from_pretrained("org/name-solver", device="cpu")
+    assert stand_in.calls[-1]["revision"] is None  # no revision: the Hub's default branch
+
+
+@pytest.mark.parametrize("revision", [None, "v1.2.3"])
+def test_cli_solve_with_a_hub_repo_id(solver_release, monkeypatch, tmp_path, capsys, revision):
+    import huggingface_hub
+
+    monkeypatch.chdir(tmp_path)
+    stand_in = StandIn(solver_release.stage_dir)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", stand_in)
+    flags = ["--revision", revision] if revision else []
+    assert (
+        main(["solve", "--models", "org/name-solver", *flags, "Sara has 5 pens and loses 2. How many are left?"]) == 0
+    )
+    assert [(c["repo_id"], c["revision"]) for c in stand_in.calls] == [("org/name-solver", revision)]
+    assert capsys.readouterr().out.startswith("answer: ")
+
+
+def test_each_student_loads_alone_from_its_subfolder(solver_release):
+    import transformers
+
+    for name, student in STUDENTS.items():  # with the package imported: the registered classes, no remote code
+        model = getattr(transformers, student.auto_class).from_pretrained(solver_release.stage_dir, subfolder=name)
+        assert (
+            type(model).__name__
+            == json.loads((solver_release.stage_dir / name / "config.json").read_text())["architectures"][0]
+        )
+
+
+REMOTE_SOLVER_USER = """
+import sys
+import transformers
+
+repo = sys.argv[1]
+for name, auto in (("tagger", "AutoModelForTokenClassification"), ("classifier", "AutoModelForSequenceClassification"),
+                   ("binder", "AutoModel")):
+    model = getattr(transformers, auto).from_pretrained(repo, subfolder=name, trust_remote_code=True)
+    print(name, type(model).__name__)
+assert "mycelium_models" not in sys.modules
+"""
+
+
+def test_each_student_loads_from_its_subfolder_without_the_package(solver_release, tmp_path):
+    """What a Hub user without our package runs: trust_remote_code from a subfolder of the solver repo."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_SOLVER_USER, str(solver_release.stage_dir)],
+        cwd=tmp_path,  # not the repository: `mycelium_models` is importable only as installed, and is not imported
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == [
+        "tagger",
+        "MyceliumTagger",
+        "classifier",
+        "MyceliumOpClassifier",
+        "binder",
+        "MyceliumBinder",
+    ]
+
+
+@pytest.mark.parametrize("models", ["no-such-folder", "a/b/c", "org/", "/no/such/folder"])
+def test_solver_refuses_what_is_neither_a_folder_nor_a_repo_id(models, monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from mycelium_models.solver import ModelsNotFoundError, MyceliumSolver
+
+    monkeypatch.chdir(tmp_path)
+    stand_in = StandIn(tmp_path)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", stand_in)
+    with pytest.raises(ModelsNotFoundError, match="is neither a folder nor a Hub repo id: expected a models folder"):
+        MyceliumSolver.from_pretrained(models)
+    assert not stand_in.calls
+
+
+def test_solver_from_a_local_folder_takes_no_revision(models_dir):
+    from mycelium_models.solver import ModelsNotFoundError, MyceliumSolver
+
+    with pytest.raises(ModelsNotFoundError, match="is a local folder: --revision"):
+        MyceliumSolver.from_pretrained(models_dir, revision="v1.0.0")
+
+
+def test_a_repo_that_is_not_a_solver_is_named(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from mycelium_models.solver import ModelsNotFoundError, MyceliumSolver
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "snapshot").mkdir()
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", StandIn(tmp_path / "snapshot"))
+    with pytest.raises(ModelsNotFoundError, match=r"^org/other@v1.0.0 has no tagger/config.json: not a released"):
+        MyceliumSolver.from_pretrained("org/other", revision="v1.0.0")
+
+
+def test_offline_hub_gives_one_line_naming_the_repo_and_revision(monkeypatch, tmp_path, capsys):
+    """The real snapshot_download, offline, with an empty cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    from mycelium_models.solver import ModelsNotFoundError, MyceliumSolver
+
+    with pytest.raises(ModelsNotFoundError) as raised:
+        MyceliumSolver.from_pretrained("org/name-solver", revision="v9.9.9")
+    message = str(raised.value)
+    assert message.startswith("cannot load the solver org/name-solver at revision v9.9.9 from the Hub: the Hub")
+    assert "\n" not in message and raised.value.__cause__ is None
+    assert main(["solve", "--models", "org/name-solver", "--revision", "v9.9.9", "What is 2 plus 3?"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"mycelium: error: {message}" and "Traceback" not in err
 
 
 @pytest.mark.parametrize("kind", list(STUDENTS))
