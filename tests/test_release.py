@@ -109,6 +109,7 @@ def test_artifact_round_trips_through_load_dataset(run_dir, artifact):
         assert d.features == BUILDERS[artifact].FEATURES  # the declared schema, exactly
         written = pq.read_table(folder / files[split]).to_pylist()  # what was written, read without datasets
         assert d.to_list() == written and len(d) == marker["rows"][split]
+        assert d.info.version == BUILDERS[artifact].VERSION  # the artifact's version, not datasets' 0.0.0
 
 
 GGUF = None
