@@ -140,6 +140,9 @@ def render_dataset_card(
                 "config_name": "default",
                 "data_files": [{"split": split, "path": path} for split, path in data_files.items()],
                 "default": True,
+                # a builder parameter of the config: `load_dataset` sets each split's `info.version` from it (the
+                # card's top-level `version` and its `dataset_info` are not read back into `info.version`)
+                "version": version_,
             }
         ],
         version=version_,

@@ -48,14 +48,17 @@ def _resolve(name: str, level: int, module: str, is_package: bool) -> str:
 
 
 def _is_module(name: str) -> bool:
+    """Whether ``name`` is a module or a package with an ``__init__`` (a folder of data files beside a package, such
+    as a metric's, is not: ``from mycelium_models.metrics import io_span_f1`` imports a function)."""
     try:
-        return importlib.util.find_spec(name) is not None
+        spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return False
+    return spec is not None and spec.origin is not None
 
 
-def _imports(name: str) -> tuple[str, list[str]]:
-    """The source of module ``name`` and the names of the package's modules it imports (anywhere in the file,
+def _imports(name: str, packages: tuple[str, ...] = (PACKAGE,)) -> tuple[str, list[str]]:
+    """The source of module ``name`` and the names of the modules of ``packages`` it imports (anywhere in the file,
     function-level imports included)."""
     spec = importlib.util.find_spec(name)
     if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
@@ -71,12 +74,13 @@ def _imports(name: str) -> tuple[str, list[str]]:
             for alias in node.names:  # `from pkg import module` names a module; `from module import thing` does not
                 child = f"{base}.{alias.name}"
                 found.append(child if _is_module(child) else base)
-    return source, [n for n in found if n == PACKAGE or n.startswith(PACKAGE + ".")]
+    return source, [n for n in found if any(n == p or n.startswith(p + ".") for p in packages)]
 
 
 @cache
-def code_closure(module: str) -> tuple[str, ...]:
-    """Every module of this package that ``module`` runs: itself and its imports, followed transitively, sorted.
+def code_closure(module: str, packages: tuple[str, ...] = (PACKAGE,)) -> tuple[str, ...]:
+    """Every module of ``packages`` (this package unless told) that ``module`` runs: itself and its imports, followed
+    transitively, sorted.
 
     A package's ``__init__`` is included but its own imports are not followed: ``__init__`` files re-export (the
     builder registry imports every builder), and following them would make every artifact depend on all the code.
@@ -91,21 +95,107 @@ def code_closure(module: str) -> tuple[str, ...]:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.submodule_search_locations is not None and name != module:
             continue  # a package: its __init__ counts, its re-exports are not followed
-        todo += _imports(name)[1]
+        todo += _imports(name, packages)[1]
     return tuple(sorted(seen))
 
 
+def _is_version(node: ast.stmt) -> bool:
+    """``VERSION = "2.0.0"`` (or ``STUDENT_VERSION = ...``): a version label, not code."""
+    return (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and (node.targets[0].id == "VERSION" or node.targets[0].id.endswith("_VERSION"))
+    )
+
+
+def _strip(tree: ast.Module) -> ast.Module:
+    """``tree`` without its docstrings (module, class, function) and without its module-level version labels (and
+    without the empty string parts that Python 3.12 puts in some f-strings: ``f"{x:{w}}"``)."""
+    tree.body = [node for node in tree.body if not _is_version(node)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            node.values = [v for v in node.values if not (isinstance(v, ast.Constant) and v.value == "")]
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                node.body = node.body[1:]
+    return tree
+
+
+def _canonical(node) -> str:
+    """The text of a syntax tree, the same on every Python we support: each node's type and fields, leaving out
+    fields that are empty (``None`` or ``[]``). ``ast.dump`` is not used because its text changes between Python
+    versions (3.12 adds ``type_params`` to every function, 3.13 stops printing empty fields), which would change
+    every hash on a machine with another Python."""
+    if isinstance(node, ast.AST):
+        fields = ((name, _canonical(getattr(node, name, None))) for name in node._fields)
+        return f"{type(node).__name__}({', '.join(f'{k}={v}' for k, v in fields if v not in ('None', '[]'))})"
+    if isinstance(node, list):
+        return f"[{', '.join(_canonical(item) for item in node)}]"
+    return repr(node)
+
+
+def _data_files(folder: Path) -> list[Path]:
+    """The files of a package's folder that are not modules of its own (nor of a subpackage): templates, and
+    scripts in plain folders (a metric's, loaded by ``evaluate``). The version table is left out: it records the
+    hashes these files go into."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or "__pycache__" in rel.parts or rel.name == "versions.json":
+            continue
+        if len(rel.parts) == 1 and rel.suffix == ".py":
+            continue  # a module of the package: hashed as code when something imports it
+        if any((folder.joinpath(*rel.parts[:i]) / "__init__.py").is_file() for i in range(1, len(rel.parts))):
+            continue  # inside a subpackage: its own module_hash covers it
+        found.append(path)
+    return found
+
+
+@cache
+def _tree_text(source: bytes) -> str:
+    """The canonical text of a module's source without docstrings and version labels (cached by content: every
+    artifact's hash reads the same modules)."""
+    return _canonical(_strip(ast.parse(source)))
+
+
+def module_hash(name: str) -> str:
+    """sha256 (first 16 hex digits) of what module ``name`` does: its syntax tree without docstrings or version
+    labels. A package also contributes the data files in its folder (the card template of ``mycelium_datasets.cards``,
+    the metric scripts of ``mycelium_models.metrics``), byte for byte, except the version table, which records these
+    hashes.
+
+    Why a syntax tree and not the file's bytes: the hash must change when the code can make different data and only
+    then. Comments, docstrings, blank lines and formatting (``ruff format``, a line re-wrapped) cannot change what
+    the code does, so they leave the hash alone; a changed statement, name, constant or default changes it. It reads
+    the files' contents only (never paths or times), so every machine and checkout of the same code gets the same
+    hash. Version labels (``VERSION = "2.0.0"``) are left out because they are what a version table records beside
+    the hash (and the fingerprint records separately): bumping one artifact's version must not change the hash of
+    every artifact whose code imports its module.
+    """
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        raise ImportError(f"cannot read the source of {name}")
+    h = hashlib.sha256(_tree_text(Path(spec.origin).read_bytes()).encode())
+    if spec.submodule_search_locations is not None:
+        folder = Path(spec.origin).parent
+        for path in _data_files(folder):
+            h.update(b"\0" + path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def code_hash(modules: tuple[str, ...] | list[str]) -> str:
-    """sha256 over the given modules' names and sources (first 16 hex digits). A package also contributes the data
-    files beside its ``__init__`` (the card templates of ``mycelium_datasets.cards``)."""
+    """sha256 (first 16 hex digits) over the given modules' names and each one's :func:`module_hash`: the hash of
+    the code an artifact is made by, in its fingerprint and in the version table (``mycelium_models/versions.json``).
+    """
     h = hashlib.sha256()
     for name in sorted(modules):
-        h.update(name.encode() + b"\0" + _imports(name)[0].encode() + b"\0")
-        spec = importlib.util.find_spec(name)
-        if spec.submodule_search_locations is not None:
-            for path in sorted(Path(spec.origin).parent.iterdir()):
-                if path.is_file() and path.suffix not in (".py", ".pyc"):
-                    h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update(f"{name}\0{module_hash(name)}\0".encode())
     return h.hexdigest()[:16]
 
 

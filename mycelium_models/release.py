@@ -28,8 +28,11 @@ from its students' cards; every other file is uploaded byte for byte. A solver r
 
 With ``--push``: ``create_repo(exist_ok=True)``, ``upload_folder`` (the repo then holds exactly the listed files)
 and ``create_tag``; the token comes from ``HF_TOKEN`` or ``hf auth login`` (``huggingface-cli login``). Offline
-(``HF_HUB_OFFLINE=1``), without a token, or when the tag already exists, it stops with a one-line error before
-uploading anything.
+(``HF_HUB_OFFLINE=1``) or without a token, it stops with a one-line error before uploading anything. A tag names one
+content: when a repo already has the tag, its files there are compared with the staged ones (path and content: the
+LFS sha256, or the git blob id of a small file); the same files mean that repo is already released (nothing is
+uploaded to it), different ones stop the release before anything is uploaded, naming the first differing file
+(bump the version: ``python -m mycelium_models.versions``).
 """
 
 from __future__ import annotations
@@ -545,8 +548,40 @@ def get_token() -> str | None:
     return hub_token()
 
 
+def _git_blob_id(path: Path) -> str:
+    """The git object id of a file's content (what the Hub lists as ``blob_id`` for a file not stored in LFS)."""
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tag_difference(api, release: Release) -> str | None:
+    """The first file (by path) that differs between ``release``'s staged files and its repo at ``release.tag``, as a
+    few words; ``None`` when the tag holds exactly these files (``.gitattributes``, which the Hub keeps, aside)."""
+    tree = api.list_repo_tree(release.repo_id, repo_type=release.repo_type, revision=release.tag, recursive=True)
+    tagged = {f.path: f for f in tree if hasattr(f, "blob_id") and f.path != ".gitattributes"}  # files, not folders
+    staged = {f.path: f for f in release.files}
+    for path in sorted(set(tagged) | set(staged)):
+        if path not in tagged:
+            return f"{path} is not in the tag"
+        if path not in staged:
+            return f"{path} is in the tag but not in this release"
+        ours, theirs = staged[path], tagged[path]
+        if theirs.lfs is not None:
+            same = theirs.lfs.sha256 == ours.sha256
+        else:
+            same = theirs.blob_id == _git_blob_id(release.stage_dir / path)
+        if not same:
+            return f"{path} differs"
+    return None
+
+
 def push(releases: list[Release], private: bool = False, log=print) -> list[str]:
-    """Create each repo, upload its staged folder (mirroring it exactly) and tag the commit; returns the URLs."""
+    """Create each repo, upload its staged folder (mirroring it exactly) and tag the commit; returns the URLs. A repo
+    whose tag already holds exactly the staged files is skipped; one whose tag holds other files stops the release
+    before anything is uploaded."""
     if _offline():
         raise ReleaseError(
             "cannot push: the Hugging Face Hub is offline here (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set); "
@@ -560,15 +595,26 @@ def push(releases: list[Release], private: bool = False, log=print) -> list[str]
 
     api = HfApi(token=token)
     try:
+        released = set()  # repos whose tag already holds exactly the staged files
         for r in releases:  # check every tag before uploading anything
             try:
                 refs = api.list_repo_refs(r.repo_id, repo_type=r.repo_type)
             except RepositoryNotFoundError:
                 continue
             if any(t.name == r.tag for t in refs.tags):
-                raise ReleaseError(f"{r.repo_type} {r.repo_id} already has tag {r.tag}; pass --revision vX.Y.Z")
+                difference = tag_difference(api, r)
+                if difference is not None:
+                    raise ReleaseError(
+                        f"{r.repo_type} {r.repo_id} already has tag {r.tag} with other content ({difference}): a "
+                        "tag names one content, so bump the version (python -m mycelium_models.versions) or pass "
+                        "--revision vX.Y.Z"
+                    )
+                released.add(r.repo_id)
         urls = []
         for r in releases:
+            if r.repo_id in released:
+                log(f"{r.repo_type} {r.repo_id} @ {r.tag} already holds exactly these files; nothing to upload")
+                continue
             api.create_repo(r.repo_id, repo_type=r.repo_type, exist_ok=True, private=private)
             commit = api.upload_folder(
                 repo_id=r.repo_id,

@@ -17,6 +17,7 @@ import sys
 from fnmatch import fnmatch
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 
 import datasets
 import pyarrow.parquet as pq
@@ -115,6 +116,7 @@ def test_artifact_round_trips_through_load_dataset(run_dir, artifact):
         assert d.features == BUILDERS[artifact].FEATURES  # the declared schema, exactly
         written = pq.read_table(folder / files[split]).to_pylist()  # what was written, read without datasets
         assert d.to_list() == written and len(d) == marker["rows"][split]
+        assert d.info.version == BUILDERS[artifact].VERSION  # the artifact's version, not datasets' 0.0.0
 
 
 GGUF = None
@@ -542,6 +544,112 @@ def test_cli_push_fails_with_one_clear_line(run_dir, capsys, monkeypatch, env, m
     assert main(["release", str(run_dir / "problems"), "--repo", "org/p", "--push"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+class FakeHub:
+    """A stand-in for ``HfApi`` (no network): ``repos`` maps a repo id to its tags, each ``{path: bytes}``; what
+    would be uploaded and tagged is recorded. LFS is what the Hub does for binary files: ``*.parquet`` and
+    ``*.safetensors`` are listed with their sha256, the others with their git blob id."""
+
+    def __init__(self, repos: dict[str, dict[str, dict[str, bytes]]]):
+        self.repos, self.uploaded, self.tagged = repos, [], []
+
+    def __call__(self, token=None):  # stands in for the class: HfApi(token=...) returns this hub
+        return self
+
+    def list_repo_refs(self, repo_id, repo_type):
+        import httpx
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        if repo_id not in self.repos:
+            response = httpx.Response(404, request=httpx.Request("GET", f"https://hf.co/api/{repo_type}s/{repo_id}"))
+            raise RepositoryNotFoundError(f"{repo_id} not found", response=response)
+        return SimpleNamespace(tags=[SimpleNamespace(name=tag) for tag in self.repos[repo_id]])
+
+    def list_repo_tree(self, repo_id, repo_type, revision, recursive):
+        from huggingface_hub.hf_api import RepoFile, RepoFolder
+
+        files = {".gitattributes": b"*.parquet filter=lfs\n", **self.repos[repo_id][revision]}
+        tree = [RepoFolder(path="data", oid="0" * 40)]
+        for path, content in sorted(files.items()):
+            blob = hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+            lfs = {"size": len(content), "oid": hashlib.sha256(content).hexdigest(), "pointerSize": 134}
+            binary = path.endswith((".parquet", ".safetensors"))
+            tree.append(RepoFile(path=path, size=len(content), oid=blob, lfs=lfs if binary else None))
+        return tree
+
+    def create_repo(self, repo_id, repo_type, exist_ok, private):
+        pass
+
+    def upload_folder(self, repo_id, repo_type, folder_path, commit_message, delete_patterns):
+        self.uploaded.append(repo_id)
+        return SimpleNamespace(oid="1" * 40, commit_url=f"https://hf.co/{repo_id}/commit/1")
+
+    def create_tag(self, repo_id, tag, revision, repo_type, tag_message):
+        self.tagged.append((repo_id, tag))
+
+
+def _staged(r: release.Release) -> dict[str, bytes]:
+    return {f.path: (r.stage_dir / f.path).read_bytes() for f in r.files}
+
+
+@pytest.fixture
+def two_releases(run_dir, tmp_path, monkeypatch) -> list[release.Release]:
+    """problems and op_pairs staged for org/p and org/o, with a token and the Hub reachable (as far as push knows)."""
+    monkeypatch.setattr(release, "_offline", lambda: False)
+    monkeypatch.setattr(release, "get_token", lambda: "hf_fake")
+    return [
+        *release.prepare(run_dir / "problems", "org/p", stage_root=tmp_path / "p"),
+        *release.prepare(run_dir / "op_pairs", "org/o", stage_root=tmp_path / "o"),
+    ]
+
+
+def test_push_uploads_and_tags_when_the_tag_is_new(two_releases, monkeypatch):
+    problems, op_pairs = two_releases
+    hub = FakeHub({"org/o": {"v0.9.0": _staged(op_pairs)}})  # org/p does not exist, org/o has another tag
+    monkeypatch.setattr("huggingface_hub.HfApi", hub)
+    release.push(two_releases, log=lambda line: None)
+    assert hub.uploaded == ["org/p", "org/o"]
+    assert hub.tagged == [("org/p", problems.tag), ("org/o", op_pairs.tag)]
+
+
+def test_push_skips_a_repo_whose_tag_holds_the_same_files(two_releases, monkeypatch):
+    problems, op_pairs = two_releases
+    hub = FakeHub({"org/p": {problems.tag: _staged(problems)}})
+    monkeypatch.setattr("huggingface_hub.HfApi", hub)
+    said = []
+    release.push(two_releases, log=said.append)
+    assert hub.uploaded == ["org/o"] and hub.tagged == [("org/o", op_pairs.tag)]
+    assert f"dataset org/p @ {problems.tag} already holds exactly these files; nothing to upload" in said
+
+
+@pytest.mark.parametrize("change", ["data", "card", "extra file", "missing file"])
+def test_push_refuses_a_tag_that_holds_other_files_before_uploading_anything(two_releases, monkeypatch, change):
+    problems, op_pairs = two_releases
+    tagged = _staged(op_pairs)
+    data = next(path for path in tagged if path.startswith("data/"))
+    if change == "data":  # an LFS file: compared by sha256
+        tagged[data] += b"x"
+    elif change == "card":  # a small file: compared by git blob id
+        tagged["README.md"] = tagged["README.md"].replace(b"op_pairs", b"op-pairs")
+    elif change == "extra file":
+        tagged["data/old-00000.parquet"] = b"PAR1"
+    else:
+        del tagged[data]
+    expected = {
+        "data": f"{data} differs",
+        "card": "README.md differs",
+        "extra file": "data/old-00000.parquet is in the tag but not in this release",
+        "missing file": f"{data} is not in the tag",
+    }[change]
+    hub = FakeHub({"org/o": {op_pairs.tag: tagged}})  # org/p comes first and is new: still nothing is uploaded
+    monkeypatch.setattr("huggingface_hub.HfApi", hub)
+    with pytest.raises(release.ReleaseError) as error:
+        release.push(two_releases)
+    message = str(error.value)
+    assert message.startswith(f"dataset org/o already has tag {op_pairs.tag} with other content ({expected})")
+    assert "bump the version" in message and "\n" not in message
+    assert hub.uploaded == [] and hub.tagged == []
 
 
 @pytest.mark.parametrize(

@@ -117,13 +117,13 @@ def test_editing_a_helper_rebuilds_exactly_the_artifacts_that_run_it(tmp_path, f
     package = _package_copy(tmp_path / "pkg")
     before = json.loads(_in_copy(package, SOURCE_HASHES).splitlines()[-1])
     with open(package / "mycelium_datasets" / "clauses.py", "a") as f:
-        f.write("\n# an edit to a helper\n")
+        f.write("\nEDITED = True  # code: a comment alone changes no hash (tests/test_versions.py)\n")
     after = json.loads(_in_copy(package, SOURCE_HASHES).splitlines()[-1])
     assert {n for n in before if before[n] != after[n]} == {"clause_regions", "op_pairs"}
 
     # a real rerun with another helper edited: the student sets' code changes, nothing upstream of them is rebuilt
     with open(package / "mycelium_datasets" / "dag.py", "a") as f:
-        f.write("\n# an edit to a helper\n")
+        f.write("\nEDITED = True\n")
     run = copy_run(finished, tmp_path / "run")
     old = markers(run)
     _in_copy(package, REBUILD, str(run), json.dumps(OPTIONS))
@@ -133,7 +133,7 @@ def test_editing_a_helper_rebuilds_exactly_the_artifacts_that_run_it(tmp_path, f
     assert rebuilt == {"clause_regions", "op_pairs", "io_tags", "op_classes", "bindings"}
     for name in ("problems", "cot_traces", "jsd_spans", "iaf_maps"):
         assert new[name] == old[name]
-    assert on_disk(run)["op_pairs"][1] == on_disk(finished)["op_pairs"][1]  # a comment changes no row
+    assert on_disk(run)["op_pairs"][1] == on_disk(finished)["op_pairs"][1]  # an unused name changes no row
 
 
 # -- 2. a folder heals ------------------------------------------------------------------------------------------------
