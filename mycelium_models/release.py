@@ -228,6 +228,8 @@ def _check_model(folder: Path, kept: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _rewrite_dataset_card(card, repo_id: str, tag: str, fingerprint: str | None, upstream_repos: dict) -> str:
+    """The released dataset card: ``mycelium.release``, the upstream artifacts' repo ids (in the lineage and in
+    ``source_datasets``, before the problem source's Hub id the card already names) and the load snippet."""
     data = card.data
     mycelium = dict(data.get("mycelium") or {})
     mycelium["release"] = {"repo_id": repo_id, "tag": tag}
@@ -239,23 +241,26 @@ def _rewrite_dataset_card(card, repo_id: str, tag: str, fingerprint: str | None,
                 entry["repo_id"] = upstream_repos[name]
         lineage["upstream"] = upstream
         mycelium["lineage"] = lineage
+        released = [upstream_repos[name] for name in upstream if name in upstream_repos]
+        data.source_datasets = list(dict.fromkeys([*released, *(data.get("source_datasets") or [])]))
     data.mycelium = mycelium
     text = str(card)
     snippet = f'load_dataset("{repo_id}", revision="{tag}")'
     return re.sub(r'load_dataset\("[^"\n]*"\)', lambda _: snippet, text, count=1)
 
 
-def _rewrite_model_card(text: str, repo_id: str, tag: str, kind: str, datasets_repo: str | None) -> str:
+def _rewrite_model_card(text: str, repo_id: str, tag: str, kind: str, dataset_repos: dict[str, str]) -> str:
+    """The released model card: ``mycelium.release``, the datasets it was trained and measured on named by their
+    released repo ids (``dataset_repos``: artifact -> repo id; ``datasets`` and ``model-index``), and the usage
+    snippet."""
     from huggingface_hub import ModelCard
 
-    from mycelium_models.train import USE_BEGIN, USE_END
+    from mycelium_models.model_card import USE_BEGIN, USE_END, point_at_repos
 
-    card = ModelCard(text)
+    card = point_at_repos(ModelCard(text), repo_id, dataset_repos)
     mycelium = dict(card.data.get("mycelium") or {})
     mycelium["release"] = {"repo_id": repo_id, "tag": tag}
     card.data.mycelium = mycelium
-    if datasets_repo:
-        card.data.datasets = [datasets_repo]
     auto = STUDENTS[kind].auto_class if kind in STUDENTS else "AutoModelForSequenceClassification"
     use = f"""{USE_BEGIN}
 ```python
@@ -331,8 +336,8 @@ def prepare(
                 problems.append("the model card has no `version`: pass --revision vX.Y.Z")
                 tag = "v?"
             if text and not problems:
-                data_repo = repos.get(STUDENTS[name].artifact) if name in STUDENTS and len(found) > 1 else None
-                text = _rewrite_model_card(text, repo_id, tag, name, data_repo)
+                data_repos = {a: r for a, r in repos.items() if a in BUILDERS} if len(found) > 1 else {}
+                text = _rewrite_model_card(text, repo_id, tag, name, data_repos)
                 changed["README.md"] = (text.encode("utf-8"), "card: usage snippet and mycelium.release set")
             for filename in add:
                 changed[filename] = (
