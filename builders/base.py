@@ -41,6 +41,10 @@ from mycelium_datasets.runner import ProcessInfo, process_info
 
 logger = logging.getLogger(__name__)
 
+# A split larger than this (in Arrow bytes) is written as several Parquet shards, as `Dataset.push_to_hub` does
+# (its default, datasets.config.MAX_SHARD_SIZE): `data/<split>-<fingerprint>-00000-of-00003.parquet`, ...
+MAX_SHARD_SIZE = "500MB"
+
 
 class UpstreamMissingError(RuntimeError):
     """An upstream artifact has not been built (or not completely) in the run folder."""
@@ -251,6 +255,16 @@ class ArtifactBuilder(abc.ABC):
         )
 
 
+def num_shards(dataset: datasets.Dataset, max_shard_size: int | str = MAX_SHARD_SIZE) -> int:
+    """How many Parquet shards a split is written as: push_to_hub's rule (one more than its Arrow size over
+    ``max_shard_size``), at most one per row."""
+    from datasets.utils.py_utils import convert_file_size_to_int
+
+    table = dataset.data
+    nbytes = table.nbytes * len(dataset) // max(1, table.num_rows)  # a selected view counts only its rows
+    return max(1, min(len(dataset), int(nbytes / convert_file_size_to_int(max_shard_size)) + 1))
+
+
 def write_artifact(
     out_dir: Path,
     declaration: type[ArtifactBuilder],
@@ -265,10 +279,12 @@ def write_artifact(
     description: str | None = None,
     limitations: list[str] | None = None,
     marker: dict | None = None,
+    max_shard_size: int | str = MAX_SHARD_SIZE,
 ) -> Path:
     """Write ``out_dir/<name>`` (Parquet + card, in a temporary folder swapped in) and its completion marker
     ``out_dir/.mycelium/<name>.json`` (last), for the artifact that ``declaration`` declares. Used by every builder
-    and by the self-improving loop's rounds; ``description`` / ``limitations`` override the declaration's."""
+    and by the self-improving loop's rounds; ``description`` / ``limitations`` override the declaration's. A split
+    above ``max_shard_size`` (bytes, or a size such as ``"500MB"``) is written as contiguous shards, in row order."""
     name = declaration.NAME
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -279,9 +295,13 @@ def write_artifact(
     # The fingerprint is in the file names (and so in the card's `configs`): `load_dataset(folder)` caches a local
     # folder by its card and file patterns, not by content, so two run folders with the same layout would share
     # one cache entry otherwise (measured with datasets 5.2).
-    data_files = {split: f"data/{split}-{fingerprint[:12]}-00000-of-00001.parquet" for split in dataset}
+    data_files: dict[str, str | list[str]] = {}
     for split, d in dataset.items():
-        d.to_parquet(str(tmp / data_files[split]))
+        n = num_shards(d, max_shard_size)
+        paths = [f"data/{split}-{fingerprint[:12]}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+        for i, rel in enumerate(paths):
+            (d if n == 1 else d.shard(n, i, contiguous=True)).to_parquet(str(tmp / rel))
+        data_files[split] = paths[0] if n == 1 else paths
     card = render_dataset_card(
         artifact=name,
         version_=str(declaration.VERSION),

@@ -1,4 +1,5 @@
-"""Card templates (Jinja2, rendered by huggingface_hub's ``DatasetCard.from_template``), shipped as package data."""
+"""The dataset card template (Jinja2, rendered by huggingface_hub's ``DatasetCard.from_template``), shipped as
+package data. (The students' model card template is ``mycelium_models.templates``.)"""
 
 from pathlib import Path
 

@@ -10,6 +10,7 @@ import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from mycelium_datasets.cards import DATASET_CARD
+from mycelium_datasets.provenance import combine_licenses, lineage_licenses
 
 
 def code_version() -> str:
@@ -30,11 +31,27 @@ def run_relative(folder: str | Path, run_dir: str | Path) -> str:
         return folder.name
 
 
+# The Hub's size categories (``datasets/utils/resources/size_categories.json``), each with its upper bound in rows.
+SIZE_CATEGORIES = (
+    (10**3, "n<1K"),
+    (10**4, "1K<n<10K"),
+    (10**5, "10K<n<100K"),
+    (10**6, "100K<n<1M"),
+    (10**7, "1M<n<10M"),
+    (10**8, "10M<n<100M"),
+    (10**9, "100M<n<1B"),
+    (10**10, "1B<n<10B"),
+    (10**11, "10B<n<100B"),
+    (10**12, "100B<n<1T"),
+)
+
+
 def size_category(n: int) -> str:
-    for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+    """The Hub's size category of ``n`` rows."""
+    for bound, label in SIZE_CATEGORIES:
         if n < bound:
             return label
-    return "1M<n<10M"
+    return "n>1T"
 
 
 def value_counts(dataset: datasets.DatasetDict, columns: tuple[str, ...]) -> list[tuple[str, list[tuple[str, int]]]]:
@@ -118,23 +135,26 @@ def render_dataset_card(
     limitations: list[str] | None = None,
     task_categories: list[str] | None = None,
     load_path: str = ".",
-    data_files: dict[str, str] | None = None,
+    data_files: dict[str, str | list[str]] | None = None,
 ) -> str:
-    """The README.md of an artifact folder: YAML metadata (configs, license, version, lineage) and a generated body."""
+    """The README.md of an artifact folder: YAML metadata (configs, license, version, lineage) and a generated body.
+    ``data_files`` names each split's Parquet file (or its shards, in order); default: ``data/<split>-*.parquet``."""
     n_rows = sum(len(d) for d in dataset.values())
     data_files = data_files or {split: f"data/{split}-*.parquet" for split in dataset}
     features = next(iter(dataset.values())).features
     chain = {"upstream": lineage.get("upstream") or {}, **(lineage.get("provenance") or {})}
-    source = chain.get("source") or {}
-    license_ = source.get("license") or "other"
-    extra = {"license_name": "unknown", "license_details": source.get("license_note")} if license_ == "other" else {}
+    # the terms of everything whose output the rows hold: the problem source, and the teachers and captured models
+    licenses = lineage_licenses(chain)
+    license_meta = combine_licenses(licenses)
+    source_hub_id = (chain.get("source") or {}).get("hub_id")
     card_data = DatasetCardData(
         language=["en"],
-        license=license_,
         pretty_name=f"Mycelium {artifact}",
         task_categories=task_categories or ["text-generation"],
         tags=TAGS,
         size_categories=[size_category(n_rows)],
+        source_datasets=[source_hub_id] if source_hub_id else None,
+        **license_meta,
         configs=[
             {
                 "config_name": "default",
@@ -153,7 +173,6 @@ def render_dataset_card(
             "config": lineage.get("config") or {},
             "lineage": chain,
         },
-        **extra,
     )
     # `dataset_info` (features and split sizes) lets `load_dataset` restore the exact schema.
     info = datasets.DatasetInfo(features=features, splits=datasets.SplitDict())
@@ -189,7 +208,10 @@ def render_dataset_card(
         ]
         + list(extra_stats or []),
         lineage=lineage_lines(chain),
-        license=license_ if license_ != "other" else f"other ({source.get('license_note') or 'unknown'})",
+        license=license_meta["license"]
+        if "license_name" not in license_meta
+        else f"other ({license_meta['license_name']})",
+        license_parts=[part.line() for part in licenses],
         rows_in=rows_in,
         rows_out=n_rows,
         dropped=(", ".join(f"{k}: {v}" for k, v in dropped.items()) or "none"),

@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -26,6 +27,20 @@ SOURCE_LICENSES = {
     "math500": ("mit", "MATH-500, HuggingFaceH4/MATH-500, from the MATH dataset (MIT)"),
 }
 UNKNOWN_LICENSE = "other"
+# Where each known source's terms are written.
+SOURCE_LINKS = {
+    "gsm_symbolic": "https://github.com/open-thought/reasoning-gym",
+    "gsm8k": "https://huggingface.co/datasets/openai/gsm8k",
+    "math500": "https://huggingface.co/datasets/HuggingFaceH4/MATH-500",
+}
+# License of each model whose output or weights can end up in an artifact or a student (teachers, captured models,
+# student backbones), by Hub id; a model not named here (a local folder, another Hub id) has unknown terms.
+MODEL_LICENSES = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0",
+    "sentence-transformers/all-MiniLM-L6-v2": "apache-2.0",
+    "Qwen/Qwen2-0.5B": "apache-2.0",
+    "Qwen/Qwen2.5-0.5B": "apache-2.0",
+}
 # Files hashed in full when identifying a local model folder; larger ones are identified by name and size.
 _FULL_HASH_LIMIT = 64 * 2**20
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -175,3 +190,65 @@ def in_order(provenance: dict, order: tuple[str, ...]) -> dict:
     return {
         k: provenance[k] for k in sorted(provenance, key=lambda k: (order.index(k) if k in order else len(order), k))
     }
+
+
+# -- licenses of the whole lineage -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LicensePart:
+    """One thing whose terms an artifact or a student inherits: the problem source, a teacher whose CoTs it holds, a
+    model whose attention made its spans, a backbone. ``license`` is ``None`` when the terms are unknown."""
+
+    role: str  # "problem source", "teacher (generated the CoTs)", ...
+    name: str
+    license: str | None
+    link: str | None = None
+
+    def line(self) -> str:
+        terms = self.license or "unknown terms: check them before redistributing"
+        return f"{self.role} `{self.name}`: {terms}" + (f" ({self.link})" if self.link else "")
+
+
+def model_license_part(role: str, identity: dict) -> LicensePart:
+    """The license of a model named by its ``model_identity`` (an embedded model by the Hub id it was made from)."""
+    hub_id = identity.get("upstream") or identity.get("hub_id")
+    license_ = MODEL_LICENSES.get(hub_id or "")
+    return LicensePart(
+        role, hub_id or identity.get("name") or "?", license_, f"https://huggingface.co/{hub_id}" if hub_id else None
+    )
+
+
+def lineage_licenses(provenance: dict) -> list[LicensePart]:
+    """Whose terms an artifact made along ``provenance`` (an artifact's merged provenance) inherits: the problem
+    source; the teachers when they generated the CoTs (reference CoTs are the source's own text); the models whose
+    attention was captured (``jsd_spans`` and everything after it hold their output). Each model once, first role."""
+    parts = []
+    source = provenance.get("source")
+    if source:
+        link = SOURCE_LINKS.get(source.get("name")) or (
+            f"https://huggingface.co/datasets/{source['hub_id']}" if source.get("hub_id") else None
+        )
+        license_ = None if source.get("license") in (None, UNKNOWN_LICENSE) else source["license"]
+        parts.append(LicensePart("problem source", source.get("hub_id") or source.get("name") or "?", license_, link))
+    if (provenance.get("generation") or {}).get("cot_source") == "teacher":
+        parts += [model_license_part("teacher (generated the CoTs)", t) for t in provenance.get("teachers") or []]
+    for teacher in (provenance.get("capture") or {}).get("teachers") or []:
+        parts.append(model_license_part("captured model (its attention made the spans)", teacher))
+    seen, unique = set(), []
+    for part in parts:
+        if (part.name, part.license) not in seen:
+            seen.add((part.name, part.license))
+            unique.append(part)
+    return unique
+
+
+def combine_licenses(parts: list[LicensePart], link: str = "README.md#license") -> dict:
+    """The card metadata for ``parts``: one license when every part has the same known one; otherwise ``other``
+    with a ``license_name`` naming the parts' licenses (``unknown`` for unknown terms) and a ``license_link`` to the
+    card's license section (``link``), which explains each part."""
+    licenses = list(dict.fromkeys(part.license for part in parts))
+    if len(licenses) == 1 and licenses[0] is not None:
+        return {"license": licenses[0]}
+    names = [re.sub(r"[^a-z0-9]+", "-", (name or "unknown").lower()).strip("-") for name in licenses] or ["unknown"]
+    return {"license": UNKNOWN_LICENSE, "license_name": "-and-".join(dict.fromkeys(names)), "license_link": link}

@@ -212,6 +212,7 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, n_self, n_solved,
     """Write round ``r``'s training sets (the run's plus everything added so far) as artifacts, retrain every
     student on them, and evaluate the round's students on the run's test split; returns the evaluation summary."""
     from mycelium_models.evaluation import evaluate_students, references_from_run, write_eval
+    from mycelium_models.model_card import add_end_to_end, problem_source
     from mycelium_models.solver import MyceliumSolver
     from mycelium_models.stage import training_arguments
     from mycelium_models.students import STUDENTS
@@ -248,6 +249,8 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, n_self, n_solved,
     summary, predictions = evaluate_students(solver, test_rows, references_from_run(run_dir, "test"))
     summary.update({"split": "test", "round": r})
     write_eval(round_dir / "eval", summary, predictions, title=f"Loop round {r}: students on the test split")
+    if summary["n_scored"]:  # the round's cards get their end-to-end accuracy, as the run's do
+        add_end_to_end(round_dir / "models", summary["accuracy"], "test", source=problem_source(run_dir))
     return summary
 
 

