@@ -329,11 +329,13 @@ def test_solver_repo_holds_each_student_in_its_subfolder(solver_release, models_
     ).read_bytes()
     card = ModelCard.load(r.stage_dir / "README.md")
     data = card.data.to_dict()
-    assert data["license"] == "apache-2.0" and data["language"] == ["en"] and "mycelium" in data["tags"]
+    tagger = ModelCard.load(models_dir / "tagger" / "README.md").data  # the students' licence (their lineage's)
+    assert (data["license"], data.get("license_name")) == (tagger.license, tagger.get("license_name"))
+    assert data["language"] == ["en"] and "mycelium" in data["tags"]
     assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and data["version"] == "1.0.0"
     assert data["mycelium"]["release"] == {"repo_id": "org/name-solver", "tag": "v1.2.3"}
     students = data["mycelium"]["students"]
-    assert list(students) == list(STUDENTS) and students["tagger"]["metrics"] == {"eval_f1": 0.5}
+    assert list(students) == list(STUDENTS) and students["tagger"]["metrics"] == {"f1": 0.5}
     assert 'MyceliumSolver.from_pretrained("org/name-solver", revision="v1.2.3")' in card.text
     assert "mycelium solve --models org/name-solver --revision v1.2.3" in card.text
     for f in r.files:  # no path of this machine in anything released
