@@ -15,6 +15,7 @@ problem, heaviest IAF first) and ``regions`` (all spans' regions merged, in text
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import datasets
@@ -119,6 +120,7 @@ def build_clause_regions(
             },
             features=FEATURES,
             num_proc=num_proc,
+            preload=functools.partial(load_spacy, config.spacy_pipeline),
             desc=f"clause_regions/{split}",
         )
     return result

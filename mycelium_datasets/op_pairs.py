@@ -23,12 +23,14 @@ Output columns: ``clause_regions``'s plus ``ops`` (``op``, ``operands``, ``resul
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import datasets
 
 from . import clause_regions as clause_regions_mod
 from .columns import require_columns
+from .defaults import load_spacy
 from .op_graph import OP_NAMES, validate_trace
 from .runner import map_batches
 
@@ -85,8 +87,6 @@ class OpPairsConfig:
 
 def make_ops(batch: dict, *, verify_timeout: float, spacy_pipeline: str | None = None) -> dict:
     """``batch -> batch``: operations, their problem regions, execution and validation for each problem."""
-    from .defaults import load_spacy
-
     out = dict(batch)
     for key in ("ops", "executed_answer", "validated", "op_status", "op_status_reason", "n_parse_errors"):
         out[key] = []
@@ -116,6 +116,7 @@ def build_op_pairs(
             fn_kwargs={"verify_timeout": config.op_verify_timeout, "spacy_pipeline": config.op_spacy_pipeline},
             features=FEATURES,
             num_proc=num_proc,
+            preload=functools.partial(load_spacy, config.op_spacy_pipeline),
             desc=f"op_pairs/{split}",
         )
     return result

@@ -21,8 +21,8 @@ Rows of problems that were not validated are counted in the card as drops with t
 from __future__ import annotations
 
 import collections
+import functools
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import datasets
 
@@ -68,7 +68,7 @@ class StudentSetsConfig:
     max_length: int = field(default=256, metadata={"help": "Longest tokenized problem for the tagger."})
 
 
-@lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=2)
 def load_student_tokenizer(name: str):
     from transformers import AutoTokenizer
 
@@ -170,6 +170,7 @@ def build_io_tags(
             features=IO_FEATURES,
             fn_kwargs={"student_tokenizer": config.student_tokenizer, "max_length": config.max_length},
             num_proc=num_proc,
+            preload=functools.partial(load_student_tokenizer, config.student_tokenizer),
             desc=f"io_tags/{split}",
         )
     return result

@@ -6,6 +6,7 @@ Every comparison reads the run folders from disk (``conftest.read_run``), never 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -85,31 +86,45 @@ def test_a_run_resumed_with_another_num_proc_rebuilds_nothing(runs, configs, cap
 
 
 def spacy_loads(batch: dict) -> dict:
-    """Per row: the process it ran in and how many spaCy pipelines that process had loaded after its rows."""
+    """Per row: the process it ran in, how many spaCy pipelines that process had loaded after its rows, and which
+    pipeline object it used."""
     from mycelium_datasets.defaults import load_spacy
 
     nlp = load_spacy(None)
     docs = list(nlp.pipe(batch["text"]))
+    n = len(docs)
     return {
         "text": batch["text"],
-        "pid": [os.getpid()] * len(docs),
-        "loads": [load_spacy.cache_info().misses] * len(docs),
+        "pid": [os.getpid()] * n,
+        "loads": [load_spacy.cache_info().misses] * n,
+        "nlp": [id(nlp)] * n,
     }
 
 
-def test_each_worker_loads_spacy_once(tmp_path):
+@pytest.mark.parametrize("preload", [False, True])
+def test_each_worker_loads_spacy_once_or_shares_the_callers(preload):
     from mycelium_datasets.defaults import load_spacy
 
-    load_spacy.cache_clear()  # workers start with nothing loaded, so each load is counted
+    load_spacy.cache_clear()  # nothing loaded before the map, so each load is counted
     data = datasets.Dataset.from_dict({"text": [f"Tom has {k} apples and buys {k + 1} more." for k in range(24)]})
-    features = datasets.Features(
-        {"text": datasets.Value("string"), "pid": datasets.Value("int64"), "loads": datasets.Value("int64")}
+    features = datasets.Features({name: datasets.Value("int64") for name in ("pid", "loads", "nlp")})
+    features = datasets.Features({"text": datasets.Value("string"), **features})
+    out = map_batches(
+        data,
+        spacy_loads,
+        batch_size=4,
+        features=features,
+        num_proc=2,
+        preload=functools.partial(load_spacy, None) if preload else None,
     )
-    out = map_batches(data, spacy_loads, batch_size=4, features=features, num_proc=2)
     assert out["text"] == data["text"]
     pids = sorted(set(out["pid"]))
     assert len(pids) == 2 and os.getpid() not in pids  # two workers, three batches each
-    assert set(out["loads"]) == {1}  # each worker loaded the pipeline once, at its first batch, never per row
+    assert set(out["loads"]) == {1}  # one load per process, at its first batch (or the caller's), never per row
+    if preload:  # the caller loaded it before forking: both workers use that very object
+        assert load_spacy.cache_info().misses == 1 and set(out["nlp"]) == {id(load_spacy(None))}
+    else:
+        assert load_spacy.cache_info().misses == 0  # the caller loaded nothing: each worker loaded its own
 
 
 def fail_on_row(batch: dict, *, bad: int) -> dict:
