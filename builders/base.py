@@ -73,12 +73,20 @@ class ArtifactBuilder(abc.ABC):
     LINEAGE_FIELDS: ClassVar[tuple[str, ...]] = ()  # the provenance entries it adds (see own_provenance)
     # True when every process of a distributed launch takes part in _build (else only the main process builds).
     DISTRIBUTED: ClassVar[bool] = False
+    # True when _build spreads its rows over `num_proc` worker processes on this machine (the CPU-only stages).
+    CPU_WORKERS: ClassVar[bool] = False
 
-    def __init__(self, out_dir: str | Path, config=None) -> None:
+    def __init__(self, out_dir: str | Path, config=None, num_proc: int | None = None) -> None:
+        """``num_proc`` (`int`, *optional*): worker processes of a ``CPU_WORKERS`` stage (``None`` or 1: this process
+        alone). How an artifact is computed, not what it holds: it is not part of the fingerprint, the config or the
+        card, so a folder built with one value is reused as it is by a run with another."""
         self.out_dir = Path(out_dir)
         self.config = config if config is not None else self.CONFIG_CLASS()
         if not isinstance(self.config, self.CONFIG_CLASS):
             raise TypeError(f"{self.NAME} needs a {self.CONFIG_CLASS.__name__}, got {type(self.config).__name__}")
+        if num_proc is not None and num_proc < 1:
+            raise ValueError(f"num_proc must be positive, got {num_proc}")
+        self.num_proc = num_proc
 
     # -- locations ------------------------------------------------------------------------------------------------
 

@@ -26,13 +26,14 @@ class ClauseRegionsBuilder(ArtifactBuilder):
     INPUT_COLUMNS = clause_regions.INPUT_COLUMNS
     TASK_CATEGORIES = ("token-classification",)
     LINEAGE_FIELDS = ("spacy",)
+    CPU_WORKERS = True
 
     def own_provenance(self, upstream: dict) -> dict:
         return {"spacy": spacy_identity(self.config.spacy_pipeline)}
 
     def _build(self, upstream, work_dir, info):
         maps = upstream["iaf_maps"]
-        result = clause_regions.build_clause_regions(maps, self.config)
+        result = clause_regions.build_clause_regions(maps, self.config, self.num_proc)
         regions = [len(r) for d in result.values() for r in d["regions"]]
         extra = [f"regions per problem: mean {sum(regions) / max(1, len(regions)):.2f}"]
         return result, sum(len(d) for d in maps.values()), {}, extra

@@ -34,13 +34,14 @@ class OpPairsBuilder(ArtifactBuilder):
     INPUT_COLUMNS = op_pairs.INPUT_COLUMNS
     TASK_CATEGORIES = ("token-classification", "text-classification")
     LINEAGE_FIELDS = ("op_spacy",)
+    CPU_WORKERS = True
 
     def own_provenance(self, upstream: dict) -> dict:
         return {"op_spacy": spacy_identity(self.config.op_spacy_pipeline)}
 
     def _build(self, upstream, work_dir, info):
         regions = upstream["clause_regions"]
-        result = op_pairs.build_op_pairs(regions, self.config)
+        result = op_pairs.build_op_pairs(regions, self.config, self.num_proc)
         ops = collections.Counter(op["op"] for d in result.values() for row in d["ops"] for op in row)
         sources = collections.Counter(
             o["source"] for d in result.values() for row in d["ops"] for op in row for o in op["operands"]

@@ -21,6 +21,7 @@ class _StudentSetBuilder(ArtifactBuilder):
     UPSTREAM = ("op_pairs",)
     INPUT_COLUMNS = student_sets.INPUT_COLUMNS
     LINEAGE_FIELDS = ("student_tokenizer",)
+    CPU_WORKERS = True
 
     def own_provenance(self, upstream: dict) -> dict:
         return {"student_tokenizer": model_identity(self.config.student_tokenizer)}
@@ -39,7 +40,7 @@ class IoTagsBuilder(_StudentSetBuilder):
 
     def _build(self, upstream, work_dir, info):
         pairs = upstream["op_pairs"]
-        result = student_sets.build_io_tags(pairs, self.config)
+        result = student_sets.build_io_tags(pairs, self.config, self.num_proc)
         labels = collections.Counter(x for d in result.values() for row in d["labels"] for x in row)
         extra = [f"token labels: O {labels.get(0, 0)}, OP {labels.get(1, 0)}, ignored {labels.get(-100, 0)}"]
         return result, sum(len(d) for d in pairs.values()), student_sets.drop_reasons(pairs), extra
@@ -59,7 +60,7 @@ class OpClassesBuilder(_StudentSetBuilder):
 
     def _build(self, upstream, work_dir, info):
         pairs = upstream["op_pairs"]
-        result = student_sets.build_op_classes(pairs)
+        result = student_sets.build_op_classes(pairs, self.num_proc)
         total, dropped = student_sets.unit_drops(pairs)
         return result, total, dropped, []
 
@@ -84,10 +85,11 @@ class BindingsBuilder(ArtifactBuilder):
     ]
     STAT_COLUMNS = ()
     TASK_CATEGORIES = ("token-classification", "text-classification")
+    CPU_WORKERS = True
 
     def _build(self, upstream, work_dir, info):
         pairs = upstream["op_pairs"]
-        result, dropped, vocabulary = bindings.build_bindings(pairs, self.config)
+        result, dropped, vocabulary = bindings.build_bindings(pairs, self.config, self.num_proc)
         ops = [len(row) for d in result.values() for row in d["ops"]]
         pointers = collections.Counter(
             o["kind"] for d in result.values() for row in d["ops"] for op in row for o in op["operands"]

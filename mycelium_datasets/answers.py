@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -337,8 +338,16 @@ class _VerifyWorker:
                     pass
             self._kill()
 
+    def forget(self) -> None:
+        """In a process forked from this one: drop the parent's worker and lock (they are the parent's; asking its
+        worker from here would mix two processes' answers on one pipe); this process starts its own on first use."""
+        self._lock = threading.Lock()
+        self._proc = self._conn = None
+
 
 _WORKER = _VerifyWorker()
+# The CPU stages' worker processes (runner.map_batches) are forked from a process that may hold a worker already.
+os.register_at_fork(after_in_child=_WORKER.forget)
 
 
 def answers_match(pred: str | None, gold: str | None, timeout: float = 5.0) -> Verdict:

@@ -38,6 +38,7 @@ from .arith import apply, format_value, parse_value, to_sympy, values_equal
 from .columns import require_columns
 from .dag import DagError, execute, layout_order, unit_of, units_from_regions
 from .numbers import quantities as problem_quantities
+from .runner import map_batches
 
 VERSION = "1.0.0"
 INPUT_COLUMNS = ("id", "problem", "ops", "validated", "op_status", "executed_answer")
@@ -200,10 +201,10 @@ def make_bindings(batch: dict, *, constants: list[str]) -> dict:
 
 
 def build_bindings(
-    pairs: datasets.DatasetDict, config: BindingsConfig
+    pairs: datasets.DatasetDict, config: BindingsConfig, num_proc: int | None = None
 ) -> tuple[datasets.DatasetDict, dict[str, int], list[tuple[str, int]]]:
-    """Bindings of every split's validated problems; returns them, the drops by reason, and the constant vocabulary
-    (learned from the ``train`` split, used for every split)."""
+    """Bindings of every split's validated problems (on ``num_proc`` processes); returns them, the drops by reason,
+    and the constant vocabulary (learned from the ``train`` split, used for every split)."""
     for dataset in pairs.values():
         require_columns(dataset, INPUT_COLUMNS, stage="bindings", upstream="op_pairs")
     vocabulary = constant_vocabulary(pairs["train"], config.min_constant_count) if "train" in pairs else []
@@ -214,13 +215,14 @@ def build_bindings(
             if not ok:
                 dropped[f"not validated: {status}"] += 1
         kept = dataset.filter(lambda v: v, input_columns="validated", desc="validated problems")
-        bound = kept.map(
+        bound = map_batches(
+            kept,
             make_bindings,
-            batched=True,
             batch_size=64,
             remove_columns=kept.column_names,
             features=datasets.Features({**FEATURES, "bind_error": datasets.Value("string")}),
             fn_kwargs={"constants": constants},
+            num_proc=num_proc,
             desc=f"bindings/{split}",
         )
         for error in bound["bind_error"]:

@@ -15,6 +15,7 @@ problem, heaviest IAF first) and ``regions`` (all spans' regions merged, in text
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import datasets
@@ -23,6 +24,7 @@ from . import iaf_maps as iaf_maps_mod
 from .clauses import clause_range, merge_ranges
 from .columns import require_columns
 from .defaults import load_spacy
+from .runner import map_batches
 
 VERSION = "1.0.0"
 INPUT_COLUMNS = ("id", "problem", "spans", "iaf_top")
@@ -99,13 +101,17 @@ def make_regions(batch: dict, *, spacy_pipeline: str | None, anchors: int, min_w
     return out
 
 
-def build_clause_regions(maps: datasets.DatasetDict, config: ClauseRegionsConfig) -> datasets.DatasetDict:
+def build_clause_regions(
+    maps: datasets.DatasetDict, config: ClauseRegionsConfig, num_proc: int | None = None
+) -> datasets.DatasetDict:
+    """Clause regions of every split of ``maps`` (an ``iaf_maps`` artifact), on ``num_proc`` processes (each parses
+    its own rows with its own spaCy pipeline; the result is the one process's, row for row)."""
     result = datasets.DatasetDict()
     for split, dataset in maps.items():
         require_columns(dataset, INPUT_COLUMNS, stage="clause_regions", upstream="iaf_maps")
-        result[split] = dataset.map(
+        result[split] = map_batches(
+            dataset,
             make_regions,
-            batched=True,
             batch_size=64,
             fn_kwargs={
                 "spacy_pipeline": config.spacy_pipeline,
@@ -113,6 +119,8 @@ def build_clause_regions(maps: datasets.DatasetDict, config: ClauseRegionsConfig
                 "min_weight": config.min_weight,
             },
             features=FEATURES,
+            num_proc=num_proc,
+            preload=functools.partial(load_spacy, config.spacy_pipeline),
             desc=f"clause_regions/{split}",
         )
     return result

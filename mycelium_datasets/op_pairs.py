@@ -23,13 +23,16 @@ Output columns: ``clause_regions``'s plus ``ops`` (``op``, ``operands``, ``resul
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import datasets
 
 from . import clause_regions as clause_regions_mod
 from .columns import require_columns
+from .defaults import load_spacy
 from .op_graph import OP_NAMES, validate_trace
+from .runner import map_batches
 
 __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", "build_op_pairs", "make_ops"]
 
@@ -84,8 +87,6 @@ class OpPairsConfig:
 
 def make_ops(batch: dict, *, verify_timeout: float, spacy_pipeline: str | None = None) -> dict:
     """``batch -> batch``: operations, their problem regions, execution and validation for each problem."""
-    from .defaults import load_spacy
-
     out = dict(batch)
     for key in ("ops", "executed_answer", "validated", "op_status", "op_status_reason", "n_parse_errors"):
         out[key] = []
@@ -100,16 +101,22 @@ def make_ops(batch: dict, *, verify_timeout: float, spacy_pipeline: str | None =
     return out
 
 
-def build_op_pairs(regions: datasets.DatasetDict, config: OpPairsConfig) -> datasets.DatasetDict:
+def build_op_pairs(
+    regions: datasets.DatasetDict, config: OpPairsConfig, num_proc: int | None = None
+) -> datasets.DatasetDict:
+    """Operations of every split of ``regions`` (a ``clause_regions`` artifact), on ``num_proc`` processes (the
+    result is the one process's, row for row: every row keeps its status)."""
     result = datasets.DatasetDict()
     for split, dataset in regions.items():
         require_columns(dataset, INPUT_COLUMNS, stage="op_pairs", upstream="clause_regions")
-        result[split] = dataset.map(
+        result[split] = map_batches(
+            dataset,
             make_ops,
-            batched=True,
             batch_size=64,
             fn_kwargs={"verify_timeout": config.op_verify_timeout, "spacy_pipeline": config.op_spacy_pipeline},
             features=FEATURES,
+            num_proc=num_proc,
+            preload=functools.partial(load_spacy, config.op_spacy_pipeline),
             desc=f"op_pairs/{split}",
         )
     return result

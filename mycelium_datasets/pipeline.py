@@ -28,17 +28,20 @@ def build(
     verify: bool = False,
     rebuild: bool = True,
     wait: bool = True,
+    num_proc: int | None = None,
 ):
     """Build ``artifact``; upstream artifacts already in ``out_dir`` are used as they are, missing (or damaged) ones
     are built first with the given configs (in pipeline order). ``configs`` maps each artifact name to its config.
-    Holds the run folder's lock throughout (``wait=False``: fail at once if another process writes there)."""
+    Holds the run folder's lock throughout (``wait=False``: fail at once if another process writes there).
+    ``num_proc``: worker processes for the CPU-only stages (``CPU_WORKERS``); the artifacts are the same bytes with
+    any value, and an artifact built with one is up to date for another."""
     get_builder(artifact)
     with RunLock(out_dir, wait=wait):
         # Under a distributed launch every process must see the same markers before deciding what to build.
         process_info().barrier()
         order = list(BUILDERS)
         for name in order[: order.index(artifact)]:
-            upstream = BUILDERS[name](out_dir, configs[name])
+            upstream = BUILDERS[name](out_dir, configs[name], num_proc=num_proc)
             if upstream.read_marker() is None:
                 logger.info("%s needs %s, which is missing in %s: building it first", artifact, name, out_dir)
                 upstream.build(verify=verify, rebuild=rebuild)
@@ -49,21 +52,28 @@ def build(
                     )
                 logger.warning("%s: %s; rebuilding it", name, problem)
                 upstream.build(force=True, verify=verify, rebuild=rebuild)
-        return BUILDERS[artifact](out_dir, configs[artifact]).build(force=force, verify=verify, rebuild=rebuild)
+        builder = BUILDERS[artifact](out_dir, configs[artifact], num_proc=num_proc)
+        return builder.build(force=force, verify=verify, rebuild=rebuild)
 
 
 def build_artifacts(
-    out_dir: str | Path, configs: dict[str, object], verify: bool = False, rebuild: bool = True, wait: bool = True
+    out_dir: str | Path,
+    configs: dict[str, object],
+    verify: bool = False,
+    rebuild: bool = True,
+    wait: bool = True,
+    num_proc: int | None = None,
 ) -> tuple[dict, dict]:
     """Every artifact, in pipeline order (each skipped when already complete and whole); returns the rows per split
-    of each artifact and the seconds each took. Holds the run folder's lock throughout."""
+    of each artifact and the seconds each took. Holds the run folder's lock throughout. ``num_proc`` as in
+    :func:`build`."""
     summary: dict = {}
     seconds: dict = {}
     with RunLock(out_dir, wait=wait):
         process_info().barrier()
         for name, builder in BUILDERS.items():
             t = time.time()
-            dataset = builder(out_dir, configs[name]).build(verify=verify, rebuild=rebuild)
+            dataset = builder(out_dir, configs[name], num_proc=num_proc).build(verify=verify, rebuild=rebuild)
             seconds[name] = round(time.time() - t, 1)
             if dataset is not None:
                 summary[name] = {split: len(d) for split, d in dataset.items()}

@@ -8,6 +8,9 @@ Under ``accelerate launch`` / ``torchrun`` each process takes its share with
 ``datasets.distributed.split_dataset_by_node`` (contiguous shards), writes its own parts, and the parts are merged in
 (rank, part) order, which is the input order. Parts are named after the world size, so a resumed run must use the
 same number of processes to reuse them (other parts are ignored, never mixed in).
+
+The CPU-only stages (spaCy parses, CoT parsing and execution, the student sets) spread one machine's rows over
+``num_proc`` worker processes with :func:`map_batches`, whose result is the one process's, batch for batch.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +122,75 @@ def map_in_parts(
             "remove the folder to recompute"
         )
     return merged
+
+
+class WorkerDiedError(RuntimeError):
+    """A worker process of :func:`map_batches` ended without a result (killed, out of memory, a crash in C code)."""
+
+
+def _map_shard(shard: datasets.Dataset, function: Callable, kwargs: dict) -> datasets.Dataset:
+    return shard.map(function, **kwargs)
+
+
+def map_batches(
+    dataset: datasets.Dataset,
+    function: Callable,
+    *,
+    batch_size: int,
+    features: datasets.Features,
+    fn_kwargs: dict | None = None,
+    remove_columns: list[str] | None = None,
+    num_proc: int | None = None,
+    preload: Callable[[], object] | None = None,
+    desc: str = "map",
+) -> datasets.Dataset:
+    """``dataset.map(function, batched=True, ...)`` on ``num_proc`` processes, with the result of one process.
+
+    ``function`` must be a top-level ``batch -> batch`` function (it is pickled to the workers); heavy objects it
+    uses are loaded once per process by it (``lru_cache``), never per row. ``preload`` (the same ``lru_cache`` loader)
+    is called here before the workers start, so workers forked from this process share what it loaded instead of
+    each loading their own (a spaCy pipeline is about 0.5 s of CPU). ``num_proc`` of ``None`` or 1 is
+    ``dataset.map`` in this process. Otherwise the rows are cut into contiguous shards of whole batches, one per
+    worker, so every batch the function sees and every Arrow record batch of the result is the one a single process
+    makes (and the Parquet files written from it are the same bytes); the shards are joined in input order. An
+    exception in a worker is raised here with the worker's traceback; a worker that dies raises
+    :class:`WorkerDiedError` naming the stage and its rows, never a hang.
+    """
+    kwargs = {
+        "batched": True,
+        "batch_size": batch_size,
+        "fn_kwargs": fn_kwargs or {},
+        "features": features,
+        "remove_columns": remove_columns,
+        # datasets' map cache knows the function by name, not the code it calls: after an edit to a helper it would
+        # hand back the old rows under the artifact's new fingerprint. The artifact's own fingerprint is the cache.
+        "load_from_cache_file": False,
+    }
+    n_batches = -(-len(dataset) // batch_size)
+    workers = min(num_proc or 1, n_batches)
+    if workers <= 1:
+        return dataset.map(function, desc=desc, **kwargs)
+    if preload is not None:
+        preload()
+    bounds = [min(len(dataset), batch_size * (n_batches * k // workers)) for k in range(workers + 1)]
+    shards = [(a, b) for a, b in zip(bounds, bounds[1:])]
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
+        futures = [
+            pool.submit(
+                _map_shard, dataset.select(range(a, b)), function, {**kwargs, "desc": f"{desc} [rows {a}-{b}]"}
+            )
+            for a, b in shards
+        ]
+        parts = []
+        for (a, b), future in zip(shards, futures):
+            try:
+                parts.append(future.result())
+            except BrokenProcessPool as exc:
+                raise WorkerDiedError(
+                    f"{desc}: a worker process died before rows {a}-{b} of {len(dataset)} came back (killed, out of "
+                    "memory, or a crash in compiled code); rerun with num_proc=1 to see the error in this process"
+                ) from exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return datasets.concatenate_datasets(parts)

@@ -21,8 +21,8 @@ Rows of problems that were not validated are counted in the card as drops with t
 from __future__ import annotations
 
 import collections
+import functools
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import datasets
 
@@ -30,6 +30,7 @@ from .bindings import BindingError, bind
 from .columns import require_columns
 from .dag import units_from_regions
 from .defaults import DEFAULT_BACKBONE, resolve_backbone
+from .runner import map_batches
 
 VERSION = "2.0.0"  # 2.0.0: op_classes has one row per unit labelled with its operation sequence (1.0.0: per operation)
 LABEL_JOIN = "+"
@@ -67,7 +68,7 @@ class StudentSetsConfig:
     max_length: int = field(default=256, metadata={"help": "Longest tokenized problem for the tagger."})
 
 
-@lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=2)
 def load_student_tokenizer(name: str):
     from transformers import AutoTokenizer
 
@@ -153,32 +154,40 @@ def _validated(dataset: datasets.Dataset) -> datasets.Dataset:
     return dataset.filter(lambda v: v, input_columns="validated", desc="validated problems")
 
 
-def build_io_tags(pairs: datasets.DatasetDict, config: StudentSetsConfig) -> datasets.DatasetDict:
+def build_io_tags(
+    pairs: datasets.DatasetDict, config: StudentSetsConfig, num_proc: int | None = None
+) -> datasets.DatasetDict:
+    """The tagger's set from every split of ``pairs`` (``op_pairs``), on ``num_proc`` processes (each loads the
+    student tokenizer once; the result is the one process's, row for row)."""
     result = datasets.DatasetDict()
     for split, dataset in pairs.items():
         kept = _validated(dataset)
-        result[split] = kept.map(
+        result[split] = map_batches(
+            kept,
             make_io_tags,
-            batched=True,
             batch_size=64,
             remove_columns=kept.column_names,
             features=IO_FEATURES,
             fn_kwargs={"student_tokenizer": config.student_tokenizer, "max_length": config.max_length},
+            num_proc=num_proc,
+            preload=functools.partial(load_student_tokenizer, config.student_tokenizer),
             desc=f"io_tags/{split}",
         )
     return result
 
 
-def build_op_classes(pairs: datasets.DatasetDict) -> datasets.DatasetDict:
+def build_op_classes(pairs: datasets.DatasetDict, num_proc: int | None = None) -> datasets.DatasetDict:
+    """The classifier's set from every split of ``pairs`` (``op_pairs``), on ``num_proc`` processes."""
     result = datasets.DatasetDict()
     for split, dataset in pairs.items():
         kept = _validated(dataset)
-        result[split] = kept.map(
+        result[split] = map_batches(
+            kept,
             make_op_classes,
-            batched=True,
             batch_size=64,
             remove_columns=kept.column_names,
             features=OP_FEATURES,
+            num_proc=num_proc,
             desc=f"op_classes/{split}",
         )
     return result

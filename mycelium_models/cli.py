@@ -76,7 +76,19 @@ class RunArguments:
         default=False,
         metadata={"help": "Stop at once if another process is writing the run folder, instead of waiting for it."},
     )
+    num_proc: int | None = field(
+        default=None,
+        metadata={
+            "help": "Worker processes for the CPU-only stages ("
+            + ", ".join(name for name, builder in BUILDERS.items() if builder.CPU_WORKERS)
+            + "); the artifacts are the same bytes and fingerprints with any value (default: this process alone)."
+        },
+    )
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error."})
+
+    def __post_init__(self) -> None:
+        if self.num_proc is not None and self.num_proc < 1:
+            raise ValueError(f"--num_proc must be positive, got {self.num_proc}")
 
 
 def _parser(prog: str, with_artifact: bool) -> HfArgumentParser:
@@ -349,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         if command == "run":
             rebuild, wait = not run_args.no_rebuild, not run_args.no_wait
-            summary = run(run_args.out, configs, verify=run_args.verify, rebuild=rebuild, wait=wait)
+            summary = run(
+                run_args.out, configs, verify=run_args.verify, rebuild=rebuild, wait=wait, num_proc=run_args.num_proc
+            )
             print(json.dumps(summary, indent=2))
         else:
             dataset = build(
@@ -360,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 verify=run_args.verify,
                 rebuild=not run_args.no_rebuild,
                 wait=not run_args.no_wait,
+                num_proc=run_args.num_proc,
             )
             if dataset is not None:
                 print(

@@ -79,17 +79,22 @@ def split_options(options: dict) -> dict[str, object]:
 
 
 def run(
-    out_dir: str | Path, configs: dict[str, object], verify: bool = False, rebuild: bool = True, wait: bool = True
+    out_dir: str | Path,
+    configs: dict[str, object],
+    verify: bool = False,
+    rebuild: bool = True,
+    wait: bool = True,
+    num_proc: int | None = None,
 ) -> dict:
     """The main job, end to end into ``out_dir``: every artifact, then (unless ``--no_students``) the students
     trained on the training split, evaluated alone on the unseen test split, and ``DIR/report/``. Returns a
     summary. Holds the run folder's lock throughout (``wait=False``: fail at once if another process writes there);
-    ``verify`` / ``rebuild`` as in :func:`~mycelium_datasets.pipeline.build_artifacts`."""
+    ``verify`` / ``rebuild`` / ``num_proc`` as in :func:`~mycelium_datasets.pipeline.build_artifacts`."""
     with RunLock(out_dir, wait=wait):
-        return _run(Path(out_dir), configs, verify, rebuild)
+        return _run(Path(out_dir), configs, verify, rebuild, num_proc)
 
 
-def _run(out_dir: Path, configs: dict[str, object], verify: bool, rebuild: bool) -> dict:
+def _run(out_dir: Path, configs: dict[str, object], verify: bool, rebuild: bool, num_proc: int | None) -> dict:
     from mycelium_models.report import write_run_report
     from mycelium_models.stage import NoTrainingDataError, evaluate_run, train_students
 
@@ -98,7 +103,7 @@ def _run(out_dir: Path, configs: dict[str, object], verify: bool, rebuild: bool)
     (out_dir / "run_config.json").write_text(
         json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2, sort_keys=True)
     )
-    summary, seconds = build_artifacts(out_dir, configs, verify=verify, rebuild=rebuild)
+    summary, seconds = build_artifacts(out_dir, configs, verify=verify, rebuild=rebuild, num_proc=num_proc)
     students = configs["students"]
     if students.students:
         t = time.time()
