@@ -101,5 +101,8 @@ def build_iaf_maps(spans: datasets.DatasetDict, config: IafMapsConfig) -> datase
             features=FEATURES,
             remove_columns=["problem_attn"],
             desc=f"iaf_maps/{split}",
+            # datasets' map cache knows make_iaf by name, not by the helpers it calls: after an edit it would hand
+            # back old rows; the artifact's fingerprint (which hashes the code) is the cache
+            load_from_cache_file=False,
         )
     return result
