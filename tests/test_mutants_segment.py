@@ -248,3 +248,18 @@ def test_snapping_moves_a_cut_back_to_the_start_of_its_word_or_number():
 
 def test_token_starts_are_clamped_to_the_text():
     assert token_char_starts([(0, 1), (1, 3), (-1, 0), (5, 9)], 4) == [0, 1, 0, 4]
+
+
+def test_jsd_clause_reads_the_curve_at_the_token_that_holds_the_word_whatever_the_tokenizer():
+    # a BPE tokenizer (the teacher's) starts " add" at the space before the word; a WordPiece one at the word: the
+    # same peak on the same word must give the same cut
+    text = "2+3 = 5 then we add 5*4 = 20"
+    for offsets in (word_offsets(text), [m.span() for m in re.finditer(r"\s*\S+", text)]):
+        add = next(i for i, (a, b) in enumerate(offsets) if text[a:b].strip() == "add")
+        spans, _ = segment("jsd_clause", text, offsets, peak_at(offsets, add), RAW)
+        assert texts(spans) == ["2+3 = 5 then we ", "add 5*4 = 20"], offsets
+    # the last word of the gap is read at the last token too
+    text = "2+3 = 5 so 5*4=20"
+    offsets = word_offsets(text)
+    spans, _ = segment("jsd_clause", text, offsets, peak_at(offsets, len(offsets) - 1), RAW)
+    assert texts(spans) == ["2+3 = 5 so ", "5*4=20"]
