@@ -105,3 +105,8 @@ def test_extract_answer_edge_cases():
 def test_normalize_gold_of_values_a_dataset_may_hold(raw, expected):
     assert normalize_gold(raw) == expected
 
+
+def test_normalize_gold_refuses_an_unknown_shape():
+    assert normalize_gold("#### 5", "gsm8k") == ("5", "ok")
+    with pytest.raises(ValueError, match="GSM8K"):  # a typo must not read a GSM8K answer as a plain string
+        normalize_gold("#### 5", "GSM8K")
