@@ -10,7 +10,15 @@ from fractions import Fraction as F
 import pytest
 import sympy
 
-from mycelium_datasets.arith import ParseError, apply, evaluate, parse_expression, solve_linear, unknowns
+from mycelium_datasets.arith import (
+    ParseError,
+    apply,
+    evaluate,
+    parse_expression,
+    solve_linear,
+    unknowns,
+    variable_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -239,3 +247,20 @@ def test_an_assigned_letter_does_not_split_a_function_or_a_constant():
     assert evaluate(parse_expression(r"s + \sqrt{9}", latex=True, variables={"s": F(4)})) == 7
     value = evaluate(parse_expression(r"2\pi", latex=True, variables={"p": F(3)}))
     assert value == 2 * sympy.pi
+
+
+def test_the_k_th_real_root_of_a_polynomial():
+    x2_minus_4 = [F(1), F(0), F(-4)]  # highest degree first
+    assert [apply("poly_root", [*x2_minus_4, F(k)]) for k in (0, 1)] == [-2, 2]  # ascending
+    for k in (F(2), F(-1), F(1, 2)):  # no such root; a root index is a whole number
+        with pytest.raises(ParseError):
+            apply("poly_root", [*x2_minus_4, k])
+    with pytest.raises(ParseError):
+        apply("poly_root", [F(1), F(0), F(1), F(0)])  # x^2 + 1 has no real root
+
+
+@pytest.mark.parametrize(
+    "text, name", [("a_{12}", "a_12"), (r"\alpha", "α"), (r"\theta", "θ"), (" x ", "x"), (r"\omega", r"\omega")]
+)
+def test_variable_names_as_expressions_write_them(text, name):
+    assert variable_name(text) == name
