@@ -306,3 +306,13 @@ def test_references_from_a_run_join_the_teacher_s_cots_and_their_operation_graph
     test_only = references_from_run(str(tmp_path), split="test")
     assert test_only == {"c": refs["c"]}
     assert sorted(references_from_run(tmp_path, split="train")) == ["a"]
+
+
+def test_a_problem_without_text_is_asked_as_empty_text_and_scored():
+    problems = [{"id": "blank", "problem": None, "answer": "3", "solution": "1 + 2 = 3.\n#### 3"}]
+    students = ScriptedStudents()
+    summary, rows = evaluate_students(students, problems, progress=False)
+    assert students.calls[0] == ("d", [""])
+    assert rows[0]["problem"] is None and rows[0]["scored"] and rows[0]["correct"] is False
+    assert rows[0]["teacher_correct"] is True  # the reference made from the solution still reads its answer
+    assert summary["n_scored"] == 1 and summary["ladder"]["a"]["n"] == 0
