@@ -316,3 +316,15 @@ def test_a_problem_without_text_is_asked_as_empty_text_and_scored():
     assert rows[0]["problem"] is None and rows[0]["scored"] and rows[0]["correct"] is False
     assert rows[0]["teacher_correct"] is True  # the reference made from the solution still reads its answer
     assert summary["n_scored"] == 1 and summary["ladder"]["a"]["n"] == 0
+
+
+def test_the_evaluation_is_written_into_a_new_nested_folder_and_rewritten_in_place(evaluated, tmp_path):
+    from fractions import Fraction
+
+    _, _, summary, rows = evaluated
+    out = tmp_path / "runs" / "eval"  # its parent does not exist yet
+    rows = [{**rows[0], "value": Fraction(1, 3)}, *rows[1:]]  # a value JSON has no type for is written as text
+    for _ in range(2):  # a second evaluation into the same folder replaces the first
+        write_eval(out, summary, rows)
+    written = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(written) == len(rows) and written[0]["value"] == "1/3"
