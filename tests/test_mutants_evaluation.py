@@ -61,8 +61,10 @@ class ScriptedStudents:
         return execute_into_trace(text, trace, operations, pointers, answer_op, [])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def evaluated():
+    # per test, not per module: mutmut maps a function to the tests during which it runs, so a module fixture would
+    # tie evaluate_students and the ladder to the first test only (after the first call, this takes ~0.05 s)
     students = ScriptedStudents()
     given = {}
     # the references evaluate_students makes from the solutions, made once here to script the stand-in
