@@ -15,7 +15,9 @@ from mycelium_datasets.arith import (
     apply,
     evaluate,
     parse_expression,
+    polynomial_roots,
     solve_linear,
+    solve_polynomial,
     unknowns,
     variable_name,
 )
@@ -264,3 +266,58 @@ def test_the_k_th_real_root_of_a_polynomial():
 )
 def test_variable_names_as_expressions_write_them(text, name):
     assert variable_name(text) == name
+
+
+SQRT2, SQRT3 = apply("sqrt", [F(2)]), apply("sqrt", [F(3)])
+
+
+@pytest.mark.parametrize(
+    "coefficients, roots",
+    [
+        ([F(2), F(-6)], [3]),  # degree 1
+        ([F(1), F(-2), F(1)], [1]),  # a double root: discriminant 0, one distinct root
+        ([F(4), F(-4), F(1)], [F(1, 2)]),
+        ([F(2), F(1), F(-13), F(6)], [-3, F(1, 2), 2]),  # (2u - 1)(u - 2)(u + 3): made monic, fractional root
+        ([F(1), F(0), F(-5), F(0), F(4)], [-2, -1, 1, 2]),  # degree 4, the largest
+        ([F(0), F(0), F(1), F(-1)], [1]),  # leading zeros do not count
+    ],
+)
+def test_polynomial_roots_distinct_and_ascending(coefficients, roots):
+    assert polynomial_roots(coefficients) == roots
+
+
+def test_polynomial_roots_with_irrational_coefficients_are_decided_numerically():
+    # u^2 + sqrt2 u - sqrt3: discriminant 2 + 4 sqrt3 > 0; with + sqrt3 it is 2 - 4 sqrt3 < 0
+    low, high = polynomial_roots([F(1), SQRT2, apply("neg", [SQRT3])])
+    assert float(low) < 0 < float(high)
+    with pytest.raises(ParseError, match="no real root"):
+        polynomial_roots([F(1), SQRT2, SQRT3])
+    # a discriminant between 0 and 1 (1/2 + sqrt3/25) is still positive
+    assert (
+        len(polynomial_roots([F(1), apply("div", [SQRT2, F(2)]), apply("div", [apply("neg", [SQRT3]), F(100)])])) == 2
+    )
+
+
+@pytest.mark.parametrize(
+    "coefficients, reason",
+    [
+        ([F(0), F(5)], "no unknown"),  # 0 u + 5
+        ([F(1), F(0), F(0), F(0), F(0), F(-1)], "degree above 4"),
+        ([F(1), F(0), F(1)], "no real root"),
+        ([F(1), F(0), F(0), F(-2)], "no rational root"),  # u^3 = 2
+        ([F(1), SQRT2, F(0), F(-1)], "irrational coefficients"),  # a cubic: rational roots only
+    ],
+)
+def test_polynomial_roots_refused_and_why(coefficients, reason):
+    with pytest.raises(ParseError, match=reason):
+        polynomial_roots(coefficients)
+
+
+def test_powers_of_the_unknown_and_of_numbers_in_an_equation():
+    assert solve_linear("2^5 x", "64")[2] == 2  # a power of a number is a number, whatever its exponent
+    assert solve_linear("x^0 + x", "3")[2] == 2  # u^0 is 1
+    assert solve_linear("x - x", "x - 2") == ("x", [0, 0, 1, -2], 2)  # a side whose unknown cancels
+    assert solve_polynomial("x^2 x^2", "16")[2] == [-2, 2]  # degree 4 through a product
+    for left in ("x x^4", "x^{1/2}", "x^5"):  # degree 5; a power that is not a whole number
+        with pytest.raises(ParseError):
+            solve_polynomial(left, "32")
