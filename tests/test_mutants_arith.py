@@ -318,6 +318,21 @@ def test_powers_of_the_unknown_and_of_numbers_in_an_equation():
     assert solve_linear("x^0 + x", "3")[2] == 2  # u^0 is 1
     assert solve_linear("x - x", "x - 2") == ("x", [0, 0, 1, -2], 2)  # a side whose unknown cancels
     assert solve_polynomial("x^2 x^2", "16")[2] == [-2, 2]  # degree 4 through a product
+    assert solve_polynomial("x^4", "16")[2] == [-2, 2]  # and through a power
+    with pytest.raises(ParseError):
+        solve_linear("x^{1/2} + x", "3")  # not 1 + x: a root of the unknown is not a polynomial
     for left in ("x x^4", "x^{1/2}", "x^5"):  # degree 5; a power that is not a whole number
         with pytest.raises(ParseError):
             solve_polynomial(left, "32")
+
+
+def test_symbolic_values_stay_real_and_within_the_digit_limit():
+    half = apply("mul", [SQRT2, apply("div", [SQRT2, F(4)])])
+    assert half == F(1, 2) and isinstance(half, F)  # a rational result is a Fraction again, denominator and all
+    with pytest.raises(ParseError):  # the square root of 1 - sqrt2 < 0 is not real
+        apply("pow", [apply("sub", [F(1), SQRT2]), F(1, 2)])
+    apply("mul", [F(9 * 10**59), SQRT2])  # a 60-digit coefficient: the most
+    apply("mul", [F(1, 9 * 10**59), SQRT2])
+    for big in (F(10**60), F(1, 10**60)):  # 61 digits in the numerator or the denominator
+        with pytest.raises(ParseError):
+            apply("mul", [big, SQRT2])
