@@ -296,6 +296,8 @@ def test_polynomial_roots_with_irrational_coefficients_are_decided_numerically()
     assert (
         len(polynomial_roots([F(1), apply("div", [SQRT2, F(2)]), apply("div", [apply("neg", [SQRT3]), F(100)])])) == 2
     )
+    # a negative leading coefficient: the formula gives the larger root first; they come back ascending
+    assert polynomial_roots([F(-1), F(0), F(2)]) == [apply("neg", [SQRT2]), SQRT2]
 
 
 @pytest.mark.parametrize(
