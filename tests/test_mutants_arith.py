@@ -338,3 +338,78 @@ def test_symbolic_values_stay_real_and_within_the_digit_limit():
     for big in (F(10**60), F(1, 10**60)):  # 61 digits in the numerator or the denominator
         with pytest.raises(ParseError):
             apply("mul", [big, SQRT2])
+
+
+ONE_PLUS_SQRT2 = apply("add", [F(1), SQRT2])
+
+
+@pytest.mark.parametrize(
+    "op, values, expected",
+    [
+        ("add", [SQRT2, F(1)], 2**0.5 + 1),
+        ("mul", [SQRT2, SQRT3], 6**0.5),
+        ("mul", [ONE_PLUS_SQRT2, apply("sub", [F(1), SQRT2])], -1),  # rational again
+        ("sub", [SQRT2, F(1), F(1)], 2**0.5 - 2),
+        ("div", [SQRT2, F(4)], 2**0.5 / 4),
+        ("div", [F(1), SQRT2], 0.5**0.5),
+        ("neg", [SQRT2], -(2**0.5)),
+        ("percent", [SQRT2], 2**0.5 / 100),
+        ("pow", [SQRT2, F(2)], 2),
+        ("pow", [SQRT2, F(-2)], 0.5),
+        ("pow", [SQRT2, F(0)], 1),
+        ("pow", [ONE_PLUS_SQRT2, F(2)], (1 + 2**0.5) ** 2),
+        ("pow", [ONE_PLUS_SQRT2, F(-1)], 2**0.5 - 1),  # 1/(1 + sqrt2), rationalized
+        ("pow", [ONE_PLUS_SQRT2, F(12)], (1 + 2**0.5) ** 12),  # the largest power of a sum
+        ("pow", [SQRT2, F(1, 2)], 2**0.25),
+        ("pow", [SQRT2, F(64)], 2**32),
+        ("sqrt", [SQRT2], 2**0.25),
+        ("root", [SQRT2, F(4)], 2**0.125),
+        ("root", [apply("neg", [SQRT2]), F(3)], -(2 ** (1 / 6))),  # an odd root keeps the sign
+        ("root", [SQRT2, F(64)], 2 ** (1 / 128)),
+        ("root", [SQRT2, F(2)], 2**0.25),
+        ("abs", [apply("neg", [SQRT2])], 2**0.5),
+        ("abs", [SQRT2], 2**0.5),
+        ("floor", [SQRT2], 1),
+        ("ceil", [SQRT2], 2),
+        ("round", [SQRT2], 1),
+        ("round", [apply("add", [F(1, 2), apply("div", [SQRT2, F(1000)])])], 1),
+        ("round", [SQRT2, F(0)], 1),
+        ("round", [SQRT2, F(2)], 1.41),
+        ("round", [SQRT2, F(12)], 1.414213562373),
+        ("solve", [SQRT2, F(1), F(0), F(3)], 2**0.5),  # sqrt2 u + 1 = 3
+        ("solve", [F(2), SQRT2, F(1), F(0)], -(2**0.5)),
+    ],
+)
+def test_each_operation_on_an_irrational_value(op, values, expected):
+    result = apply(op, values)
+    assert float(result) == pytest.approx(expected, rel=1e-12)
+    if float(expected).is_integer() or op == "round":
+        assert isinstance(result, F)  # a rational result is a Fraction
+
+
+@pytest.mark.parametrize(
+    "op, values",
+    [
+        ("div", [SQRT2, F(0)]),
+        ("pow", [SQRT2, F(65)]),
+        ("pow", [SQRT2, F(1, 65)]),
+        ("pow", [ONE_PLUS_SQRT2, F(13)]),  # a sum to a power above 12
+        (
+            "pow",
+            [apply("add", [SQRT2, SQRT3, apply("sqrt", [F(5)]), apply("sqrt", [F(7)]), F(1)]), F(12)],
+        ),  # 1820 terms
+        ("pow", [SQRT2, SQRT2]),
+        ("sqrt", [apply("neg", [SQRT2])]),
+        ("root", [apply("neg", [SQRT2]), F(4)]),
+        ("root", [SQRT2, F(1)]),
+        ("root", [SQRT2, F(65)]),
+        ("root", [SQRT2, F(5, 2)]),
+        ("round", [SQRT2, F(13)]),
+        ("round", [SQRT2, F(-1)]),
+        ("solve", [SQRT2, F(0), SQRT2, F(1)]),  # the unknown cancels
+        ("binom", [SQRT2, F(1)]),
+    ],
+)
+def test_each_operation_on_an_irrational_value_refuses_what_it_cannot_do(op, values):
+    with pytest.raises(ParseError):
+        apply(op, values)
