@@ -413,3 +413,10 @@ def test_each_operation_on_an_irrational_value(op, values, expected):
 def test_each_operation_on_an_irrational_value_refuses_what_it_cannot_do(op, values):
     with pytest.raises(ParseError):
         apply(op, values)
+
+
+def test_a_root_of_a_fraction_whose_parts_are_not_powers_is_irrational():
+    # the integer-root fast path answers for both parts at once: each part alone would fall back to sympy
+    assert float(apply("sqrt", [F(2, 3)])) == pytest.approx((2 / 3) ** 0.5, rel=1e-12)
+    assert float(apply("root", [F(2, 3), F(3)])) == pytest.approx((2 / 3) ** (1 / 3), rel=1e-12)
+    assert apply("sqrt", [F(4, 9)]) == F(2, 3) and apply("root", [F(8, 27), F(3)]) == F(2, 3)
