@@ -420,3 +420,10 @@ def test_a_root_of_a_fraction_whose_parts_are_not_powers_is_irrational():
     assert float(apply("sqrt", [F(2, 3)])) == pytest.approx((2 / 3) ** 0.5, rel=1e-12)
     assert float(apply("root", [F(2, 3), F(3)])) == pytest.approx((2 / 3) ** (1 / 3), rel=1e-12)
     assert apply("sqrt", [F(4, 9)]) == F(2, 3) and apply("root", [F(8, 27), F(3)]) == F(2, 3)
+
+
+def test_poly_root_with_irrational_coefficients_and_assigned_letters():
+    coefficients = [F(1), SQRT2, apply("neg", [SQRT3])]  # u^2 + sqrt2 u - sqrt3
+    roots = polynomial_roots(coefficients)
+    assert [apply("poly_root", [*coefficients, F(k)]) for k in (0, 1)] == roots
+    assert solve_polynomial("x^2", "a", {"a": F(4)}) == ("x", [1, 0, -4], [-2, 2])  # a was assigned earlier
