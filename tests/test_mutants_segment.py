@@ -263,3 +263,19 @@ def test_jsd_clause_reads_the_curve_at_the_token_that_holds_the_word_whatever_th
     offsets = word_offsets(text)
     spans, _ = segment("jsd_clause", text, offsets, peak_at(offsets, len(offsets) - 1), RAW)
     assert texts(spans) == ["2+3 = 5 so ", "5*4=20"]
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        # two dollar amounts across a sentence are not inline math; display math after them still is
+        ("It costs $5. Then 5+2 = $7 and \\[x = 3\\].", ["5+2 = $7", "\\[x = 3\\]"]),
+        ("so $x \\le 3$ holds", ["$x \\le 3$"]),  # a relation other than "="
+        ("$$x = 1\ny = 2$$", ["$$x = 1\ny = 2$$"]),  # display math may hold a line break
+        ("1+1 = 2\\(x = 3\\)", ["1+1 = 2", "\\(x = 3\\)"]),  # touching is not overlapping
+        # an equation inside math merges into it, after two others
+        ("1+1 = 2 and 2+2 = 4 then \\(y = 3+3 = 6\\)", ["1+1 = 2", "2+2 = 4", "\\(y = 3+3 = 6\\)"]),
+    ],
+)
+def test_equation_extents_of_math_and_dollars(text, found):
+    assert [text[a:b] for a, b in equation_extents(text)] == found
