@@ -7,8 +7,10 @@ import pytest
 import sympy
 
 from mycelium_datasets.answers import (
+    Verdict,
     _strict_numeric_equal,
     _verify_in_process,
+    answers_match,
     extract_answer,
     extract_boxed,
     normalize_gold,
@@ -110,3 +112,17 @@ def test_normalize_gold_refuses_an_unknown_shape():
     assert normalize_gold("#### 5", "gsm8k") == ("5", "ok")
     with pytest.raises(ValueError, match="GSM8K"):  # a typo must not read a GSM8K answer as a plain string
         normalize_gold("#### 5", "GSM8K")
+
+
+@pytest.mark.parametrize(
+    "pred, gold",
+    [
+        ("-\\frac{3}{4}", "-0.75"),  # a signed LaTeX fraction keeps its sign
+        ("\\frac{3}{4}", "0.75"),
+        ("3/4", "0.75"),
+        ("$3/4$", "0.75"),  # dollars around a fraction are math mode, not currency
+        ("1 234", "1234"),
+    ],
+)
+def test_plain_fractions_are_decided_exactly_in_this_process(pred, gold):
+    assert answers_match(pred, gold) == Verdict(True, "exact")
