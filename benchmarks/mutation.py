@@ -8,13 +8,15 @@
 Uses mutmut (``pip install mutmut==3.8.1``; installed by this script when missing), configured in
 ``pyproject.toml`` (``[tool.mutmut]``: the modules, the fast test files, fork isolation). mutmut copies the sources
 into ``mutants/``, runs the selected tests once to learn which tests reach which function, then, one worker process
-at a time, runs for each mutant only the tests that reach its function. A full run is about an hour on one core.
+at a time (``--workers``), runs for each mutant only the tests that reach its function. A full run is about an hour
+on one free core.
 
 Writes ``benchmarks/results/mutation.json`` (per module: killed, survived, no tests, timeout; the score, killed /
 tested) and ``benchmarks/results/mutation-survivors.md`` (each survivor's diff and its verdict). A verdict is read
 from ``benchmarks/mutation_verdicts.json``, written by whoever read the survivor: why it is equivalent (no input
 can tell it from the original) or why it is left. Verdicts are matched by function and changed line, not by
-mutmut's numbering; a verdict whose mutant no longer survives is listed as stale. Last line: the total score.
+mutmut's numbering; a verdict whose mutant no longer survives is listed as stale. Last line: the total score, then
+the score without the survivors whose verdict says equivalent (a second figure, never instead of the first).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def read_results(modules: dict[str, str]) -> dict[str, dict[str, str]]:
     return results
 
 
-def run_mutmut(mutmut: Path, names: list[str], log: Path) -> None:
+def run_mutmut(mutmut: Path, names: list[str], log: Path, workers: int = 1) -> None:
     (ROOT / "mutants" / "benchmarks").mkdir(parents=True, exist_ok=True)  # mutmut copies the plugin, not its folder
     env = {
         **os.environ,
@@ -87,7 +89,7 @@ def run_mutmut(mutmut: Path, names: list[str], log: Path) -> None:
     # mutant names on the command line are tested again even when they have a result; none: only untested ones
     with log.open("w") as out:
         done = subprocess.run(
-            [str(mutmut), "run", "--max-children", "1", *names], cwd=ROOT, env=env, stdout=out, stderr=out
+            [str(mutmut), "run", "--max-children", str(workers), *names], cwd=ROOT, env=env, stdout=out, stderr=out
         )
     if done.returncode != 0:
         tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-30:]
@@ -97,6 +99,12 @@ def run_mutmut(mutmut: Path, names: list[str], log: Path) -> None:
 def changed_line(diff: str) -> str:
     """The first line the mutant adds, stripped: with the function, what a verdict is matched on."""
     return next((line[1:].strip() for line in diff.splitlines() if line.startswith("+") and line[1:2] != "+"), "")
+
+
+def is_equivalent(verdict: str | None) -> bool:
+    """A verdict that says no input can tell the mutant from the original ("equivalent", "equivalent in practice",
+    "equivalent for the result", ...); "left" and "out of reach" are not."""
+    return bool(verdict) and verdict.startswith("equivalent")
 
 
 def report(modules: dict[str, str], command: str, seconds: float | None) -> dict:
@@ -126,19 +134,36 @@ def report(modules: dict[str, str], command: str, seconds: float | None) -> dict
             survivors.append(
                 {"module": name, "mutant": mutant, "status": status, "diff": diff, "verdict": by_key.get(key)}
             )
+        # second figure, never instead of the first: killed / (tested - survivors whose verdict says equivalent)
+        equivalent = sum(1 for s in survivors if s["module"] == name and is_equivalent(s["verdict"]))
+        summary[name]["equivalent"] = equivalent
+        summary[name]["score_without_equivalent"] = (
+            round(caught / (tested - equivalent), 4) if tested > equivalent else None
+        )
     tested = sum(s["mutants"] - s.get("not checked", 0) - s.get("skipped", 0) for s in summary.values())
     caught = sum(s.get("killed", 0) + s.get("timeout", 0) + s.get("caught by type check", 0) for s in summary.values())
+    equivalent = sum(s["equivalent"] for s in summary.values())
     return {
         "tool": MUTMUT,
         "command": command,
         "seconds": round(seconds, 1) if seconds is not None else None,
         "date": time.strftime("%Y-%m-%d"),
         "modules": summary,
-        "total": {"tested": tested, "caught": caught, "score": round(caught / tested, 4) if tested else None},
+        "total": {
+            "tested": tested,
+            "caught": caught,
+            "score": round(caught / tested, 4) if tested else None,
+            "equivalent": equivalent,
+            "score_without_equivalent": round(caught / (tested - equivalent), 4) if tested > equivalent else None,
+        },
         "survivors": survivors,
         "unexplained": sum(1 for s in survivors if not s["verdict"]),
         "stale_verdicts": [v for v in verdicts if (v["function"], v["changed"]) not in used],
     }
+
+
+def percent(value: float | None) -> str:
+    return f"{value:.1%}" if value is not None else "-"
 
 
 def markdown(result: dict) -> str:
@@ -149,8 +174,9 @@ def markdown(result: dict) -> str:
         "fails on (or that no selected test reaches); its verdict says why it is equivalent to the original or "
         "why it is left. Killed mutants are not listed.",
         "",
-        "| module | mutants | not checked | killed | survived | no tests | timeout | score | score before |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| module | mutants | not checked | killed | survived | no tests | timeout | score | score before "
+        "| equivalent | score without equivalent |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     snapshot = json.loads(BEFORE.read_text()) if BEFORE.is_file() else {}
     before = snapshot.get("modules", {})
@@ -160,10 +186,19 @@ def markdown(result: dict) -> str:
         lines.append(
             f"| `{s['path']}` | {s['mutants']} | {s.get('not checked', 0)} | {s.get('killed', 0)} | "
             f"{s.get('survived', 0)} | {s.get('no tests', 0)} | {s.get('timeout', 0)} | {score} | "
-            f"{f'{old:.1%}' if old is not None else '-'} |"
+            f"{percent(old)} | {s['equivalent']} | {percent(s['score_without_equivalent'])} |"
         )
     total = result["total"]
-    lines.append(f"| **total** | {total['tested']} tested | | {total['caught']} | | | | **{total['score']:.1%}** | |")
+    lines.append(
+        f"| **total** | {total['tested']} tested | | {total['caught']} | | | | **{total['score']:.1%}** | | "
+        f"{total['equivalent']} | {percent(total['score_without_equivalent'])} |"
+    )
+    lines += [
+        "",
+        "*Score* is killed / tested, every survivor counted. *Score without equivalent* leaves out the survivors "
+        "whose verdict says no input can tell them from the original (killed / (tested - equivalent)); a verdict is "
+        "a reader's argument, not a proof, so the plain score comes first.",
+    ]
     if before:
         lines += ["", f"*Score before* ({BEFORE.name}): {snapshot.get('note', '')}."]
     lines += ["", f"{len(result['survivors'])} survivors, {result['unexplained']} without a verdict.", ""]
@@ -190,6 +225,7 @@ def main() -> None:
     parser.add_argument("--survivors", action="store_true", help="test again only last run's survivors")
     parser.add_argument("--report", action="store_true", help="no run: report what mutants/ holds")
     parser.add_argument("--fresh", action="store_true", help="remove mutants/ first (after a change to the code)")
+    parser.add_argument("--workers", type=int, default=1, help="mutants tested at once (default 1)")
     args = parser.parse_args()
 
     os.chdir(ROOT)  # mutmut reads pyproject.toml and writes mutants/ in the working directory
@@ -213,7 +249,7 @@ def main() -> None:
             names = []
         started = time.perf_counter()
         if names or not args.survivors:
-            run_mutmut(mutmut, names, ROOT / "mutants" / "mutation-run.log")
+            run_mutmut(mutmut, names, ROOT / "mutants" / "mutation-run.log", args.workers)
         seconds = time.perf_counter() - started
 
     result = report(modules, "python benchmarks/mutation.py " + " ".join(sys.argv[1:]), seconds)
@@ -223,7 +259,8 @@ def main() -> None:
     scores = ", ".join(f"{n} {s['score']:.1%}" for n, s in result["modules"].items() if s["score"] is not None)
     print(
         f"mutation score {result['total']['score']:.1%} ({scores}); {len(result['survivors'])} survivors, "
-        f"{result['unexplained']} unexplained"
+        f"{result['unexplained']} unexplained; without the {result['total']['equivalent']} equivalent: "
+        f"{percent(result['total']['score_without_equivalent'])}"
     )
 
 

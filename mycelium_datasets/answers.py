@@ -33,6 +33,8 @@ from .numbers import DECIMALS, GROUPED_INT, NOT_AFTER_WORD, ZERO_WIDTH
 logger = logging.getLogger(__name__)
 
 ANSWER_SOURCES = ("boxed", "hash", "phrase", "last_number", "none")
+# How a dataset writes its gold answer (normalize_gold): after "####", in the last \boxed{}, or as the answer itself.
+GOLD_SHAPES = ("gsm8k", "math", "plain")
 
 # Longest answer string we try to interpret; longer strings are recorded as unparseable, not parsed.
 MAX_ANSWER_CHARS = 2_000
@@ -158,6 +160,8 @@ def normalize_gold(answer: str | None, shape: str = "plain") -> tuple[str | None
     Returns:
         `(normalized, status)` with status ``"ok"``, ``"missing_answer"`` or ``"unparseable_answer"``.
     """
+    if shape not in GOLD_SHAPES:
+        raise ValueError(f"unknown gold answer shape {shape!r}; valid choices: {', '.join(GOLD_SHAPES)}")
     if answer is None or (isinstance(answer, str) and not answer.strip()):
         return None, "missing_answer"
     if not isinstance(answer, str):

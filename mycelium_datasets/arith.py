@@ -539,7 +539,7 @@ def _apply_symbolic(op: str, values: list):
             raise ParseError(f"power of a sum with exponent above {MAX_SUM_EXPONENT}")
         if base.is_Add and math.comb(len(base.args) + abs(exponent.p) - 1, abs(exponent.p)) > MAX_EXPANDED_TERMS:
             raise ParseError(f"power of a sum with more than {MAX_EXPANDED_TERMS} terms to expand")
-        if base.is_Rational and base < 0 and exponent.q % 2 == 0:
+        if exponent.q % 2 == 0 and _sign(values[0]) < 0:  # (1 - \sqrt{2})^{1/2} is not real either
             raise ParseError("even root of a negative number")
         if base.is_Rational and base == 0 and exponent < 0:
             raise ParseError("division by zero")

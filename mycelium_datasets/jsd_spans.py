@@ -36,7 +36,7 @@ from .segment import SEGMENTERS, SegmenterConfig, check_spans, jsd_curve, segmen
 
 logger = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"  # 1.1.0: jsd_clause reads the JSD of the token that holds a candidate word (1.0.0: the next one)
 INPUT_COLUMNS = ("id", "prompt", "problem", "cot", "status")
 OUTPUT_COLUMNS = (
     "segmenter",

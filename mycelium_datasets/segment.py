@@ -21,6 +21,7 @@ Segmenters (``SEGMENTERS``):
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -207,7 +208,9 @@ def jsd_equation_cuts(text: str, offsets, jsd: np.ndarray, config: SegmenterConf
                 continue
 
             def score(pos: int) -> float:
-                token = next((i for i, st in enumerate(starts) if st >= pos), len(starts) - 1)
+                # the token holding the word's first character: the last one starting at or before it (a BPE token
+                # starts at the space before its word, so the first token starting at or after it is the next word)
+                token = max(bisect.bisect_right(starts, pos) - 1, 0)
                 return float(smoothed[min(token, len(smoothed) - 1)])
 
             cuts.append(max(candidates, key=score) if config.between_equations == "jsd" else candidates[0])

@@ -25,8 +25,9 @@ def result(k: int) -> dict:
     return {"kind": "op", "index": k}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def reference():
+    # per test (fast once spaCy is loaded): mutmut maps a function only to the tests during which it runs
     ref = reference_from_solution(PROBLEM, SOLUTION, "31", load_spacy(None)(PROBLEM))
     assert ref["validated"] and ref["cot_correct"]
     binding = reference_binding(PROBLEM, ref)

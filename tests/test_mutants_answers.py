@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 import sympy
 
-from mycelium_datasets.answers import _strict_numeric_equal, _verify_in_process, extract_answer, extract_boxed
+from mycelium_datasets.answers import (
+    Verdict,
+    _strict_numeric_equal,
+    _verify_in_process,
+    answers_match,
+    extract_answer,
+    extract_boxed,
+    normalize_gold,
+)
 
 
 def test_strict_numeric_equality_of_two_numbers():
@@ -48,6 +56,8 @@ def test_strict_numeric_gives_no_verdict_unless_both_are_real_numbers(a, b):
         ("\\frac{1}{2004!}", "\\frac{1}{2006!}", (False, "strict_numeric")),  # math-verify overruled
         ("}{", "3", (False, "math_verify")),  # nothing parsed on one side: not a match
         ("3", "}{", (False, "math_verify")),
+        ("\\text{}", "3", (False, "math_verify")),  # math-verify reads nothing at all on one side
+        ("3", "$$", (False, "math_verify")),
     ],
 )
 def test_verification_verdicts(pred, gold, verdict):
@@ -77,3 +87,42 @@ def test_extract_answer_edge_cases():
     # a LaTeX command (any case) keeps the phrase as written instead of taking its first number
     assert extract_answer("The answer is 3\\Omega.") == ("3\\Omega", "phrase")
     assert extract_answer("The answer is 18 dollars.") == ("18", "phrase")
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (7, ("7", "ok")),  # a JSON number is read as written
+        (2.5, ("2.5", "ok")),
+        (float("nan"), (None, "unparseable_answer")),  # JSON readers accept NaN and Infinity: not an answer
+        (float("-inf"), (None, "unparseable_answer")),
+        (True, (None, "unparseable_answer")),  # a boolean is an int to Python, not an answer
+        (["7"], (None, "unparseable_answer")),
+        ({"answer": 7}, (None, "unparseable_answer")),
+        ("   ", (None, "missing_answer")),
+        ("7" + " " * 199_999, ("7", "ok")),  # 200,000 characters: still read
+        ("7" + " " * 200_000, (None, "unparseable_answer")),  # longer: refused before any regex sees it
+    ],
+)
+def test_normalize_gold_of_values_a_dataset_may_hold(raw, expected):
+    assert normalize_gold(raw) == expected
+
+
+def test_normalize_gold_refuses_an_unknown_shape():
+    assert normalize_gold("#### 5", "gsm8k") == ("5", "ok")
+    with pytest.raises(ValueError, match="GSM8K"):  # a typo must not read a GSM8K answer as a plain string
+        normalize_gold("#### 5", "GSM8K")
+
+
+@pytest.mark.parametrize(
+    "pred, gold",
+    [
+        ("-\\frac{3}{4}", "-0.75"),  # a signed LaTeX fraction keeps its sign
+        ("\\frac{3}{4}", "0.75"),
+        ("3/4", "0.75"),
+        ("$3/4$", "0.75"),  # dollars around a fraction are math mode, not currency
+        ("1 234", "1234"),
+    ],
+)
+def test_plain_fractions_are_decided_exactly_in_this_process(pred, gold):
+    assert answers_match(pred, gold) == Verdict(True, "exact")

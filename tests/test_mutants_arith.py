@@ -1,13 +1,26 @@
-"""Linear equations in one unknown (``arith.solve_linear``): each operation's rule, checked on its own equation."""
+"""Linear equations in one unknown (``arith.solve_linear``): each operation's rule, checked on its own equation;
+then each operation at the edges of its range, and the parse tree (chains, spans, nesting) the op extraction reads."""
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction as F
 
 import pytest
+import sympy
 
-from mycelium_datasets.arith import ParseError, evaluate, parse_expression, solve_linear, unknowns
+from mycelium_datasets.arith import (
+    ParseError,
+    apply,
+    evaluate,
+    parse_expression,
+    polynomial_roots,
+    solve_linear,
+    solve_polynomial,
+    unknowns,
+    variable_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -91,3 +104,326 @@ def test_roots_groups_and_limits(text, value):
 def test_what_cannot_be_evaluated_and_why(text, reason):  # (irrational roots are exact values: test_arith)
     with pytest.raises(ParseError, match=re.escape(reason)):
         evaluate(parse_expression(text, latex=True))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Each operation at the edges of its range (apply), and the parse tree: n-ary chains, spans, nesting
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "op, values, result",
+    [
+        ("round", [F(5, 2)], 3),  # half up
+        ("round", [F(-5, 2)], -2),
+        ("round", [F(7, 2), F(0)], 4),
+        ("round", [F(314159, 100000), F(2)], F(314, 100)),
+        ("round", [F(12345, 1000), F(2)], F(1235, 100)),  # exact: 12.345 is not the float 12.3449999...
+        ("round", [F(1, 3), F(12)], F(333333333333, 10**12)),  # up to 12 digits
+        ("pow", [F(0), F(0)], 1),
+        ("pow", [F(-1), F(0)], 1),
+        ("pow", [F(-1), F(611)], -1),
+        ("pow", [F(2), F(64)], 2**64),  # the largest exponent
+        ("pow", [F(1, 2), F(-64)], 2**64),
+        ("root", [F(9), F(2)], 3),
+        ("root", [F(2**64), F(64)], 2),  # the largest index
+        ("root", [F(1, 8), F(3)], F(1, 2)),  # a root of a number below 1 is positive
+        ("sqrt", [F(1, 4)], F(1, 2)),
+        ("factorial", [F(0)], 1),
+        ("factorial", [F(40)], math.factorial(40)),  # the largest
+        ("binom", [F(5), F(0)], 1),
+        ("binom", [F(5), F(5)], 1),
+        ("binom", [F(3), F(5)], 0),  # more chosen than there are
+        ("binom", [F(5), F(-1)], 0),
+        ("binom", [F(0), F(0)], 1),
+        ("binom", [F(10_000), F(1)], 10_000),  # the largest n
+        ("mul", [F(10**59), F(9)], 9 * 10**59),  # 60 digits: the most a value may have
+        ("div", [F(1), F(9 * 10**59)], F(1, 9 * 10**59)),
+    ],
+)
+def test_each_operation_at_the_edge_of_its_range(op, values, result):
+    assert apply(op, values) == result
+
+
+@pytest.mark.parametrize(
+    "op, values",
+    [
+        ("round", [F(1, 3), F(13)]),
+        ("round", [F(1, 3), F(-1)]),
+        ("pow", [F(2), F(65)]),
+        ("pow", [F(10**30), F(3)]),  # 91 digits
+        ("root", [F(8), F(1)]),
+        ("root", [F(8), F(3, 2)]),
+        ("root", [F(2**65), F(65)]),
+        ("factorial", [F(41)]),
+        ("factorial", [F(-1)]),
+        ("factorial", [F(5, 2)]),
+        ("binom", [F(10_001), F(1)]),
+        ("binom", [F(5, 2), F(1)]),
+        ("binom", [F(5), F(1, 2)]),
+        ("mul", [F(10**59), F(10)]),  # 61 digits
+        ("div", [F(1), F(10**60)]),  # a 61-digit denominator
+        ("median", [F(1)]),
+    ],
+)
+def test_each_operation_refuses_what_is_out_of_its_range(op, values):
+    with pytest.raises(ParseError):
+        apply(op, values)
+
+
+def nodes(node):
+    yield node
+    for arg in node.args:
+        yield from nodes(arg)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2 + 3*4 - 5", "-(2 + 3)*4", "2^3^2 + 1", "3! + 20% * 5 - (10 + 10)%", "|2 - 7| + sqrt(16)", "(8/4)/2 - -3"],
+)
+def test_every_node_spans_the_text_it_was_parsed_from(text):
+    # the span of each sub-expression, parsed on its own, has the same value
+    for node in nodes(parse_expression(text)):
+        a, b = node.span
+        assert evaluate(parse_expression(text[a:b])) == evaluate(node), (text[a:b], node.op)
+
+
+def test_a_group_spans_its_parentheses_and_a_parenthesized_number_spans_the_number():
+    # (an operation whose first or last operand is a parenthesized number ends at the number: no caller reads an
+    # operation's span today, only the numbers')
+    tree = parse_expression("2*(3+4) - (5) + 1")
+    group, five = tree.args[0].args[0].args[1], tree.args[0].args[1]
+    assert tree.span == (0, 17) and group.span == (2, 7) and five.span == (11, 12)
+
+
+@pytest.mark.parametrize(
+    "a, symbol, op", [("1", "+", "add"), ("2", "*", "mul"), ("9", "-", "sub"), ("16", "/", "div")]
+)
+def test_a_chain_of_one_operation_is_one_operation_unless_parenthesized(a, symbol, op):
+    chain = parse_expression(f"{a}{symbol}4{symbol}2")
+    assert chain.op == op and len(chain.args) == 3
+    grouped = parse_expression(f"({a}{symbol}4){symbol}2")  # (a op b) op c: two operations, as the CoT wrote them
+    assert grouped.op == op and len(grouped.args) == 2 and grouped.args[0].op == op
+    assert evaluate(chain) == evaluate(grouped)
+
+
+def test_numbers_signs_and_percents_are_numbers_not_operations():
+    assert parse_expression("-5").op == "num" and evaluate(parse_expression("-5")) == -5
+    assert parse_expression("-(5)").op == "num"
+    assert parse_expression("20%").op == "num" and evaluate(parse_expression("20%")) == F(1, 5)
+    assert parse_expression("(10 + 10)%").op == "percent" and evaluate(parse_expression("(10 + 10)%")) == F(1, 5)
+    assert parse_expression("-(2 + 3)").op == "neg"
+    assert evaluate(parse_expression("+5")) == 5 and evaluate(parse_expression("2 * +3")) == 6
+    assert evaluate(parse_expression("2**3")) == 8
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("0.3333333333", F(1, 3)),  # ten decimals: a float printed in full, read as the simple fraction
+        ("0.333333333", F(333333333, 10**9)),  # nine: as written
+        ("22.000000000000004", 22),
+        ("0.0009990009990009990", F(1, 1000)),  # the simple fraction has a denominator of at most 1000
+    ],
+)
+def test_a_float_printed_in_full_is_the_simple_fraction(text, value):
+    assert evaluate(parse_expression(text)) == value
+
+
+@pytest.mark.parametrize("before", ["(1) + ", "--1 + ", "2^2 + ", "|1| + ", "sqrt(1) + "])
+def test_nesting_is_counted_from_where_it_is_not_from_what_came_before(before):
+    # a finished group, sign, power or function gives its level back: the next one may nest to the limit again
+    assert evaluate(parse_expression(before + "(" * 60 + "1" + ")" * 60)) == evaluate(parse_expression(before + "1"))
+    with pytest.raises(ParseError, match="nested deeper than 60"):
+        parse_expression(before + "(" * 61 + "1" + ")" * 61)
+
+
+def test_latex_products_with_functions_and_deep_roots():
+    assert evaluate(parse_expression(r"3\sqrt{4}", latex=True)) == 6  # an implicit product with a function
+    assert evaluate(parse_expression(r"2 \lfloor 2.5 \rfloor", latex=True)) == 4
+    assert evaluate(parse_expression(r"\sqrt[3]{8} + \sqrt[3]{27}", latex=True)) == 5  # each index is its own
+    assert evaluate(parse_expression(r"\sqrt{" * 40 + "1" + "}" * 40, latex=True)) == 1
+
+
+def test_an_assigned_letter_does_not_split_a_function_or_a_constant():
+    assert evaluate(parse_expression(r"s + \sqrt{9}", latex=True, variables={"s": F(4)})) == 7
+    value = evaluate(parse_expression(r"2\pi", latex=True, variables={"p": F(3)}))
+    assert value == 2 * sympy.pi
+
+
+def test_the_k_th_real_root_of_a_polynomial():
+    x2_minus_4 = [F(1), F(0), F(-4)]  # highest degree first
+    assert [apply("poly_root", [*x2_minus_4, F(k)]) for k in (0, 1)] == [-2, 2]  # ascending
+    for k in (F(2), F(-1), F(1, 2)):  # no such root; a root index is a whole number
+        with pytest.raises(ParseError):
+            apply("poly_root", [*x2_minus_4, k])
+    with pytest.raises(ParseError):
+        apply("poly_root", [F(1), F(0), F(1), F(0)])  # x^2 + 1 has no real root
+
+
+@pytest.mark.parametrize(
+    "text, name", [("a_{12}", "a_12"), (r"\alpha", "α"), (r"\theta", "θ"), (" x ", "x"), (r"\omega", r"\omega")]
+)
+def test_variable_names_as_expressions_write_them(text, name):
+    assert variable_name(text) == name
+
+
+SQRT2, SQRT3 = apply("sqrt", [F(2)]), apply("sqrt", [F(3)])
+
+
+@pytest.mark.parametrize(
+    "coefficients, roots",
+    [
+        ([F(2), F(-6)], [3]),  # degree 1
+        ([F(1), F(-2), F(1)], [1]),  # a double root: discriminant 0, one distinct root
+        ([F(4), F(-4), F(1)], [F(1, 2)]),
+        ([F(2), F(1), F(-13), F(6)], [-3, F(1, 2), 2]),  # (2u - 1)(u - 2)(u + 3): made monic, fractional root
+        ([F(1), F(0), F(-5), F(0), F(4)], [-2, -1, 1, 2]),  # degree 4, the largest
+        ([F(0), F(0), F(1), F(-1)], [1]),  # leading zeros do not count
+    ],
+)
+def test_polynomial_roots_distinct_and_ascending(coefficients, roots):
+    assert polynomial_roots(coefficients) == roots
+
+
+def test_polynomial_roots_with_irrational_coefficients_are_decided_numerically():
+    # u^2 + sqrt2 u - sqrt3: discriminant 2 + 4 sqrt3 > 0; with + sqrt3 it is 2 - 4 sqrt3 < 0
+    low, high = polynomial_roots([F(1), SQRT2, apply("neg", [SQRT3])])
+    assert float(low) < 0 < float(high)
+    with pytest.raises(ParseError, match="no real root"):
+        polynomial_roots([F(1), SQRT2, SQRT3])
+    # a discriminant between 0 and 1 (1/2 + sqrt3/25) is still positive
+    assert (
+        len(polynomial_roots([F(1), apply("div", [SQRT2, F(2)]), apply("div", [apply("neg", [SQRT3]), F(100)])])) == 2
+    )
+    # a negative leading coefficient: the formula gives the larger root first; they come back ascending
+    assert polynomial_roots([F(-1), F(0), F(2)]) == [apply("neg", [SQRT2]), SQRT2]
+
+
+@pytest.mark.parametrize(
+    "coefficients, reason",
+    [
+        ([F(0), F(5)], "no unknown"),  # 0 u + 5
+        ([F(1), F(0), F(0), F(0), F(0), F(-1)], "degree above 4"),
+        ([F(1), F(0), F(1)], "no real root"),
+        ([F(1), F(0), F(0), F(-2)], "no rational root"),  # u^3 = 2
+        ([F(1), SQRT2, F(0), F(-1)], "irrational coefficients"),  # a cubic: rational roots only
+    ],
+)
+def test_polynomial_roots_refused_and_why(coefficients, reason):
+    with pytest.raises(ParseError, match=reason):
+        polynomial_roots(coefficients)
+
+
+def test_powers_of_the_unknown_and_of_numbers_in_an_equation():
+    assert solve_linear("2^5 x", "64")[2] == 2  # a power of a number is a number, whatever its exponent
+    assert solve_linear("x^0 + x", "3")[2] == 2  # u^0 is 1
+    assert solve_linear("x - x", "x - 2") == ("x", [0, 0, 1, -2], 2)  # a side whose unknown cancels
+    assert solve_polynomial("x^2 x^2", "16")[2] == [-2, 2]  # degree 4 through a product
+    assert solve_polynomial("x^4", "16")[2] == [-2, 2]  # and through a power
+    with pytest.raises(ParseError):
+        solve_linear("x^{1/2} + x", "3")  # not 1 + x: a root of the unknown is not a polynomial
+    for left in ("x x^4", "x^{1/2}", "x^5"):  # degree 5; a power that is not a whole number
+        with pytest.raises(ParseError):
+            solve_polynomial(left, "32")
+
+
+def test_symbolic_values_stay_real_and_within_the_digit_limit():
+    half = apply("mul", [SQRT2, apply("div", [SQRT2, F(4)])])
+    assert half == F(1, 2) and isinstance(half, F)  # a rational result is a Fraction again, denominator and all
+    with pytest.raises(ParseError):  # the square root of 1 - sqrt2 < 0 is not real
+        apply("pow", [apply("sub", [F(1), SQRT2]), F(1, 2)])
+    apply("mul", [F(9 * 10**59), SQRT2])  # a 60-digit coefficient: the most
+    apply("mul", [F(1, 9 * 10**59), SQRT2])
+    for big in (F(10**60), F(1, 10**60)):  # 61 digits in the numerator or the denominator
+        with pytest.raises(ParseError):
+            apply("mul", [big, SQRT2])
+
+
+ONE_PLUS_SQRT2 = apply("add", [F(1), SQRT2])
+
+
+@pytest.mark.parametrize(
+    "op, values, expected",
+    [
+        ("add", [SQRT2, F(1)], 2**0.5 + 1),
+        ("mul", [SQRT2, SQRT3], 6**0.5),
+        ("mul", [ONE_PLUS_SQRT2, apply("sub", [F(1), SQRT2])], -1),  # rational again
+        ("sub", [SQRT2, F(1), F(1)], 2**0.5 - 2),
+        ("div", [SQRT2, F(4)], 2**0.5 / 4),
+        ("div", [F(1), SQRT2], 0.5**0.5),
+        ("neg", [SQRT2], -(2**0.5)),
+        ("percent", [SQRT2], 2**0.5 / 100),
+        ("pow", [SQRT2, F(2)], 2),
+        ("pow", [SQRT2, F(-2)], 0.5),
+        ("pow", [SQRT2, F(0)], 1),
+        ("pow", [ONE_PLUS_SQRT2, F(2)], (1 + 2**0.5) ** 2),
+        ("pow", [ONE_PLUS_SQRT2, F(-1)], 2**0.5 - 1),  # 1/(1 + sqrt2), rationalized
+        ("pow", [ONE_PLUS_SQRT2, F(12)], (1 + 2**0.5) ** 12),  # the largest power of a sum
+        ("pow", [SQRT2, F(1, 2)], 2**0.25),
+        ("pow", [SQRT2, F(64)], 2**32),
+        ("sqrt", [SQRT2], 2**0.25),
+        ("root", [SQRT2, F(4)], 2**0.125),
+        ("root", [apply("neg", [SQRT2]), F(3)], -(2 ** (1 / 6))),  # an odd root keeps the sign
+        ("root", [SQRT2, F(64)], 2 ** (1 / 128)),
+        ("root", [SQRT2, F(2)], 2**0.25),
+        ("abs", [apply("neg", [SQRT2])], 2**0.5),
+        ("abs", [SQRT2], 2**0.5),
+        ("floor", [SQRT2], 1),
+        ("ceil", [SQRT2], 2),
+        ("round", [SQRT2], 1),
+        ("round", [apply("add", [F(1, 2), apply("div", [SQRT2, F(1000)])])], 1),
+        ("round", [SQRT2, F(0)], 1),
+        ("round", [SQRT2, F(2)], 1.41),
+        ("round", [SQRT2, F(12)], 1.414213562373),
+        ("solve", [SQRT2, F(1), F(0), F(3)], 2**0.5),  # sqrt2 u + 1 = 3
+        ("solve", [F(2), SQRT2, F(1), F(0)], -(2**0.5)),
+    ],
+)
+def test_each_operation_on_an_irrational_value(op, values, expected):
+    result = apply(op, values)
+    assert float(result) == pytest.approx(expected, rel=1e-12)
+    if float(expected).is_integer() or op == "round":
+        assert isinstance(result, F)  # a rational result is a Fraction
+
+
+@pytest.mark.parametrize(
+    "op, values",
+    [
+        ("div", [SQRT2, F(0)]),
+        ("pow", [SQRT2, F(65)]),
+        ("pow", [SQRT2, F(1, 65)]),
+        ("pow", [ONE_PLUS_SQRT2, F(13)]),  # a sum to a power above 12
+        (
+            "pow",
+            [apply("add", [SQRT2, SQRT3, apply("sqrt", [F(5)]), apply("sqrt", [F(7)]), F(1)]), F(12)],
+        ),  # 1820 terms
+        ("pow", [SQRT2, SQRT2]),
+        ("sqrt", [apply("neg", [SQRT2])]),
+        ("root", [apply("neg", [SQRT2]), F(4)]),
+        ("root", [SQRT2, F(1)]),
+        ("root", [SQRT2, F(65)]),
+        ("root", [SQRT2, F(5, 2)]),
+        ("round", [SQRT2, F(13)]),
+        ("round", [SQRT2, F(-1)]),
+        ("solve", [SQRT2, F(0), SQRT2, F(1)]),  # the unknown cancels
+        ("binom", [SQRT2, F(1)]),
+    ],
+)
+def test_each_operation_on_an_irrational_value_refuses_what_it_cannot_do(op, values):
+    with pytest.raises(ParseError):
+        apply(op, values)
+
+
+def test_a_root_of_a_fraction_whose_parts_are_not_powers_is_irrational():
+    # the integer-root fast path answers for both parts at once: each part alone would fall back to sympy
+    assert float(apply("sqrt", [F(2, 3)])) == pytest.approx((2 / 3) ** 0.5, rel=1e-12)
+    assert float(apply("root", [F(2, 3), F(3)])) == pytest.approx((2 / 3) ** (1 / 3), rel=1e-12)
+    assert apply("sqrt", [F(4, 9)]) == F(2, 3) and apply("root", [F(8, 27), F(3)]) == F(2, 3)
+
+
+def test_poly_root_with_irrational_coefficients_and_assigned_letters():
+    coefficients = [F(1), SQRT2, apply("neg", [SQRT3])]  # u^2 + sqrt2 u - sqrt3
+    roots = polynomial_roots(coefficients)
+    assert [apply("poly_root", [*coefficients, F(k)]) for k in (0, 1)] == roots
+    assert solve_polynomial("x^2", "a", {"a": F(4)}) == ("x", [1, 0, -4], [-2, 2])  # a was assigned earlier

@@ -38,10 +38,12 @@ class ScriptedStudents:
     def __init__(self):
         self.bindings = {}
         self.calls = []
+        self.units = {}  # rung -> the unit spans it was given
 
     def solve(self, texts, units=None, operations=None):
         rung = "b" if operations is not None else "c" if units is not None else "d"
         self.calls.append((rung, list(texts)))
+        self.units[rung] = units
         return [self.trace(text, text in RIGHT[rung]) for text in texts]
 
     def trace(self, text, right):
@@ -59,8 +61,10 @@ class ScriptedStudents:
         return execute_into_trace(text, trace, operations, pointers, answer_op, [])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def evaluated():
+    # per test, not per module: mutmut maps a function to the tests during which it runs, so a module fixture would
+    # tie evaluate_students and the ladder to the first test only (after the first call, this takes ~0.05 s)
     students = ScriptedStudents()
     given = {}
     # the references evaluate_students makes from the solutions, made once here to script the stand-in
@@ -114,6 +118,37 @@ def test_the_oracle_ladder_swaps_in_one_student_per_rung(evaluated):
     # the rungs ask only about the problems on the ladder, with the reference units (and operations for b)
     assert [rung for rung, _ in students.calls] == ["d", "b", "c"]
     assert students.calls[1][1] == [EGGS, PENS] and students.calls[2][1] == [EGGS, PENS]
+    spans = [[(u["char_start"], u["char_end"]) for u in students.bindings[text]["units"]] for text in (EGGS, PENS)]
+    assert students.units == {"d": None, "b": spans, "c": spans}
+
+
+def test_every_row_has_the_same_columns_and_the_solver_s_units(evaluated):
+    _, _, summary, rows = evaluated
+    assert all(set(r) == set(rows[0]) for r in rows)  # predictions.jsonl is one table
+    assert rows[0]["reason"] == "" and rows[0]["correct"] is True
+    students = ScriptedStudents()
+    students.bindings = evaluated[0].bindings
+    assert rows[0]["units"] == students.trace(EGGS, True)["units"]
+    assert 0 <= summary["solve_seconds"] < 60 and "problems_per_second" in summary
+
+
+def test_the_caller_s_references_are_used_and_the_teacher_is_scored_only_where_it_wrote_a_cot():
+    # no solutions (nothing made on the fly), no validated reference: nothing on the ladder
+    problems = [{**PROBLEMS[3]}, {"id": "eggs", "problem": EGGS, "answer": "31"}]
+    references = {
+        "odd": {"cot": "2 and 3 make 6.", "cot_answer": "6", "cot_correct": True, "ops": [], "validated": False},
+        "eggs": {"cot": "", "cot_answer": None, "cot_correct": False, "ops": [], "validated": False},
+    }
+    students = ScriptedStudents()
+    summary, rows = evaluate_students(students, problems, references, progress=False)
+    assert [r["teacher_correct"] for r in rows] == [True, None]
+    assert summary["teacher_accuracy"] == 1.0 and summary["teacher_n"] == 1
+    assert [r["stage"] for r in rows] == ["UNATTRIBUTED", "UNATTRIBUTED"]
+    ladder = summary["ladder"]
+    assert {r: (ladder[r]["correct"], ladder[r]["n"], ladder[r]["accuracy"]) for r in "abcd"} == {
+        r: (0, 0, 0.0) for r in "abcd"
+    }
+    assert [rung for rung, _ in students.calls] == ["d"]  # an empty ladder asks the students nothing more
 
 
 def test_the_written_evaluation(evaluated, tmp_path):
@@ -217,3 +252,81 @@ def test_a_reference_from_a_solution_reads_its_boxed_answer():
     assert ref["cot"].startswith("3 * 12 = 36 eggs.") and ref["finish_reason"] == "reference"
     assert ref["cot_answer"] == "31" and ref["cot_correct"] is True
     assert reference_from_solution(EGGS, solution, None, None)["cot_correct"] is False
+
+
+def write_artifact(folder, splits: dict[str, list[dict]]):
+    """An artifact folder as a run writes it: ``data/<split>-00000-of-00001.parquet`` and a card."""
+    import datasets
+
+    (folder / "data").mkdir(parents=True)
+    for split, rows in splits.items():
+        datasets.Dataset.from_list(rows).to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    (folder / "README.md").write_text(f"# {folder.name}\n")
+
+
+def trace_row(id_, cot, correct=True, answer="6"):
+    return {"id": id_, "cot": cot, "cot_answer": answer, "correct": correct, "finish_reason": "stop", "extra": 1}
+
+
+def test_references_from_a_run_join_the_teacher_s_cots_and_their_operation_graphs(tmp_path):
+    from mycelium_models.evaluation import references_from_run
+
+    assert references_from_run(tmp_path) == {}  # a run without either artifact
+    write_artifact(
+        tmp_path / "cot_traces",
+        {
+            "train": [trace_row("a", "2 + 4 = 6."), trace_row("b", "", correct=False, answer=None)],
+            "test": [trace_row("c", "1 + 1 = 3.", correct=False, answer="3")],
+        },
+    )
+    only_traces = references_from_run(tmp_path)
+    assert sorted(only_traces) == ["a", "c"]  # a trace without a CoT is no reference
+    assert only_traces["a"] == {
+        "cot": "2 + 4 = 6.",
+        "cot_answer": "6",
+        "cot_correct": True,
+        "finish_reason": "stop",
+        "ops": [],
+        "validated": False,
+    }
+    assert only_traces["c"]["cot_correct"] is False and only_traces["c"]["cot_answer"] == "3"
+    op = {"op": "add", "result": "6"}
+    write_artifact(
+        tmp_path / "op_pairs",
+        {
+            "train": [
+                {"id": "a", "ops": [op], "validated": True},
+                {"id": "z", "ops": [op], "validated": True},  # no trace: not a reference
+            ],
+            "test": [{"id": "c", "ops": [], "validated": False}],
+        },
+    )
+    refs = references_from_run(tmp_path)
+    assert sorted(refs) == ["a", "c"]
+    assert refs["a"]["ops"] == [op] and refs["a"]["validated"] is True
+    assert refs["c"]["ops"] == [] and refs["c"]["validated"] is False
+    test_only = references_from_run(str(tmp_path), split="test")
+    assert test_only == {"c": refs["c"]}
+    assert sorted(references_from_run(tmp_path, split="train")) == ["a"]
+
+
+def test_a_problem_without_text_is_asked_as_empty_text_and_scored():
+    problems = [{"id": "blank", "problem": None, "answer": "3", "solution": "1 + 2 = 3.\n#### 3"}]
+    students = ScriptedStudents()
+    summary, rows = evaluate_students(students, problems, progress=False)
+    assert students.calls[0] == ("d", [""])
+    assert rows[0]["problem"] is None and rows[0]["scored"] and rows[0]["correct"] is False
+    assert rows[0]["teacher_correct"] is True  # the reference made from the solution still reads its answer
+    assert summary["n_scored"] == 1 and summary["ladder"]["a"]["n"] == 0
+
+
+def test_the_evaluation_is_written_into_a_new_nested_folder_and_rewritten_in_place(evaluated, tmp_path):
+    from fractions import Fraction
+
+    _, _, summary, rows = evaluated
+    out = tmp_path / "runs" / "eval"  # its parent does not exist yet
+    rows = [{**rows[0], "value": Fraction(1, 3)}, *rows[1:]]  # a value JSON has no type for is written as text
+    for _ in range(2):  # a second evaluation into the same folder replaces the first
+        write_eval(out, summary, rows)
+    written = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(written) == len(rows) and written[0]["value"] == "1/3"

@@ -74,3 +74,15 @@ def test_process_info_without_a_launcher(monkeypatch):
         assert (info.rank, info.world_size, info.state, info.is_main) == (0, 1, None, True)
     assert not ProcessInfo(rank=1, world_size=2).is_main
     ProcessInfo().barrier()  # one process: nothing to wait for
+
+
+def test_a_column_that_starts_with_none_keeps_its_declared_type(tmp_path):
+    # the first batch has no answer yet: the type comes from the declared features, not from the first values
+    features = datasets.Features({"x": datasets.Value("int64"), "answer": datasets.Value("string")})
+
+    def answers_from_two(batch):
+        return {"x": batch["x"], "answer": [None if x < 2 else str(x) for x in batch["x"]]}
+
+    data = datasets.Dataset.from_dict({"x": list(range(4))})
+    out = map_in_parts(data, answers_from_two, work_dir=tmp_path / "w", features=features, batch_size=2)
+    assert out["answer"] == [None, None, "2", "3"] and out.features == features
