@@ -40,7 +40,8 @@ from .dag import DagError, execute, layout_order, unit_of, units_from_regions
 from .numbers import quantities as problem_quantities
 from .runner import map_batches
 
-VERSION = "1.0.0"
+# 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
+VERSION = "1.1.0"
 INPUT_COLUMNS = ("id", "problem", "ops", "validated", "op_status", "executed_answer")
 
 POINTER = {"kind": datasets.Value("string"), "index": datasets.Value("int32"), "value": datasets.Value("string")}

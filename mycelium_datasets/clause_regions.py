@@ -26,7 +26,8 @@ from .columns import require_columns
 from .defaults import load_spacy
 from .runner import map_batches
 
-VERSION = "1.0.0"
+# 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
+VERSION = "1.1.0"
 INPUT_COLUMNS = ("id", "problem", "spans", "iaf_top")
 
 REGION = {"char_start": datasets.Value("int32"), "char_end": datasets.Value("int32"), "text": datasets.Value("string")}

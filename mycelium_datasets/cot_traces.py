@@ -37,7 +37,8 @@ from .teacher import DEFAULT_SYSTEM_PROMPT, build_prompt, generate, load_teacher
 
 logger = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
+# 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
+VERSION = "1.1.0"
 INPUT_COLUMNS = ("id", "problem", "answer", "solution", "status")
 
 ATTEMPT = {

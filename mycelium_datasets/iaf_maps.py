@@ -20,7 +20,9 @@ import numpy as np
 from . import jsd_spans as jsd_spans_mod
 from .columns import require_columns
 
-VERSION = "1.0.0"
+# 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc;
+# rows computed afresh (no datasets map cache)
+VERSION = "1.1.0"
 INPUT_COLUMNS = ("id", "problem", "spans", "problem_attn", "problem_token_offsets")
 
 TOP = {

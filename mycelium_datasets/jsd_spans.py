@@ -36,7 +36,9 @@ from .segment import SEGMENTERS, SegmenterConfig, check_spans, jsd_curve, segmen
 
 logger = logging.getLogger(__name__)
 
-VERSION = "1.1.0"  # 1.1.0: jsd_clause reads the JSD of the token that holds a candidate word (1.0.0: the next one)
+# 1.1.0: jsd_clause reads the JSD of the token that holds a candidate word (1.0.0: the next one);
+# cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
+VERSION = "1.1.0"
 INPUT_COLUMNS = ("id", "prompt", "problem", "cot", "status")
 OUTPUT_COLUMNS = (
     "segmenter",

@@ -37,7 +37,8 @@ from .defaults import DEFAULT_SOURCE, hub_offline
 
 logger = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
+# 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
+VERSION = "1.1.0"
 
 FEATURES = datasets.Features(
     {

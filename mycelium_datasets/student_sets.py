@@ -32,7 +32,9 @@ from .dag import units_from_regions
 from .defaults import DEFAULT_BACKBONE, resolve_backbone
 from .runner import map_batches
 
-VERSION = "2.0.0"  # 2.0.0: op_classes has one row per unit labelled with its operation sequence (1.0.0: per operation)
+# 2.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc;
+# 2.0.0: op_classes has one row per unit labelled with its operation sequence (1.0.0: per operation)
+VERSION = "2.1.0"
 LABEL_JOIN = "+"
 IO_LABELS = ("O", "OP")
 INPUT_COLUMNS = ("id", "problem", "ops", "validated")

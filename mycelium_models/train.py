@@ -34,7 +34,8 @@ class NoEvaluationSplitError(ValueError):
 
 
 # Version of the released students (the release tag is v<version>); bump it when the model classes change.
-STUDENT_VERSION = "1.0.0"
+# 1.1.0: model cards from a template with a model-index; released together as one solver repo
+STUDENT_VERSION = "1.1.0"
 
 
 @dataclass

