@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,18 @@ def run_single_and_distributed(argv: list[str], tmp_path: Path, port: int) -> tu
     )
     assert double.returncode == 0, double.stderr[-3000:]
     return one, two, double.stderr
+
+
+def run_as_hub_user(script: str, args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run ``script`` (Python source) as a Hub user without our package would: a fresh process, offline, its own
+    remote-code module cache, started outside the repository so that ``mycelium_models`` is never imported from it."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

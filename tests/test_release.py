@@ -10,10 +10,7 @@ import ast
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
-import sys
 from fnmatch import fnmatch
 from importlib.metadata import version
 from pathlib import Path
@@ -35,7 +32,7 @@ from mycelium_models.model_card import add_end_to_end
 from mycelium_models.students import STUDENTS
 from mycelium_models.train import STUDENT_VERSION
 
-from conftest import write_jsonl
+from conftest import run_as_hub_user, write_jsonl
 
 
 def sha256(path: Path) -> str:
@@ -430,16 +427,7 @@ assert "mycelium_models" not in sys.modules
 
 def test_each_student_loads_from_its_subfolder_without_the_package(solver_release, tmp_path):
     """What a Hub user without our package runs: trust_remote_code from a subfolder of the solver repo."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_SOLVER_USER, str(solver_release.stage_dir)],
-        cwd=tmp_path,  # not the repository: `mycelium_models` is importable only as installed, and is not imported
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_as_hub_user(REMOTE_SOLVER_USER, [str(solver_release.stage_dir)], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == [
         "tagger",

@@ -23,7 +23,7 @@ from mycelium_models.job import run, split_options
 from mycelium_models.solver import MyceliumSolver
 from mycelium_models.train import io_span_f1, span_set
 
-from conftest import read_artifact, write_jsonl
+from conftest import read_artifact, run_as_hub_user, write_jsonl
 
 TINY_BACKBONES = {
     "bert": BertConfig(
@@ -151,16 +151,7 @@ def test_remote_code_registers_only_the_model_it_loads(tmp_path):
     classifier_config = MyceliumOpClassifierConfig(backbone_config=TINY_BACKBONES["bert"], num_labels=3)
     MyceliumOpClassifier(classifier_config).save_pretrained(tmp_path / "c")
     assert (tmp_path / "t" / "modeling_mycelium.py").is_file()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_CODE_USER, str(tmp_path / "t"), str(tmp_path / "c")],
-        cwd=tmp_path,  # not the repository: `mycelium_models` is importable only as installed, and is not imported
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_as_hub_user(REMOTE_CODE_USER, [str(tmp_path / "t"), str(tmp_path / "c")], tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
