@@ -26,7 +26,12 @@ _UNIT_IN_EQUATION = re.compile(
 )
 _BULLET = re.compile(r"(?m)^[ \t]*(?:[-*•]|\d+[.)])[ \t]+")
 # a written result: a sign, a currency sign, a fraction bar or a percent around a number (see ``numbers``)
-_RESULT = re.compile(rf"\s*[$€£]?\s*(-?{GROUPED_INT}{DECIMALS}|-?\d+{DECIMALS}(?:/\d+)?)\s*(%?)")
+_RESULT = re.compile(rf"\s*[$€£]?\s*(-?{GROUPED_INT}{DECIMALS}|-?\d+{DECIMALS}(?:/\d+)?|-?\.\d+)\s*(%?)")
+# same-length rewrites of what GSM8K writes between numbers: an en dash or a minus sign for "-", a capital X for
+# "x" (times), a currency sign after a number ("35€ X 3€/game") for a space
+_PLAIN_MINUS = re.compile(r"(?<=[\d\s%)])[–−](?=\s*[$€£(]?\s*\.?\d)")
+_PLAIN_TIMES = re.compile(r"(?<=[\d%)])(\s*)X(?=\s*[$€£(]?\.?\d)")
+_CURRENCY_AFTER = re.compile(r"(?<=\d)[€£$](?!\d)")
 
 
 def _left_expression(text: str, end: int) -> tuple[str, int]:
@@ -37,8 +42,8 @@ def _left_expression(text: str, end: int) -> tuple[str, int]:
             break
         i -= 1
     run = text[i:end]
-    # drop a leading word-fragment of punctuation / an unmatched ")" or a trailing list comma
-    stripped = run.lstrip(" ,.)")
+    # drop a leading word-fragment of punctuation / an unmatched ")" or a trailing list comma; not the point of ".4"
+    stripped = re.sub(r"^(?:[ ,)]|\.(?!\d))+", "", run)
     return stripped.strip(), end - len(run) + (len(run) - len(stripped))
 
 
@@ -68,11 +73,12 @@ def plain_equations(text: str) -> list[tuple[str, str, int]]:
     """``(expression, written_result, position)`` for each ``expr = result`` in plain text (chained ``=`` included:
     ``a = b = c`` gives ``a`` with result ``c`` when ``b`` is a number)."""
     # unit words inside an equation ("€57/hour * 7 hours = €399", "5 feet x 3 = ") are not part of it
+    text = _PLAIN_TIMES.sub(r"\1x", _PLAIN_MINUS.sub("-", _CURRENCY_AFTER.sub(" ", text)))
     text = _UNIT_IN_EQUATION.sub("", _number_words_in_equations(_BULLET.sub("", text)))
     equations = []
     for m in re.finditer(r"=", text):
         expression, start = _left_expression(text, m.start())
-        if not re.search(r"\d\s*[-+*/×÷x^%]\s*[$€£(]?\s*\d|\d\s*%|\(\s*\d", expression):
+        if not re.search(r"\d\s*[-+*/×÷x^%]\s*[$€£(]?\s*\.?\d|\d\s*%|\(\s*\d", expression):
             continue  # a bare number (the middle of a chain) or no arithmetic at all
         # follow the chain to its last "= number"
         position, result = m.end(), None
@@ -88,7 +94,7 @@ def plain_equations(text: str) -> list[tuple[str, str, int]]:
                 continue
             break
         if result is not None:
-            expression = re.sub(r"(?<=[\d)])\s*x\s*(?=[\d$(])", " * ", expression)
+            expression = re.sub(r"(?<=[\d)])\s*x\s*(?=\.?[\d$(])", " * ", expression)
             equations.append((expression, result, start))
     return equations
 

@@ -34,6 +34,17 @@ NATALIA = (
         ("the total is half * 188 beetles = 94 grasshoppers", [("(1/2) * 188", "94")]),
         ("Let x = 5 and y = 3", []),
         ("   - So 90 plants - 17 owned = 73 plants", [("90 - 17", "73")]),
+        # as GSM8K train writes them (gsm8k_train-004811, -005257, -000054, -001128, -002300, Geoffrey's games):
+        # a leading decimal point, an en dash or a minus sign, a capital X, a currency sign after the number
+        ("She saves $400 a month because 4,000 x .1 = 400", [("4,000 * .1", "400")]),
+        ("The proportion won by Archibald is .4 because 12 / 30 = .4", [("12 / 30", ".4")]),
+        ("salt: 2 liters * 20% = .4 liters", [("2 * 20%", ".4")]),
+        (".4 liters * 1000 ml/liter = 400 ml", [(".4 * 1000", "400")]),
+        ("This leaves 1000 – 500 = 500 paper cranes", [("1000 - 500", "500")]),
+        ("Caleb spent $40 − $4 = $36 more", [("$40 - $4", "36")]),
+        ("64 liters of diesel fuel cost 0.5 X 64 = 32 €", [("0.5 * 64", "32")]),
+        ("the total price of video games: 35€ X 3€/game = 105€", [("35 * 3", "105")]),
+        ("an age range 5–7 years", []),
     ],
 )
 def test_plain_equations(text, expected):
