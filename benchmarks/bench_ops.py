@@ -1,12 +1,16 @@
 """Operation parsing and execution validation on reference CoTs, and the CPU stages' throughput.
 
     python benchmarks/bench_ops.py [--gsm-symbolic 300] [--gsm8k 1000] [--math 250] [--throughput 100]
+                                   [--tier3 RUN/models]
 
 For each source: the reference solution is the CoT, cut into sentence spans; parser coverage = share of spans that
 write an equation (an "=" next to a digit) from which at least one operation is parsed; validated yield = share of
 problems whose operation DAG executes to the gold answer. For gsm_symbolic, the recall of the true intermediate
 values (`metadata.variables`, numeric ones that are not stated in the problem) among the operations' results
 (a variable stored in percent units, e.g. 25 for 25%, also counts when 0.25 is a result).
+With ``--tier3`` (a models folder or a released solver), a problem tiers 1-2 do not validate is read again with
+parse tier 3, the solver's operation classifier as the fallback, and, side by side, with no classifier at all (each
+single operation tried in a fixed order, no sequence of two): what the classifier adds.
 Throughput: problems/s through clause_regions -> op_pairs -> io_tags -> op_classes on a run folder built up to
 iaf_maps. Writes benchmarks/results/ops.json; the last line prints the yields.
 """
@@ -26,7 +30,7 @@ from mycelium_datasets.answers import answers_match
 from mycelium_datasets.arith import ParseError, format_value
 from mycelium_datasets.cot_traces import clean_reference
 from mycelium_datasets.numbers import problem_numbers
-from mycelium_datasets.op_graph import executed_answer, ops_for_trace
+from mycelium_datasets.op_graph import executed_answer, ops_for_trace, validate_trace
 from mycelium_datasets.problems import ProblemsConfig, read_source
 from mycelium_datasets.segment import segment
 
@@ -54,8 +58,16 @@ def _share(counts: dict) -> dict:
     return {k: {"problems": n, "validated": v, "yield": v / max(1, n)} for k, (n, v) in sorted(counts.items())}
 
 
-def evaluate_rows(rows: list[dict], variables: bool = False, breakdown: bool = False) -> dict:
+class NoRanking:
+    """Tier 3 without a classifier: no ranked sequences, so only single operations, in a fixed order."""
+
+    def rank_operations(self, texts, k=3):
+        return [[] for _ in texts]
+
+
+def evaluate_rows(rows: list[dict], variables: bool = False, breakdown: bool = False, fallback=None) -> dict:
     steps = parsed_steps = validated = recalled = n_values = 0
+    tier3_without_classifier = 0
     failures = []
     parse_seconds = 0.0
     tiers: collections.Counter = collections.Counter()  # validated problems that use a tier (highest tier used)
@@ -79,6 +91,14 @@ def evaluate_rows(rows: list[dict], variables: bool = False, breakdown: bool = F
                 steps += 1
                 parsed_steps += i in with_ops
         ok = value is not None and bool(answers_match(format_value(value), r["answer"]).match)
+        if not ok and fallback is not None:
+            regions = [[] for _ in spans]
+            tier3 = validate_trace(r["problem"], r["answer"], spans, regions, fallback=fallback)
+            if tier3["validated"]:
+                ok, ops, value, error = True, tier3["ops"], tier3["executed_answer"], None
+            tier3_without_classifier += validate_trace(
+                r["problem"], r["answer"], spans, regions, fallback=NoRanking()
+            )["validated"]
         validated += ok
         status = "validated" if ok else "no_ops" if not ops else "execution_error" if error else "wrong_answer"
         statuses[status] += 1
@@ -126,6 +146,8 @@ def evaluate_rows(rows: list[dict], variables: bool = False, breakdown: bool = F
         "ops_of_validated_by_tier": {str(k): v for k, v in sorted(op_tiers.items())},
         "failures": failures,
     }
+    if fallback is not None:
+        out["validated_with_tier3_no_classifier"] = statuses["validated"] - tiers[3] + tier3_without_classifier
     for name, counts in groups.items():
         out[f"by_{name}"] = _share(counts)
     if variables:
@@ -157,20 +179,26 @@ def main() -> None:
     parser.add_argument("--throughput", type=int, default=100)
     parser.add_argument("--data", default=str(DATA), help="folder with gsm8k_train.jsonl and math500_dev.jsonl")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "ops.json"))
+    parser.add_argument("--tier3", default=None, help="a models folder (RUN/models) or solver repo id: tier 3 on")
     args = parser.parse_args()
+    fallback = None
+    if args.tier3:
+        from mycelium_models.solver import MyceliumSolver
+
+        fallback = MyceliumSolver.from_pretrained(args.tier3, device="cpu")
     results = {}
     data = Path(args.data)
     # the parser imports sympy once per process, at the first irrational value (about 1 s): not per-problem time
     import sympy  # noqa: F401
 
     rows = [r for r in read_source(ProblemsConfig(size=args.gsm_symbolic, seed=0)) if r["solution"]]
-    results["gsm_symbolic"] = evaluate_rows(rows, variables=True)
+    results["gsm_symbolic"] = evaluate_rows(rows, variables=True, fallback=fallback)
     if (data / "gsm8k_train.jsonl").is_file():
         rows = [r for r in read_source(ProblemsConfig(source=str(data / "gsm8k_train.jsonl"), limit=args.gsm8k))]
-        results["gsm8k_train"] = evaluate_rows(rows)
+        results["gsm8k_train"] = evaluate_rows(rows, fallback=fallback)
     if (data / "math500_dev.jsonl").is_file():
         rows = [r for r in read_source(ProblemsConfig(source=str(data / "math500_dev.jsonl"), limit=args.math))]
-        results["math500_dev"] = evaluate_rows(rows, breakdown=True)
+        results["math500_dev"] = evaluate_rows(rows, breakdown=True, fallback=fallback)
     for name, res in results.items():
         extra = f", intermediate-value recall {res['intermediate_recall']:.3f}" if "intermediate_recall" in res else ""
         print(
@@ -179,6 +207,9 @@ def main() -> None:
             f"op parsing + execution {res['op_problems_per_s']:.0f} problems/s; validated by highest tier "
             f"{res['validated_by_highest_tier']}; status {res['status']}"
         )
+        if "validated_with_tier3_no_classifier" in res:
+            alone = res["validated_with_tier3_no_classifier"]
+            print(f"  validated with tier 3 without the classifier (single operations only): {alone}")
         for key in [k for k in res if k.startswith("by_")]:
             print(f"  {key}: " + ", ".join(f"{g} {c['validated']}/{c['problems']}" for g, c in res[key].items()))
     if args.throughput:

@@ -20,13 +20,16 @@ class OpPairsBuilder(ArtifactBuilder):
     UPSTREAM = ("clause_regions",)
     DESCRIPTION = (
         "Each problem's operations parsed from its CoT (tier 1: plain arithmetic and LaTeX through a safe "
-        "recursive-descent parser; tier 2: an equation in one unknown, linear or polynomial, solved exactly), each "
+        "recursive-descent parser; tier 2: an equation in one unknown, linear or polynomial, solved exactly; tier 3, "
+        "where students exist: a step no parser reads, read with the operation classifier), each "
         "operand linked to a problem number, an earlier result or a constant, executed as a DAG with exact values "
         "(fractions, or radicals and pi built with sympy from the parse tree, written as LaTeX); `validated` iff the "
         "last operation's value equals the gold answer."
     )
     LIMITATIONS = [
-        "Tier 3 (the operation classifier as a parser fallback) is not plugged in yet: every parse_tier is 1 or 2.",
+        "Tier 3 (a CoT step no parser reads, read with the operation classifier) needs trained students, which do "
+        "not exist when this artifact is built: here every parse_tier is 1 or 2; `mycelium loop` reads its mop-up "
+        "CoTs with tier 3.",
         "Trigonometry, complex numbers, systems of equations, modular arithmetic and answers reached in words are not "
         "parsed; such problems get `no_ops` or `wrong_answer`.",
     ]
@@ -46,5 +49,10 @@ class OpPairsBuilder(ArtifactBuilder):
         sources = collections.Counter(
             o["source"] for d in result.values() for row in d["ops"] for op in row for o in op["operands"]
         )
-        extra = [f"operations: {dict(ops.most_common())}", f"operand provenance: {dict(sources.most_common())}"]
+        tiers = collections.Counter(op["parse_tier"] for d in result.values() for row in d["ops"] for op in row)
+        extra = [
+            f"operations: {dict(ops.most_common())}",
+            f"operand provenance: {dict(sources.most_common())}",
+            f"operations by parse tier: {dict(sorted(tiers.items()))}",
+        ]
         return result, sum(len(d) for d in regions.values()), {}, extra

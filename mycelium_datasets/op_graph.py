@@ -4,8 +4,11 @@ Each equation the CoT writes (read by :mod:`mycelium_datasets.equations`, parsed
 no ``eval``, no ``sympify``) becomes operations, nested expressions giving several (``0.5 * 258 + 24`` is ``mul``
 then ``add``). **Tier 1** is that parser, over plain and LaTeX equations; **tier 2** solves an equation in one
 unknown exactly: linear (``3x - 5 = 4``) into one ``solve`` op, polynomial of degree 2 to 4 (``N^2 = 121``) into one
-``poly_root`` op that takes the root the CoT goes on to use; every op records ``parse_tier``. Values are exact:
-Fractions, or sympy numbers built from the parse tree when irrational (``3\\sqrt{13}``, ``288\\pi``).
+``poly_root`` op that takes the root the CoT goes on to use. **Tier 3** reads a step the parsers miss ("8 plus 16
+equals 24") with the operation classifier as a fallback (:class:`OpFallback`): its top operation sequences for the
+step, tried on the step's numbers in turn, are kept only where they give the number the step writes last, and the
+whole DAG only where it then reaches the gold. Every op records ``parse_tier``. Values are exact: Fractions, or sympy
+numbers built from the parse tree when irrational (``3\\sqrt{13}``, ``288\\pi``).
 
 **Provenance**: each operand is an earlier operation's result (``source: op``, ``op_index``), a number written in the
 problem (``source: problem``, character offsets; see :mod:`mycelium_datasets.numbers`), or an implicit constant
@@ -19,8 +22,10 @@ It is the one definition of a validated DAG, used by the ``op_pairs`` artifact a
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from fractions import Fraction
+from typing import Protocol
 
 from .answers import answers_match
 from .arith import (
@@ -59,6 +64,22 @@ OP_NAMES = (
 )
 
 
+# What tier 3 may read a step as: the arithmetic a classifier names. Tier 3 reads traces in prose only (GSM8K's):
+# in a LaTeX trace (MATH) the steps the parsers miss count, bound or split cases, and a chain over their small
+# numbers reaches the written one by coincidence (9 of 11 MATH-500 dev tier-3 validations, read by hand: "3 in one
+# and 2 in the other, for a total of 3 arrangements" read as 1 + 2).
+TIER3_OPS = ("add", "sub", "mul", "div")
+TIER3_TOP_K = 3  # operation sequences tried per step, the classifier's most probable first
+TIER3_MAX_OPS = 2  # longest operation sequence tried on one step
+
+
+class OpFallback(Protocol):
+    """What tier 3 needs from an operation classifier (``MyceliumSolver`` is one): for each text, its operation
+    sequences (``("mul",)``, ``("sub", "div")``), most probable first."""
+
+    def rank_operations(self, texts: list[str], k: int = TIER3_TOP_K) -> list[list[tuple[str, ...]]]: ...
+
+
 def _same(a, b) -> bool:
     """Cheap exact equality for provenance: Fractions by value, symbolic values by their canonical (expanded) form."""
     return isinstance(a, Fraction) == isinstance(b, Fraction) and a == b
@@ -86,6 +107,10 @@ def _operand(value, results: list, numbers, used_problem: set) -> dict:
         used_problem.add((a, b))
         return {"value": format_value(value), "source": "problem", "char_start": a, "char_end": b, "op_index": -1}
     return {"value": format_value(value), "source": "constant", "char_start": -1, "char_end": -1, "op_index": -1}
+
+
+def _op_operand(value, op_index: int) -> dict:
+    return {"value": format_value(value), "source": "op", "char_start": -1, "char_end": -1, "op_index": op_index}
 
 
 def expression_ops(node: Node, results: list[Fraction], ops: list[dict], numbers, used: set, base: dict) -> Fraction:
@@ -153,16 +178,22 @@ def executed_answer(ops: list[dict], problem: str):
 _LATEX_TRACE = re.compile(r"\\(?:[A-Za-z]+|\[|\()|\$[^$\n]*[\^_{}][^$\n]*\$")
 
 
-def ops_for_trace(problem: str, spans: list[dict], span_regions: list[list[dict]]) -> tuple[list[dict], int]:
-    """All tier-1 operations of one trace, in CoT order, and the number of equations that failed to parse.
+def ops_for_trace(
+    problem: str,
+    spans: list[dict],
+    span_regions: list[list[dict]],
+    ranks: dict[int, list[tuple[str, ...]]] | None = None,
+) -> tuple[list[dict], int]:
+    """All operations of one trace, in CoT order, and the number of equations that failed to parse.
 
     A trace that writes LaTeX is read whole (a display block cut into several spans still gives its equations to the
     span where each starts): its math through :func:`latex_statements`, the prose around it through
-    :func:`plain_equations`. Other traces are read span by span as plain arithmetic."""
+    :func:`plain_equations`. Other traces are read span by span as plain arithmetic. ``ranks`` (span index -> the
+    classifier's operation sequences for that span) turns on tier 3 for those spans that give no op otherwise."""
     texts = [span["text"] for span in spans]
     full = "".join(texts)
     if not _LATEX_TRACE.search(full):
-        return _plain_trace_ops(problem, texts, span_regions)
+        return _plain_trace_ops(problem, texts, span_regions, ranks or {})
     starts, position = [], 0
     for t in texts:
         starts.append(position)
@@ -176,8 +207,14 @@ def ops_for_trace(problem: str, spans: list[dict], span_regions: list[list[dict]
     items = [(e[2], "plain", e) for e in plain_equations("".join(prose))]
     statements = latex_statements(full)
     items += [(st.position, "latex", (k, st)) for k, st in enumerate(statements)]
+    ends = [*starts[1:], len(full)]
+    items += [(ends[i] - 0.5, "tier3", i) for i in sorted(ranks or {}) if i < len(texts)]  # after the span's own
     for position, kind, item in sorted(items, key=lambda x: x[0]):
         index = max(0, bisect.bisect_right(starts, position) - 1)
+        if kind == "tier3":
+            if not any(op["span_index"] == item for op in state.ops):
+                state.tier3(item, texts[item], ranks[item])
+            continue
         if kind == "plain":
             state.add(item[0], item[1], index, latex=False)
             continue
@@ -289,6 +326,60 @@ class _TraceState:
                 self.variables.pop(st.name, None)  # x = 2y + 1: x is no longer a known number
         return value
 
+    def tier3(self, index: int, text: str, sequences: list[tuple[str, ...]]) -> bool:
+        """Tier 3: a step no parser read, as the first reading that, applied in a chain to the step's numbers (or
+        the previous op's result and its numbers), gives the number the step writes last, where no op hands back
+        an input unchanged (x * 1, x + 0) and, when the step names operations, every op is one it names
+        (:func:`named_ops`). Readings are tried fewest operations first: each single operation (those among the
+        classifier's ``sequences`` first, in its order), then the classifier's sequences of two. Appends that
+        chain's ops (``parse_tier: 3``); False when no reading gives the written number."""
+        numbers = step_numbers(text)
+        if len(numbers) < 2:
+            return False
+        previous = self.results[-1] if self.results else None
+        usable = [q for q in sequences if q and len(q) <= TIER3_MAX_OPS and set(q) <= set(TIER3_OPS)]
+        # the fewest operations that explain the step, the likeliest first: every single operation (the classifier's
+        # own single ones first, "2 and 2 make 4" is add or mul), then the classifier's longer sequences
+        singles = [q for q in usable if len(q) == 1] + [(op,) for op in TIER3_OPS if (op,) not in usable]
+        named = named_ops(text)
+        for sequence in singles + [q for q in usable if len(q) > 1]:
+            if named and not set(sequence) <= named:
+                continue
+            for values, positions in tier3_candidates(numbers, previous, sequence):
+                try:
+                    first = values if len(sequence) == 1 else values[:2]  # a single add / mul may be n-ary
+                    chain = [apply(sequence[0], first)]
+                    inputs = [first]
+                    for op, value in zip(sequence[1:], values[2:]):
+                        chain.append(apply(op, [chain[-1], value]))
+                        inputs.append([chain[-2], value])
+                except (ParseError, ZeroDivisionError, ValueError, OverflowError):
+                    continue
+                if any(_neutral(op, args) for op, args in zip(sequence, inputs)):
+                    continue  # x * 1, x / 1, x + 0 say nothing: "1 times 100 equals 100" restates 100
+                if any(_same(chain[-1], written) for written in numbers[-1]):
+                    self._add_chain(index, text, sequence, values, positions, chain)
+                    return True
+        return False
+
+    def _add_chain(self, index, text, sequence, values, positions, chain) -> None:
+        base = {**self._base(text.strip(), format_value(chain[-1]), index), "parse_tier": 3}
+        previous_op = len(self.results) - 1
+        for k, op in enumerate(sequence):
+            operands = []
+            first = len(values) if len(sequence) == 1 else 2
+            inputs = values[:first] if k == 0 else [chain[k - 1], values[k + 1]]
+            sources = positions[:first] if k == 0 else [None, positions[k + 1]]
+            for value, source in zip(inputs, sources):
+                if source is None:  # the chain's own previous op
+                    operands.append(_op_operand(value, len(self.ops) - 1))
+                elif source == -1:  # the result of the op before this step
+                    operands.append(_op_operand(value, previous_op))
+                else:
+                    operands.append(_operand(value, self.results, self.numbers, self.used))
+            self.ops.append({**base, "op": op, "operands": operands, "result": format_value(chain[k])})
+            self.results.append(chain[k])
+
     def _boxed_names_op(self, st: Statement) -> None:
         """A boxed answer that is not the last op's result but is the value an op assigned to an unknown
         (``3x = 180``, ..., ``x = \\boxed{60}``): that op answers, and the ops after it were checks."""
@@ -341,13 +432,79 @@ class _TraceState:
         return 0 if len(roots) == 1 else None
 
 
-def _plain_trace_ops(problem: str, texts: list[str], span_regions: list[list[dict]]) -> tuple[list[dict], int]:
-    """Plain-arithmetic traces (GSM8K style): each span's equations, parsed span by span."""
+def _plain_trace_ops(
+    problem: str, texts: list[str], span_regions: list[list[dict]], ranks: dict[int, list[tuple[str, ...]]]
+) -> tuple[list[dict], int]:
+    """Plain-arithmetic traces (GSM8K style): each span's equations, parsed span by span (tier 3 for a span in
+    ``ranks`` that gives no op)."""
     state = _TraceState(problem, texts, span_regions)
     for index, text in enumerate(texts):
+        n_ops = len(state.ops)
         for expression, written, _ in plain_equations(text):
             state.add(expression, written, index, latex="\\" in expression)
+        if index in ranks and len(state.ops) == n_ops:
+            state.tier3(index, text, ranks[index])
     return state.ops, state.errors
+
+
+_NUMBER_AHEAD = r"(?=\s*[$€£(]?\s*\.?\d)"
+_NAMED_OPS = {  # what a step that names its operations calls them: signs between numbers, or words
+    "add": re.compile(r"(?<=[\w)%])\s*\+|\b(?:plus|add|adds|added|adding)\b", re.IGNORECASE),
+    "sub": re.compile(rf"(?<=[\d)%])\s*[-–−]{_NUMBER_AHEAD}|\s[-–−]\s|\b(?:minus|subtract\w*|less)\b", re.IGNORECASE),
+    "mul": re.compile(rf"[*×]|(?<=[\d)%])\s*[xX]{_NUMBER_AHEAD}|\b(?:times|multipl\w*|product)\b", re.IGNORECASE),
+    "div": re.compile(rf"(?<=[\d)])\s*[/÷]{_NUMBER_AHEAD}|\b(?:divid\w*|split)\b", re.IGNORECASE),
+}
+
+
+def named_ops(text: str) -> set[str]:
+    """The operations a step names by sign ("12 * (3/4)") or word ("8 minus 6"); tier 3 reads such a step only
+    with operations among them ("12cm*(3/4) = 9cm" is never 12 - 3)."""
+    return {op for op, pattern in _NAMED_OPS.items() if pattern.search(text)}
+
+
+def _neutral(op: str, args: list) -> bool:
+    """Whether ``op`` on ``args`` hands one of them back unchanged: times or divided by 1, plus or minus 0."""
+    unit = Fraction(1) if op in ("mul", "div") else Fraction(0)
+    tail = args[1:] if op in ("sub", "div") else args
+    return any(_same(a, unit) for a in tail)
+
+
+def step_numbers(text: str) -> list[list[Fraction]]:
+    """The numbers a CoT step writes, in text order, each as its readings (``80%``: 80 and 0.8; *half*: 1/2 and 2)."""
+    groups: dict[tuple[int, int], list[Fraction]] = {}
+    for value, a, b in problem_numbers(text):
+        readings = groups.setdefault((a, b), [])
+        if value not in readings:
+            readings.append(value)
+    return [groups[key] for key in sorted(groups)]
+
+
+def tier3_candidates(numbers: list[list[Fraction]], previous, sequence: tuple[str, ...]):
+    """Operand chains for one operation sequence on a step's numbers (the last one is the written result): each
+    window of ``len(sequence) + 1`` consecutive numbers before it, the latest first, or, when the step writes fewer
+    numbers than that, the previous op's result followed by a window one shorter. A single ``sub`` or ``div`` is
+    also tried with its two operands swapped, a single ``add`` or ``mul`` also over all the numbers before the
+    result. Numbers equal to the result that open the step are not operands (the step restates its result: "gets 2
+    desserts because 26 divided by 13 equals 2"). Yields ``(values, positions)``, ``positions`` being indices into
+    ``numbers`` (-1 for the previous result)."""
+    n = len(sequence) + 1
+    # "Each student gets 2 desserts because 26 divided by 13 equals 2": the step opens by restating its result
+    operands = list(numbers[:-1])
+    while operands and any(_same(v, w) for v in operands[0] for w in numbers[-1]):
+        operands.pop(0)
+    windows = [list(range(start, start + n)) for start in range(len(operands) - n, -1, -1)]
+    if previous is not None and len(operands) < n:  # the step writes too few numbers: it goes on from the last result
+        windows += [[-1, *range(start, start + n - 1)] for start in range(len(operands) - n + 1, -1, -1)]
+    for positions in windows:
+        readings = [[previous] if k == -1 else operands[k] for k in positions]
+        for values in itertools.product(*readings):
+            yield list(values), positions
+            if len(sequence) == 1 and sequence[0] in ("sub", "div"):
+                yield list(values)[::-1], positions[::-1]
+    if len(sequence) == 1 and sequence[0] in ("add", "mul") and len(operands) > n:  # 30 plus 28 plus 32 equals 90
+        positions = list(range(len(operands)))
+        for values in itertools.product(*operands):
+            yield list(values), positions
 
 
 def _rounding_op(value, written, index: int, base: dict) -> dict | None:
@@ -411,14 +568,37 @@ def validate_trace(
     span_regions: list[list[dict]],
     doc=None,
     verify_timeout: float = 5.0,
+    fallback: OpFallback | None = None,
 ) -> dict:
     """One problem's operation DAG from its CoT spans: parsed, placed in the problem (``span_regions``, else the
     clause of ``doc`` around the first problem operand), executed, and checked against ``gold``.
 
+    With ``fallback`` (an operation classifier), a prose trace (no LaTeX) whose DAG does not validate is read again
+    with tier 3 for the spans that gave no op and write at least two numbers; that reading replaces the first only if
+    it validates.
+
     Returns ``ops``, ``executed_answer``, ``validated``, ``op_status`` (one of :data:`OP_STATUSES`: ``unverified``
     when the answer check gave no verdict, e.g. a timeout), ``op_status_reason`` and ``n_parse_errors``.
     """
-    ops, errors = ops_for_trace(problem, spans, span_regions)
+    row = _validated_dag(problem, gold, spans, span_regions, doc, verify_timeout)
+    if fallback is None or row["op_status"] not in ("wrong_answer", "no_ops", "execution_error"):
+        return row
+    if _LATEX_TRACE.search("".join(span["text"] for span in spans)):
+        return row  # tier 3 reads prose traces only (see TIER3_OPS)
+    read = {op["span_index"] for op in row["ops"]}
+    unread = [i for i, span in enumerate(spans) if i not in read and len(step_numbers(span["text"])) >= 2]
+    if not unread:
+        return row
+    ranked = fallback.rank_operations([spans[i]["text"] for i in unread])
+    ranks = {i: [tuple(sequence) for sequence in r] for i, r in zip(unread, ranked)}
+    tier3 = _validated_dag(problem, gold, spans, span_regions, doc, verify_timeout, ranks)
+    if tier3["validated"] and any(op["parse_tier"] == 3 for op in tier3["ops"]):
+        return tier3
+    return row
+
+
+def _validated_dag(problem, gold, spans, span_regions, doc, verify_timeout, ranks=None) -> dict:
+    ops, errors = ops_for_trace(problem, spans, span_regions, ranks)
     locate_regions(ops, span_regions, doc)
     status, reason, executed = None, "", None
     try:

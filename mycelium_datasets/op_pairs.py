@@ -5,7 +5,8 @@ One row per problem: the operation DAG of its CoT, built and validated by :func:
 safe parser of :mod:`mycelium_datasets.arith`; tier 1 the parser, with exact values (Fractions, or sympy numbers built
 from the parse tree when irrational: ``\\sqrt{117} = 3\\sqrt{13}``, ``\\pi``); tier 2 an equation in one unknown solved
 exactly, linear (``solve``) or polynomial of degree 2 to 4 (``poly_root``, the root the CoT goes on to use); tier 3,
-the operation classifier as a fallback for steps the parsers miss, is not built yet). An op's ``result`` and its
+the operation classifier as a fallback for steps the parsers miss, needs trained students: ``mycelium loop`` reads its
+mop-up CoTs with it, this artifact is built before any student exists). An op's ``result`` and its
 operands' ``value`` are ``24``, ``0.5``, ``1/3``, or LaTeX for an irrational value (``3 \\sqrt{13}``): read them
 with :func:`arith.parse_value <mycelium_datasets.arith.parse_value>`. Each operand keeps its provenance
 (a problem number with its offsets, an earlier op, or a constant) and each op its problem region (the span's IAF
@@ -36,12 +37,14 @@ from .runner import map_batches
 
 __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", "build_op_pairs", "make_ops"]
 
+# 2.3.0: the card counts operations by parse tier (tier 3, the classifier fallback, is built in op_graph and used by
+# the loop; this artifact's rows are unchanged);
 # 2.2.0: GSM8K's plain equations with a leading decimal point (".4"), an en dash or minus sign, a capital X, or a
 # currency sign after a number are read (GSM8K train yield 0.921 -> 0.951);
 # 2.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc;
 # 2.0.1: an even root of a negative irrational base is refused (2.0.0 kept a non-real value);
 # 2.0.0: values may be irrational (LaTeX strings: 3 \\sqrt{13}, 288 \\pi), new op poly_root (tier 2)
-VERSION = "2.2.0"
+VERSION = "2.3.0"
 # 1.1.0: fraction words are also their denominator; an op with neither problem operands nor an IAF region takes its
 # input's region
 INPUT_COLUMNS = ("id", "problem", "answer", "spans", "span_regions")

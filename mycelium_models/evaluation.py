@@ -93,10 +93,11 @@ def _cot_values(cot: str, ops: list[dict]) -> set[Fraction]:
     return values
 
 
-def reference_from_solution(problem: str, solution: str, gold: str | None, doc=None) -> dict:
+def reference_from_solution(problem: str, solution: str, gold: str | None, doc=None, fallback=None) -> dict:
     """A reference made on the fly from a problem's own solution text (no teacher, no attention): sentence spans,
-    then the same operation graph as ``op_pairs`` (:func:`~mycelium_datasets.op_graph.validate_trace`), each op
-    placed in the spaCy clause of its first problem operand."""
+    then the same operation graph as ``op_pairs`` (:func:`~mycelium_datasets.op_graph.validate_trace`; ``fallback``,
+    an operation classifier such as the solver, turns on parse tier 3), each op placed in the spaCy clause of its
+    first problem operand."""
     from mycelium_datasets.answers import answers_match, extract_answer
     from mycelium_datasets.cot_traces import clean_reference
     from mycelium_datasets.op_graph import validate_trace
@@ -105,7 +106,7 @@ def reference_from_solution(problem: str, solution: str, gold: str | None, doc=N
     cot, _ = clean_reference(solution)
     cuts = [0, *sentence_cuts(cot), len(cot)]
     spans = [{"text": cot[a:b], "char_start": a, "char_end": b} for a, b in zip(cuts, cuts[1:]) if b > a]
-    dag = validate_trace(problem, gold, spans, [], doc)
+    dag = validate_trace(problem, gold, spans, [], doc, fallback=fallback)
     cot_answer, _ = extract_answer(cot, allow_boxed=True)
     return {
         "cot": cot,

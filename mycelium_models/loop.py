@@ -11,7 +11,9 @@ Round 0 is the run itself (``DIR/models``, ``DIR/eval``). Each later round:
    classifier example, and its binding (the students' own operands as pointers);
 3. where configured (``--mop_up reference|teacher``), failures are mopped up: the problem's own solution, or a CoT
    the teacher writes now (the ``cot_traces`` stage itself), is parsed, and added when its DAG executes to the gold
-   answer;
+   answer; a step no parser reads is read with the current operation classifier (parse tier 3,
+   :func:`~mycelium_datasets.op_graph.validate_trace`; ``--parse_tier3 false`` turns it off), so each round's
+   students read more of the CoTs than the last round's;
 4. every student is retrained on the run's sets plus everything added so far, and evaluated on the run's unseen
    test split exactly as in ``mycelium run``.
 
@@ -58,6 +60,10 @@ class LoopArguments:
         default=None, metadata={"help": "Teacher for --mop_up teacher (default: the run's first teacher)."}
     )
     max_new_tokens: int = field(default=256, metadata={"help": "Teacher mop-up: tokens per CoT."})
+    parse_tier3: bool = field(
+        default=True,
+        metadata={"help": "Mop-up: read CoT steps the parsers miss with the current operation classifier (tier 3)."},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -201,14 +207,17 @@ def write_round_artifact(round_dir: Path, name: str, data: datasets.DatasetDict,
         dropped={},
         description=(
             f"Round {round_index} of the self-improving loop: the run's `{name}` plus the rows of problems the "
-            "students (or the mop-up) solved with an operation DAG that executes to the gold answer."
+            "students (or the mop-up) solved with an operation DAG that executes to the gold answer. This round "
+            f"added {lineage.get('added_self', 0)} problems solved by the students and "
+            f"{lineage.get('added_mop_up', 0)} mopped up, {lineage.get('added_mop_up_tier3', 0)} of them read "
+            "with parse tier 3 (a CoT step no parser read, read with the round's operation classifier)."
         ),
         limitations=["Self-labelled rows carry the students' own regions: right answer, possibly imperfect regions."],
         marker={"round": round_index, "upstream": lineage["upstream"], "provenance": lineage["provenance"]},
     )
 
 
-def train_round(run_dir, round_dir, r, base, added, artifacts, n_self, n_solved, students) -> dict:
+def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students) -> dict:
     """Write round ``r``'s training sets (the run's plus everything added so far) as artifacts, retrain every
     student on them, and evaluate the round's students on the run's test split; returns the evaluation summary."""
     from mycelium_models.evaluation import evaluate_students, references_from_run, write_eval
@@ -220,7 +229,15 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, n_self, n_solved,
 
     run_config = json.loads((run_dir / "run_config.json").read_text())
     backbone = run_config["io_tags"]["student_tokenizer"]
-    lineage = {"upstream": {}, "provenance": {}, "round": r, "added_self": n_self, "added_mop_up": n_solved - n_self}
+    n_self, n_solved, n_tier3 = counts  # added by the students, added in all, mop-ups read with parse tier 3
+    lineage = {
+        "upstream": {},
+        "provenance": {},
+        "round": r,
+        "added_self": n_self,
+        "added_mop_up": n_solved - n_self,
+        "added_mop_up_tier3": n_tier3,
+    }
     for name in artifacts:
         marker = json.loads((run_dir / ".mycelium" / f"{name}.json").read_text())
         lineage["upstream"][name] = {k: marker[k] for k in ("version", "fingerprint")}
@@ -292,6 +309,7 @@ def run_loop(args: LoopArguments) -> dict:
             **{f"{name}_train": len(base[name]["train"]) for name in artifacts},
             "added_self": 0,
             "added_mop_up": 0,
+            "added_mop_up_tier3": 0,
             "pool": 0,
             "models": str(run_dir / "models"),
         }
@@ -324,7 +342,7 @@ def run_loop(args: LoopArguments) -> dict:
                     solved.append(solved_row(p, trace_ops(p["problem"], trace)))
                 else:
                     failed.append(p)
-            n_self = len(solved)
+            n_self, n_tier3 = len(solved), 0
             if args.mop_up != "none" and failed:
                 if args.mop_up == "teacher":
                     cots = teacher_cots(failed, run_config, args, round_dir / ".mycelium" / "work" / "mop_up")
@@ -333,12 +351,14 @@ def run_loop(args: LoopArguments) -> dict:
                 docs = load_spacy(run_config["clause_regions"].get("spacy_pipeline")).pipe(
                     [p["problem"] for p in failed]
                 )
+                fallback = solver if args.parse_tier3 else None
                 for p, cot, doc in zip(failed, cots, docs):
                     if not cot:
                         continue
-                    reference = reference_from_solution(p["problem"], cot, p["answer"], doc)
+                    reference = reference_from_solution(p["problem"], cot, p["answer"], doc, fallback=fallback)
                     if reference["validated"] and any(op["region"]["char_start"] >= 0 for op in reference["ops"]):
                         solved.append(solved_row(p, reference["ops"]))
+                        n_tier3 += any(op["parse_tier"] == 3 for op in reference["ops"])
             new = student_rows(solved, backbone, max_length, binder_constants(base["bindings"]["train"]))
             (round_dir / "added.json").write_text(json.dumps({**new, "pool_ids": [p["id"] for p in pool]}))
             for name in artifacts:
@@ -349,13 +369,16 @@ def run_loop(args: LoopArguments) -> dict:
                 **{f"{name}_train": len(base[name]["train"]) + len(added[name]) for name in artifacts},
                 "added_self": n_self,
                 "added_mop_up": len(solved) - n_self,
+                "added_mop_up_tier3": n_tier3,
                 "pool": len(pool),
                 "pool_solved_by_students": n_self / len(pool) if pool else 0.0,
             }
             if not solved:  # the same training sets as the last round: retraining would only reproduce it
                 record.update(accuracy=rounds[-1]["accuracy"], models=str(models), trained=False)
             else:
-                summary = train_round(run_dir, round_dir, r, base, added, artifacts, n_self, len(solved), students)
+                summary = train_round(
+                    run_dir, round_dir, r, base, added, artifacts, (n_self, len(solved), n_tier3), students
+                )
                 record.update(accuracy=summary["accuracy"], models=str(round_dir / "models"), trained=True)
             record["seconds"] = round(time.time() - started, 1)
             done.write_text(json.dumps(record, indent=2))
@@ -397,14 +420,14 @@ def write_loop_report(loop_dir: Path, result: dict, args: LoopArguments) -> Path
         f"Settings: {json.dumps(dataclasses.asdict(args))}",
         "",
         "| round | E2E accuracy (test) | tagger rows | classifier rows | binder rows | added (students) "
-        "| added (mop-up) | pool |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| added (mop-up) | of which read with tier 3 | pool |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rounds:
         lines.append(
             f"| {r['round']} | {r['accuracy']:.3f} | {r['io_tags_train']} | {r['op_classes_train']} | "
             f"{r.get('bindings_train', '')} | "
-            f"{r['added_self']} | {r['added_mop_up']} | {r['pool']} |"
+            f"{r['added_self']} | {r['added_mop_up']} | {r.get('added_mop_up_tier3', 0)} | {r['pool']} |"
         )
     lines += [
         "",

@@ -197,20 +197,28 @@ class MyceliumSolver:
 
     # -- the classifier -----------------------------------------------------------------------------------------------
 
-    @torch.inference_mode()
     def classify(self, texts: list[str], batch_size: int = 32) -> list[list[str]]:
         """The operations of each unit text, in order (batched by length)."""
+        return [list(ranked[0]) for ranked in self.rank_operations(texts, k=1, batch_size=batch_size)]
+
+    @torch.inference_mode()
+    def rank_operations(self, texts: list[str], k: int = 3, batch_size: int = 32) -> list[list[tuple[str, ...]]]:
+        """The ``k`` most probable operation sequences of each text (``("mul", "sub")``), most probable first
+        (batched by length). This is what op parsing's tier 3 reads a CoT step it cannot parse with
+        (:class:`mycelium_datasets.op_graph.OpFallback`)."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        labels: list = [None] * len(texts)
+        ranked: list = [None] * len(texts)
+        id2label = self.classifier.config.id2label
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             encoded = self.classifier_tokenizer(
                 [texts[i] for i in chunk], padding=True, truncation=True, return_tensors="pt"
             )
-            logits = self.classifier(**{k: v.to(self.device) for k, v in encoded.items()}).logits
-            for i, label in zip(chunk, logits.argmax(-1).tolist()):
-                labels[i] = self.classifier.config.id2label[int(label)].split(LABEL_JOIN)
-        return labels
+            logits = self.classifier(**{key: v.to(self.device) for key, v in encoded.items()}).logits
+            top = logits.topk(min(k, logits.shape[-1]), dim=-1).indices.tolist()
+            for i, labels in zip(chunk, top):
+                ranked[i] = [tuple(id2label[int(label)].split(LABEL_JOIN)) for label in labels]
+        return ranked
 
     # -- the binder ---------------------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from mycelium_datasets.arith import parse_value
 from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.equations import latex_statements, math_segments, plain_equations
 from mycelium_datasets.numbers import problem_numbers
-from mycelium_datasets.op_graph import execute, ops_for_trace, validate_trace
+from mycelium_datasets.op_graph import execute, named_ops, ops_for_trace, step_numbers, validate_trace
 from mycelium_datasets.op_pairs import make_ops
 from mycelium_models.job import split_options
 
@@ -307,3 +307,94 @@ def test_symbolic_bombs_in_a_cot_are_recorded_errors():
     started = time.monotonic()
     ops, errors = ops_for_trace("x", spans_of(cot), [[]])
     assert ops == [] and errors >= 2 and time.monotonic() - started < 5
+
+
+# -- tier 3: a step no parser reads, read with an operation classifier ---------------------------------------------
+
+# GSM8K train (gsm8k_train-002041): the reference writes every step in words, so tiers 1 and 2 read nothing
+PIZZA = (
+    "Phil and Andre decide to order some pizza. They get a small cheese and a large pepperoni. The small pizza has 8 "
+    "slices, The large has 14 slices. They have both eaten 9 slices already. How many pieces are left per person?"
+)
+PIZZA_COT = [
+    "There are 22 pieces of pizza because 14 plus 8 equals 22.\n",
+    "They have eaten 18 pieces of pizza because 9 plus 9 equals 18.\n",
+    "There are 4 pieces of pizza left because 22 minus 18 equals 4.\n",
+    "There are 2 pieces per person because 4 divided by 2 equals 2.\n",
+    "The answer is 2.",
+]
+
+
+class Ranking:
+    """An operation classifier's answer, fixed: the same ranked sequences for every text (what tier 3 asks of a
+    classifier is only this ranking; the real students' ranking is tested in test_students.py)."""
+
+    def __init__(self, *sequences):
+        self.sequences, self.asked = [tuple(s) for s in sequences], []
+
+    def rank_operations(self, texts, k=3):
+        self.asked.append(list(texts))
+        return [list(self.sequences) for _ in texts]
+
+
+def test_tier3_reads_steps_in_words_and_keeps_them_only_when_the_dag_reaches_the_gold():
+    spans = spans_of(*PIZZA_COT)
+    plain = validate_trace(PIZZA, "2", spans, [[] for _ in spans])
+    assert plain["op_status"] == "no_ops" and plain["ops"] == []
+    ranking = Ranking(("mul",))  # the classifier's first guess is wrong for every step; the written results decide
+    row = validate_trace(PIZZA, "2", spans, [[] for _ in spans], fallback=ranking)
+    assert row["validated"] and row["op_status"] == "validated"
+    assert [(op["op"], [o["value"] for o in op["operands"]], op["result"]) for op in row["ops"]] == [
+        ("add", ["14", "8"], "22"),
+        ("add", ["9", "9"], "18"),
+        ("sub", ["22", "18"], "4"),
+        ("div", ["4", "2"], "2"),
+    ]
+    assert {op["parse_tier"] for op in row["ops"]} == {3}
+    assert [o["source"] for o in row["ops"][2]["operands"]] == ["op", "op"]  # 22 and 18 are earlier results
+    assert ranking.asked == [[t for t in PIZZA_COT[:4]]]  # one call per problem; "The answer is 2." has one number
+    assert execute(row["ops"], PIZZA) == 2  # the DAG runs from provenance alone
+    wrong_gold = validate_trace(PIZZA, "3", spans, [[] for _ in spans], fallback=ranking)
+    assert wrong_gold == plain  # a tier-3 reading that misses the gold is not kept: the row is tiers 1-2's
+
+
+def test_tier3_prefers_the_classifiers_operation_and_never_reads_against_the_steps_own_words():
+    problem = "Tom has 2 red and 2 blue balls. How many balls does he have?"
+    spans = spans_of("He has 4 balls because 2 and 2 make 4.\n", "The answer is 4.")
+    as_mul = validate_trace(problem, "4", spans, [[]] * 2, fallback=Ranking(("mul",)))
+    as_add = validate_trace(problem, "4", spans, [[]] * 2, fallback=Ranking(("add",)))
+    assert [op["op"] for op in as_mul["ops"]] == ["mul"] and [op["op"] for op in as_add["ops"]] == ["add"]
+    # the step names its operation: "4 * 2" is never read as 4 + 2, whatever the classifier says
+    spans = spans_of("Spiders have twice that, so we multiply 4*2 to find 8 legs.\n", "The answer is 8.")
+    row = validate_trace("Humans have 4 legs in two pairs.", "8", spans, [[]] * 2, fallback=Ranking(("add",)))
+    assert [(op["op"], [o["value"] for o in op["operands"]]) for op in row["ops"]] == [("mul", ["4", "2"])]
+    assert named_ops("12cm*(3/4) = 9cm") == {"mul", "div"} and named_ops("8 minus 6 equals 2") == {"sub"}
+    assert named_ops("9 t-shirts for 3 days") == set()  # a hyphen inside a word is not a minus
+
+
+def test_tier3_never_takes_the_result_a_step_restates_nor_an_identity():
+    problem = "26 desserts are shared by 13 students. How many does each get?"
+    # "gets 2 ... equals 2": the first 2 restates the result; 26 * 2 / 26 or 2 * 1 would reach 2 by another route
+    spans = spans_of("Each student gets 2 desserts because 26 divided by 13 equals 2.\n", "The answer is 2.")
+    row = validate_trace(problem, "2", spans, [[]] * 2, fallback=Ranking(("mul", "div"), ("mul",)))
+    assert [(op["op"], [o["value"] for o in op["operands"]]) for op in row["ops"]] == [("div", ["26", "13"])]
+    assert [numbers for numbers in step_numbers(PIZZA_COT[0])] == [[22], [14], [8], [22]]
+    spans = spans_of("So 1 times 100 equals 100 dollars.\n", "The answer is 100.")
+    row = validate_trace("He has 100 dollars.", "100", spans, [[]] * 2, fallback=Ranking(("mul",)))
+    assert row["op_status"] == "no_ops"  # 1 * 100 hands back its input: no reading, and nothing to validate
+
+
+def test_tier3_never_reads_a_latex_trace():
+    # MATH-500 dev (math500-226): counting, not arithmetic; 1 + 2 would "reach" the boxed 3 by coincidence
+    problem = (
+        "How many ways are there to put 5 balls in 2 boxes if the balls are not distinguishable and neither are the "
+        "boxes?"
+    )
+    solution = (
+        "Since both the balls and boxes are indistinguishable, we can arrange them with 5 in one and 0 in the other, "
+        "4 in one and 1 in the other, or 3 in one and 2 in the other, for a total of $\\boxed{3}$ different "
+        "arrangements."
+    )
+    ranking = Ranking(("add",))
+    row = validate_trace(problem, "3", spans_of(solution), [[]], fallback=ranking)
+    assert not row["validated"] and ranking.asked == []  # the classifier is not even asked

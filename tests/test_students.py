@@ -376,6 +376,25 @@ def test_the_solver_answers_simple_one_and_two_step_problems(models_dir):
     assert right >= 4, [(t["answer"], gold) for t, (_, _, gold) in zip(traces, SIMPLE)]
 
 
+def test_the_solvers_classifier_is_the_fallback_of_op_parsing_tier3(models_dir):
+    from test_op_pairs import PIZZA, PIZZA_COT, spans_of
+
+    from mycelium_datasets.op_graph import validate_trace
+    from mycelium_models.solver import MyceliumSolver
+
+    solver = MyceliumSolver.from_pretrained(models_dir)
+    texts = ["There are 4 pieces of pizza left because 22 minus 18 equals 4.", "She buys 3 more."]
+    k = min(3, solver.classifier.config.num_labels)
+    ranked = solver.rank_operations(texts, k=k)
+    labels = {tuple(label.split("+")) for label in solver.classifier.config.id2label.values()}
+    assert all(len(r) == len(set(r)) == k and set(r) <= labels for r in ranked)
+    assert [list(r[0]) for r in ranked] == solver.classify(texts)  # the top sequence is the classifier's answer
+    spans = spans_of(*PIZZA_COT)
+    row = validate_trace(PIZZA, "2", spans, [[] for _ in spans], fallback=solver)
+    assert row["validated"] and {op["parse_tier"] for op in row["ops"]} == {3}
+    assert validate_trace(PIZZA, "2", spans, [[] for _ in spans])["op_status"] == "no_ops"  # off: not read
+
+
 def test_solver_names_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="tagger/config.json is missing"):
         MyceliumSolver.from_pretrained(tmp_path)
@@ -578,6 +597,7 @@ def test_loop_adds_validated_problems_and_versions_each_round(run_dir):
     assert [r["round"] for r in result["rounds"]] == [0, 1]
     round1 = result["rounds"][1]
     assert round1["added_self"] + round1["added_mop_up"] > 0  # the reference mop-up validates gsm_symbolic problems
+    assert 0 <= round1["added_mop_up_tier3"] <= round1["added_mop_up"]  # read with the round's classifier, counted
     round_dir = run_dir / "loop" / "round-1"
     on_disk = {name: read_artifact(round_dir / name) for name in ("io_tags", "bindings")}  # never via a cache
     io_tags = on_disk["io_tags"]
