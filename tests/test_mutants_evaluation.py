@@ -12,8 +12,10 @@ from mycelium_models.evaluation import (
     STAGES,
     attribute,
     evaluate_students,
+    ladder_markdown,
     reference_binding,
     reference_from_solution,
+    render_eval_markdown,
     summarize,
     write_eval,
 )
@@ -330,3 +332,81 @@ def test_the_evaluation_is_written_into_a_new_nested_folder_and_rewritten_in_pla
         write_eval(out, summary, rows)
     written = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(written) == len(rows) and written[0]["value"] == "1/3"
+
+
+def markdown_blocks_are_well_formed(report: str) -> None:
+    """What a Markdown renderer needs: a heading, a table and a figure stand apart from the text around them (a blank
+    line before and after), a table's second row is its separator with one cell per header cell, one final newline."""
+    assert report.endswith("\n") and not report.endswith("\n\n")
+    lines = report.split("\n")[:-1]
+    for k, line in enumerate(lines):
+        if line.startswith("#") or line.startswith("!["):
+            assert k == 0 or lines[k - 1] == "", (k, line)
+            assert lines[k + 1] == "", (k, line)
+        if line.startswith("|") and not lines[k - 1].startswith("|"):  # a table's first row
+            assert lines[k - 1] == "", (k, line)
+            assert lines[k + 1] == "|" + " --- |" * (line.count("|") - 1), (k, line)
+
+
+def test_the_report_is_well_formed_markdown_with_its_tables_and_prose(evaluated):
+    _, _, summary, rows = evaluated
+    report = render_eval_markdown(summary, rows, "Tiny", "attribution.png")
+    markdown_blocks_are_well_formed(report)
+    lines = report.splitlines()
+    assert lines[:6] == [
+        "# Tiny",
+        "",
+        "The students alone, no chain of thought (`\\boxed{}` plays no part).",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+    ]
+    for line in [
+        "| rung | inputs | answered correctly | accuracy |",
+        "## Error attribution",
+        "First stage that went wrong, in the field guide's order (rules: `mycelium_models/evaluation.py`, "
+        "docs/evaluation.md).",
+        "| stage | wrong answers | share |",
+        f"| solver throughput | {summary['problems_per_second']} problems/s |",
+    ]:
+        assert line in lines, line
+    assert "![attribution]" not in render_eval_markdown(summary, rows, "Tiny", None)
+
+
+def test_the_report_without_a_ladder_or_throughput_and_with_many_examples():
+    long_problem = "".join(chr(97 + k % 26) for k in range(340))  # abc...z abc...: no two cuts alike
+    rows = [
+        {
+            "id": f"w{k}",
+            "problem": long_problem,
+            "gold": "1",
+            "answer": "2",
+            "correct": False,
+            "scored": True,
+            "stage": "SELECTION",
+            "reason": "x" * 400,
+            "ops": [],
+            "teacher_correct": None,
+            "reference_validated": False,
+        }
+        for k in range(5)
+    ]
+    rows += [{**r, "id": f"r{k}", "correct": True, "stage": None, "answer": "1"} for k, r in enumerate(rows)]
+    summary = summarize(rows)  # no time measured: no throughput line
+    summary["ladder"] = {rung: {"description": "d", "correct": 0, "n": 0, "accuracy": 0.0} for rung in "abcd"}
+    assert ladder_markdown(summary["ladder"]) == [] and ladder_markdown(None) == []
+    report = render_eval_markdown(summary, rows, "Many", "attribution.png")
+    markdown_blocks_are_well_formed(report)
+    assert "Oracle ladder" not in report and "throughput" not in report
+    # three examples per stage and three solved ones, each problem cut to 220 characters and each reason to 300
+    assert [line[:6] for line in report.splitlines() if line.startswith("- `")] == [
+        "- `w0`",
+        "- `w1`",
+        "- `w2`",
+        "- `r0`",
+        "- `r1`",
+        "- `r2`",
+    ]
+    assert report.count(f"`w0`: {long_problem[:220]}  \n") == 1 and long_problem[:221] not in report
+    assert f"why: {'x' * 300}\n" in report
+    assert "  none -> **1**\n" not in report and "  \n   -> **1**\n" in report  # a solved row without ops
