@@ -410,3 +410,41 @@ def test_the_report_without_a_ladder_or_throughput_and_with_many_examples():
     assert report.count(f"`w0`: {long_problem[:220]}  \n") == 1 and long_problem[:221] not in report
     assert f"why: {'x' * 300}\n" in report
     assert "  none -> **1**\n" not in report and "  \n   -> **1**\n" in report  # a solved row without ops
+
+
+def test_the_attribution_figure_shows_each_stage_s_count_in_the_field_guide_s_order(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from mycelium_models.evaluation import plot_attribution
+
+    shown = []
+    close = plt.close
+
+    def keep(fig=None):  # the figure as it was saved, then closed as plot_attribution asks
+        shown.append(fig if fig is not None else plt.gcf())
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    counts = dict.fromkeys(STAGES, 0) | {"ANSWER_NOT_IN_COT": 1, "SEGMENTATION": 4, "EXECUTION": 2}
+
+    def drawn(attribution):
+        summary = {"attribution": attribution, "wrong": sum(attribution.values()), "n_scored": 10}
+        plot_attribution(summary, tmp_path / "a.png")
+        (ax,) = shown[-1].axes
+        bars = sorted(ax.patches, key=lambda bar: -bar.get_y())  # top to bottom
+        labels = {tick.get_position()[1]: tick.get_text() for tick in ax.get_yticklabels()}
+        return ax, [(labels[round(bar.get_y() + bar.get_height() / 2)], bar.get_width()) for bar in bars]
+
+    ax, bars = drawn(counts)
+    # from the top, the field guide's order; UNATTRIBUTED only when something is
+    assert bars == [(stage, counts[stage]) for stage in STAGES[:-1]]
+    assert [text.get_text() for text in ax.texts] == [str(counts[s]) for s in reversed(STAGES[:-1])]
+    assert ax.get_title() == "Error attribution (7 wrong of 10)"
+    assert ax.get_xlabel() == "wrong answers attributed to the stage"
+    assert {bar.get_facecolor() for bar in ax.patches} == {to_rgba("#4a7ab0")}
+    png = (tmp_path / "a.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (880, 396)  # 8 x 3.6 in, 110 dpi
+    _, bars = drawn(counts | {"UNATTRIBUTED": 3})
+    assert bars[-1] == ("UNATTRIBUTED", 3) and len(bars) == len(STAGES)
