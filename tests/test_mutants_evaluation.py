@@ -328,10 +328,13 @@ def test_the_evaluation_is_written_into_a_new_nested_folder_and_rewritten_in_pla
     _, _, summary, rows = evaluated
     out = tmp_path / "runs" / "eval"  # its parent does not exist yet
     rows = [{**rows[0], "value": Fraction(1, 3)}, *rows[1:]]  # a value JSON has no type for is written as text
+    summary = {**summary, "value": Fraction(2, 3)}
     for _ in range(2):  # a second evaluation into the same folder replaces the first
         write_eval(out, summary, rows)
     written = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(written) == len(rows) and written[0]["value"] == "1/3"
+    assert json.loads((out / "eval.json").read_text())["value"] == "2/3"
+    assert (out / "report.md").read_text().startswith("# Mycelium evaluation\n")  # the default title
 
 
 def markdown_blocks_are_well_formed(report: str) -> None:
