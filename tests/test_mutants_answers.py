@@ -126,3 +126,17 @@ def test_normalize_gold_refuses_an_unknown_shape():
 )
 def test_plain_fractions_are_decided_exactly_in_this_process(pred, gold):
     assert answers_match(pred, gold) == Verdict(True, "exact")
+
+
+@pytest.mark.parametrize(
+    "pred, gold, verdict",
+    [
+        (None, "3", (False, "missing")),  # no prediction against a real gold: wrong, and said why
+        ("", "3", (False, "missing")),
+        ("  ", "3", (False, "missing")),
+        ("3", None, (None, "missing")),  # no gold: not scored
+        ("None", "None", (True, "identical")),  # the text "None" is an answer like any other
+    ],
+)
+def test_a_missing_prediction_or_gold_is_decided_before_any_comparison(pred, gold, verdict):
+    assert answers_match(pred, gold) == Verdict(*verdict)
