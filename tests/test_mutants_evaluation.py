@@ -451,3 +451,40 @@ def test_the_attribution_figure_shows_each_stage_s_count_in_the_field_guide_s_or
     assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (880, 396)  # 8 x 3.6 in, 110 dpi
     _, bars = drawn(counts | {"UNATTRIBUTED": 3})
     assert bars[-1] == ("UNATTRIBUTED", 3) and len(bars) == len(STAGES)
+
+
+def test_the_verification_time_limit_reaches_every_comparison(evaluated, monkeypatch):
+    from mycelium_datasets import answers
+
+    students, _, _, _ = evaluated
+    limits = []
+    real = answers.answers_match
+
+    def spy(pred, gold, timeout=5.0):
+        limits.append(timeout)
+        return real(pred, gold, timeout=timeout)
+
+    from mycelium_datasets.defaults import load_spacy
+
+    references = {
+        p["id"]: reference_from_solution(p["problem"], p["solution"], p["answer"], load_spacy(None)(p["problem"]))
+        for p in PROBLEMS[:2]
+    }
+    monkeypatch.setattr(answers, "answers_match", spy)
+    summary, _ = evaluate_students(students, PROBLEMS, references, verify_timeout=0.25, progress=False)
+    # the students' three scored answers, then rungs a, b and c on the two problems of the ladder
+    assert limits == [0.25] * 9 and summary["correct"] == 1
+
+
+def test_a_reference_whose_binding_does_not_execute_is_wrong_on_the_ladder_s_first_rung():
+    from mycelium_datasets.defaults import load_spacy
+
+    p = PROBLEMS[0]
+    reference = reference_from_solution(p["problem"], p["solution"], p["answer"], load_spacy(None)(p["problem"]))
+    binding = reference_binding(p["problem"], reference)
+    zero = {"kind": "op", "index": 1}  # mul takes sub's result, which takes mul's: a cycle, nothing executes
+    broken = {**binding, "ops": [{**binding["ops"][0], "operands": [zero, zero]}, binding["ops"][1]]}
+    students = ScriptedStudents()
+    summary, rows = evaluate_students(students, [p], {"eggs": {**reference, "binding": broken}}, progress=False)
+    assert summary["ladder"]["a"]["n"] == 1 and summary["ladder"]["a"]["correct"] == 0
+    assert rows[0]["ladder"]["a"] is False
