@@ -14,6 +14,7 @@ from mycelium_datasets.arith import (
     ParseError,
     apply,
     evaluate,
+    linear_form,
     parse_expression,
     polynomial_roots,
     solve_equation,
@@ -470,3 +471,17 @@ def test_poly_root_with_irrational_coefficients_and_assigned_letters():
 def test_equations_refused_and_why(solver, left, right, reason):
     with refused(reason):
         solver(left, right)
+
+
+@pytest.mark.parametrize(
+    "text, form",
+    [("2x + 3", (2, 3)), (r"\frac{x}{4} - 1", (F(1, 4), -1)), ("5", (0, 5)), ("x", (1, 0)), ("x - x + 4", (0, 4))],
+)
+def test_linear_form_reads_a_and_b_of_a_linear_side(text, form):
+    # a public helper (a * u + b of one side) that solve_equation no longer calls: it reads polynomial_form itself
+    assert linear_form(parse_expression(text, latex=True, variables={"x": None})) == form
+
+
+def test_linear_form_refuses_a_side_of_higher_degree():
+    with refused("not linear in the unknown"):
+        linear_form(parse_expression("x^2 + 1", latex=True, variables={"x": None}))
