@@ -488,3 +488,18 @@ def test_a_reference_whose_binding_does_not_execute_is_wrong_on_the_ladder_s_fir
     summary, rows = evaluate_students(students, [p], {"eggs": {**reference, "binding": broken}}, progress=False)
     assert summary["ladder"]["a"]["n"] == 1 and summary["ladder"]["a"]["correct"] == 0
     assert rows[0]["ladder"]["a"] is False
+
+
+def test_references_are_made_with_the_spacy_pipeline_asked_for(monkeypatch):
+    from mycelium_datasets import defaults
+
+    asked = []
+    real = defaults.load_spacy
+
+    def spy(name=None):
+        asked.append(name)
+        return real(None)
+
+    monkeypatch.setattr(defaults, "load_spacy", spy)
+    summary, _ = evaluate_students(ScriptedStudents(), PROBLEMS[:2], spacy_pipeline="my_pipeline", progress=False)
+    assert asked == ["my_pipeline"] and summary["reference_validated"] == 2  # one pipeline for every reference
