@@ -140,3 +140,26 @@ def test_plain_fractions_are_decided_exactly_in_this_process(pred, gold):
 )
 def test_a_missing_prediction_or_gold_is_decided_before_any_comparison(pred, gold, verdict):
     assert answers_match(pred, gold) == Verdict(*verdict)
+
+
+def test_a_forgotten_worker_starts_its_own_and_does_not_wait_for_the_parent_s_lock():
+    """What a process forked from one with a running verification worker does (answers registers forget at fork):
+    the parent's worker and lock are the parent's; this one starts its own worker on first use."""
+    from mycelium_datasets.answers import _VerifyWorker
+
+    worker = _VerifyWorker()
+    parents = None
+    try:
+        assert worker.run(r"\sqrt{9}", "3", 60)[0] is True
+        parents, pipe = worker._proc, worker._conn  # still the parent's (its process keeps them)
+        worker._lock.acquire()  # held by another thread of the parent at the moment it forked
+        worker.forget()
+        assert worker.run(r"\sqrt{16}", "4", 60)[0] is True  # no deadlock on the parent's lock
+        assert worker._proc is not parents and worker._proc.is_alive() and parents.is_alive()
+        pipe.send((r"\sqrt{25}", "5"))  # and the parent's still answers the parent
+        assert pipe.poll(60) and pipe.recv()[0] is True
+    finally:
+        worker.close()
+        if parents is not None:
+            parents.kill()
+            parents.join(5)
