@@ -292,7 +292,7 @@ def test_references_from_a_run_join_the_teacher_s_cots_and_their_operation_graph
         "validated": False,
     }
     assert only_traces["c"]["cot_correct"] is False and only_traces["c"]["cot_answer"] == "3"
-    op = {"op": "add", "result": "6"}
+    op, other = {"op": "add", "result": "6"}, {"op": "add", "result": "2"}
     write_artifact(
         tmp_path / "op_pairs",
         {
@@ -300,16 +300,17 @@ def test_references_from_a_run_join_the_teacher_s_cots_and_their_operation_graph
                 {"id": "a", "ops": [op], "validated": True},
                 {"id": "z", "ops": [op], "validated": True},  # no trace: not a reference
             ],
-            "test": [{"id": "c", "ops": [], "validated": False}],
+            "test": [{"id": "c", "ops": [other], "validated": False}],
         },
     )
     refs = references_from_run(tmp_path)
     assert sorted(refs) == ["a", "c"]
     assert refs["a"]["ops"] == [op] and refs["a"]["validated"] is True
-    assert refs["c"]["ops"] == [] and refs["c"]["validated"] is False
+    assert refs["c"]["ops"] == [other] and refs["c"]["validated"] is False
+    # one split: its traces joined with its own operation graphs, the other split's left out of both
     test_only = references_from_run(str(tmp_path), split="test")
     assert test_only == {"c": refs["c"]}
-    assert sorted(references_from_run(tmp_path, split="train")) == ["a"]
+    assert references_from_run(tmp_path, split="train") == {"a": refs["a"]}
 
 
 def test_a_problem_without_text_is_asked_as_empty_text_and_scored():
@@ -395,6 +396,7 @@ def test_the_report_without_a_ladder_or_throughput_and_with_many_examples():
         for k in range(5)
     ]
     rows += [{**r, "id": f"r{k}", "correct": True, "stage": None, "answer": "1"} for k, r in enumerate(rows)]
+    rows[1]["problem"] = rows[6]["problem"] = None  # a problem without text is listed with none
     summary = summarize(rows)  # no time measured: no throughput line
     summary["ladder"] = {rung: {"description": "d", "correct": 0, "n": 0, "accuracy": 0.0} for rung in "abcd"}
     assert ladder_markdown(summary["ladder"]) == [] and ladder_markdown(None) == []
@@ -412,7 +414,9 @@ def test_the_report_without_a_ladder_or_throughput_and_with_many_examples():
     ]
     assert report.count(f"`w0`: {long_problem[:220]}  \n") == 1 and long_problem[:221] not in report
     assert f"why: {'x' * 300}\n" in report
-    assert "  none -> **1**\n" not in report and "  \n   -> **1**\n" in report  # a solved row without ops
+    assert "  none -> **1**\n" not in report  # a solved row without ops has none to show
+    assert f"- `r0`: {long_problem[:220]}  \n   -> **1**\n" in report
+    assert "- `w1`:   \n  gold 1, answer 2; ops: none  \n" in report and "- `r1`:   \n   -> **1**\n" in report
 
 
 def test_the_attribution_figure_shows_each_stage_s_count_in_the_field_guide_s_order(tmp_path, monkeypatch):

@@ -173,3 +173,12 @@ def test_map_batches_never_hands_back_rows_cached_from_other_code(tmp_path, monk
     assert map_batches(data, add_helper, batch_size=2, features=features)["x"] == [2, 3, 4]
     monkeypatch.setitem(HELPER, "add", 10)
     assert map_batches(data, add_helper, batch_size=2, features=features)["x"] == [11, 12, 13]
+
+
+def test_map_in_parts_never_hands_back_rows_cached_from_other_code(tmp_path, monkeypatch):
+    datasets.Dataset.from_dict({"x": [1, 2, 3]}).save_to_disk(str(tmp_path / "data"))
+    data = datasets.load_from_disk(str(tmp_path / "data"))
+    features = datasets.Features({"x": datasets.Value("int64")})
+    assert map_in_parts(data, add_helper, work_dir=tmp_path / "w1", features=features)["x"] == [2, 3, 4]
+    monkeypatch.setitem(HELPER, "add", 10)  # a new run (its own parts folder) after an edit to the helper
+    assert map_in_parts(data, add_helper, work_dir=tmp_path / "w2", features=features)["x"] == [11, 12, 13]
