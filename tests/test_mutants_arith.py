@@ -485,3 +485,26 @@ def test_linear_form_reads_a_and_b_of_a_linear_side(text, form):
 def test_linear_form_refuses_a_side_of_higher_degree():
     with refused("not linear in the unknown"):
         linear_form(parse_expression("x^2 + 1", latex=True, variables={"x": None}))
+
+
+FIVE = apply("add", [F(1), SQRT2, SQRT3, apply("sqrt", [F(5)]), apply("sqrt", [F(7)])])  # a sum of 5 terms
+FOUR = apply("add", [F(1), SQRT2, SQRT3, apply("sqrt", [F(5)])])  # of 4
+
+
+def test_expansion_limits_at_their_edges():
+    f5, f4 = float(FIVE), float(FOUR)
+    # a product: its sums' term counts multiplied (a number counts once): 5 * 5 * 5 * 4 = 500 is the most
+    assert float(apply("mul", [FIVE, FIVE, FIVE, FOUR])) == pytest.approx(f5**3 * f4, rel=1e-12)
+    assert float(apply("mul", [FOUR] * 4 + [F(2)])) == pytest.approx(2 * f4**4, rel=1e-12)  # 256 terms
+    with refused("product with more than 500 terms to expand"):
+        apply("mul", [FOUR] * 5 + [F(2)])  # 1024
+    # a power of a sum: (3 terms)^12 expands to C(14, 12) = 91 terms
+    three = apply("add", [F(1), SQRT2, SQRT3])
+    assert float(apply("pow", [three, F(12)])) == pytest.approx(float(three) ** 12, rel=1e-12)
+    # an exponent's denominator up to 64
+    assert float(apply("pow", [SQRT2, F(1, 64)])) == pytest.approx(2 ** (1 / 128), rel=1e-12)
+
+
+def test_a_product_of_degree_5_is_refused_even_when_a_later_term_cancels_it():
+    with refused("polynomial of degree above 4"):
+        solve_polynomial("x^3 x^2 - x^3 x^2 + x^2", "4")
