@@ -430,28 +430,35 @@ def with_binding(reference, ops, answer_op):
     return {**reference, "binding": {**binding, "ops": operations, "answer_op": answer_op}}
 
 
-def test_add_and_mul_compare_operands_and_results_as_multisets_other_operations_as_sequences(reference):
+@pytest.mark.parametrize("results", [[result(1), result(0)], [result(0), result(1)]])
+def test_add_and_mul_compare_operands_and_results_as_multisets_other_operations_as_sequences(reference, results):
     # reference: mul(3, 12), add(5, 3), then the two results combined; the trace writes every operand list reversed
     def attribution(last):
         ref = with_binding(
             reference,
-            [("mul", 0, [q("3"), q("12")]), ("add", 1, [q("5"), q("3")]), (last, 1, [result(1), result(0)])],
+            [("mul", 0, [q("3"), q("12")]), ("add", 1, [q("5"), q("3")]), (last, 1, results)],
             2,
         )
         t = solved(
             ref,
             [("mul", 0), ("add", 1), (last, 1)],
-            [[q("12"), q("3")], [q("3"), q("5")], [result(0), result(1)]],
+            [[q("12"), q("3")], [q("3"), q("5")], results[::-1]],
             2,
         )
         return attribute(t, "31", ref)
 
     assert attribution("add") == ("EXECUTION", "every stage matched the reference, yet the DAG executes to 44")
     assert attribution("mul") == ("EXECUTION", "every stage matched the reference, yet the DAG executes to 288")
+    edges = [tuple(p["index"] for p in results)]
     assert attribution("sub") == (
         "DEPENDENCY",
-        "3 operations with result edges [(), (), (0, 1)]; reference 3 with [(), (), (1, 0)]",
+        f"3 operations with result edges [(), (), {edges[0][::-1]}]; reference 3 with [(), (), {edges[0]}]",
     )
+    ref = with_binding(reference, [("mul", 0, [q("3"), q("12")]), ("add", 1, [q("5"), q("3")])], 1)
+    one = solved(ref, [("mul", 0), ("add", 1)], [[q("3"), q("12")], [q("5"), q("3")]], 1)
+    # the reference's second unit holds two operations and the trace's one: its sequence, joined
+    two = with_binding(ref, [("mul", 0, [q("3"), q("12")]), ("add", 1, [q("5"), q("3")]), ("add", 1, results)], 2)
+    assert attribute(one, "31", two) == ("CLASSIFICATION", "unit 'He breaks 5 eggs' classified add, reference add+add")
 
 
 def test_constants_are_compared_by_value_and_apart_from_results(reference):
