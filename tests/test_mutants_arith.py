@@ -508,3 +508,14 @@ def test_expansion_limits_at_their_edges():
 def test_a_product_of_degree_5_is_refused_even_when_a_later_term_cancels_it():
     with refused("polynomial of degree above 4"):
         solve_polynomial("x^3 x^2 - x^3 x^2 + x^2", "4")
+
+
+def test_symbolic_values_are_equal_by_value_not_by_how_they_were_made():
+    from mycelium_datasets.arith import values_equal
+
+    assert values_equal(apply("div", [F(2), SQRT2]), SQRT2)  # 2 / sqrt2, rationalized
+    assert values_equal(
+        apply("mul", [ONE_PLUS_SQRT2, ONE_PLUS_SQRT2]), apply("add", [F(3), apply("mul", [F(2), SQRT2])])
+    )
+    assert not values_equal(ONE_PLUS_SQRT2, SQRT2)  # they differ by exactly 1
+    assert not values_equal(SQRT2, F(1)) and values_equal(F(1, 2), F(2, 4))
