@@ -142,6 +142,10 @@ def test_a_missing_prediction_or_gold_is_decided_before_any_comparison(pred, gol
     assert answers_match(pred, gold) == Verdict(*verdict)
 
 
+def test_a_blank_gold_is_missing_too():
+    assert answers_match("3", "  ").method == "missing"  # never compared with the prediction
+
+
 def test_a_forgotten_worker_starts_its_own_and_does_not_wait_for_the_parent_s_lock():
     """What a process forked from one with a running verification worker does (answers registers forget at fork):
     the parent's worker and lock are the parent's; this one starts its own worker on first use."""
