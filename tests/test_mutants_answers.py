@@ -167,3 +167,16 @@ def test_a_forgotten_worker_starts_its_own_and_does_not_wait_for_the_parent_s_lo
         if parents is not None:
             parents.kill()
             parents.join(5)
+
+
+def test_answers_longer_than_the_limit_are_not_compared_and_the_limit_itself_is_fine():
+    from mycelium_datasets.answers import MAX_ANSWER_CHARS
+
+    longest, longer = "1" * MAX_ANSWER_CHARS, "1" * (MAX_ANSWER_CHARS + 1)
+    assert answers_match(longest, longest) == Verdict(True, "identical")
+    assert answers_match(longer, "1") == Verdict(None, "too_long")
+    assert answers_match("1", longer) == Verdict(None, "too_long")
+
+
+def test_a_plain_number_against_an_expression_goes_to_math_verify():
+    assert answers_match("3", r"\sqrt{9}") == Verdict(True, "math_verify")  # not decided as plain numbers
