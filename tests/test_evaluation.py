@@ -286,3 +286,207 @@ def test_a_percent_is_two_quantities_and_the_executor_records_every_pointer():
         "char_start": 8,
         "char_end": 10,
     }
+
+
+# The reasons: each wrong answer's "why" line in report.md. A reason names what differs from the reference (which unit,
+# which operation, which operands, which result edges), so each is pinned here for one known failure per rule.
+
+
+def test_the_reason_of_each_stage_names_what_went_wrong(reference):
+    assert attribute(right(reference), "99", reference) == (
+        "ANSWER_NOT_IN_COT",
+        "the gold answer 99 appears nowhere in the CoT",
+    )
+    cut = {**reference, "finish_reason": "length"}
+    assert attribute(right(reference), "31", cut) == ("TEACHER_ERROR", "the CoT was cut at the token limit")
+    wrong = {**reference, "cot_correct": False, "cot_answer": "36"}
+    assert attribute(right(reference), "31", wrong) == ("TEACHER_ERROR", "the CoT answers 36, gold is 31")
+    first = (0, PROBLEM.index(" each") + 5)
+    missed = solved(reference, [("mul", 0)], [[q("3"), q("12")]], 0, units=[first])
+    assert attribute(missed, "31", reference) == (
+        "SEGMENTATION",
+        "missed reference units ['He breaks 5 eggs'], spurious units []",
+    )
+    added = solved(reference, [("mul", 0), ("add", 1)], [[q("3"), q("12")], [result(0), q("5")]], 1)
+    assert attribute(added, "31", reference) == (
+        "CLASSIFICATION",
+        "unit 'He breaks 5 eggs' classified add, reference sub",
+    )
+    two_ops = solved(
+        reference,
+        [("mul", 0), ("mul", 0), ("sub", 1)],
+        [[q("3"), q("12")], [result(0), q("3")], [result(1), q("5")]],
+        2,
+    )
+    assert attribute(two_ops, "31", reference) == (
+        "CLASSIFICATION",
+        "unit 'Tom has 3 boxes with 12 eggs each' classified mul+mul, reference mul",
+    )
+    # quantities by their position in the problem (3 is quantity 0, 5 is quantity 2), a result by its kind
+    other = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [result(0), q("3")]], 1)
+    assert attribute(other, "31", reference) == (
+        "EXTRACTION",
+        "operation 1 (sub) takes ['a result', '0'], reference ['a result', '2']",
+    )
+    empty = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], []], 1)
+    assert attribute(empty, "31", reference) == ("EXTRACTION", "operations [1] found no operand")  # the solver's
+    first_op = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [result(0), q("5")]], 0)
+    assert attribute(first_op, "31", reference) == ("SELECTION", "operation 0 was the answer, reference 1")
+    assert attribute(first_op, "31", None) == ("SELECTION", "operation 1 computed 31, but 0 was the answer")
+    cycle = solved(reference, [("div", 0), ("sub", 1)], [[q("3"), result(1)], [result(0), q("5")]], 1)
+    assert attribute(cycle, "31", None) == ("EXECUTION", "operation 0 depends on its own result")
+    commuted = solved(reference, [("mul", 0), ("sub", 1)], [[q("12"), q("3")], [result(0), q("5")]], 1)
+    assert attribute(commuted, "30", {**reference, "cot": reference["cot"] + " Or 30."}) == (
+        "EXECUTION",
+        "every stage matched the reference, yet the DAG executes to 31",
+    )
+    swapped = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("5")], [result(0), q("12")]], 1)
+    assert attribute(swapped, "31", None) == (
+        "UNATTRIBUTED",
+        "wrong answer and no validated reference to compare the stages with",
+    )
+
+
+def test_the_reason_with_another_layout_lists_the_problem_numbers_used(reference):
+    binding = reference_binding(PROBLEM, reference)
+    (a0, b0), (a1, b1) = [(u["char_start"], u["char_end"]) for u in binding["units"]]
+    t = solved(
+        reference,
+        [("mul", 0), ("sub", 1), ("sub", 2)],
+        [[q("3"), q("12")], [result(0), q("5")], [result(1), q("5")]],
+        2,
+        units=[(a0, b0), (a1, a1 + 9), (a1 + 9, b1)],
+    )
+    # by value (what the problem writes), sorted as text; results are not problem numbers
+    assert attribute(t, "31", reference) == (
+        "EXTRACTION",
+        "used problem numbers ['12', '3', '5', '5'], reference ['12', '3', '5']",
+    )
+
+
+def test_the_reason_of_a_dependency_lists_the_result_edges():
+    ref = reference_from_solution(
+        PROBLEM,
+        "He has 3 * 12 = 36 eggs.\nHe breaks 5 eggs, 36 - 5 = 31 left, and 31 - 0 = 31.\n#### 31",
+        "31",
+        load_spacy(None)(PROBLEM),
+    )
+    binding = reference_binding(PROBLEM, ref)
+    names = [(op["op"], op["unit"]) for op in binding["ops"]]
+    pointers = [[dict(p) for p in op["operands"]] for op in binding["ops"]]
+    ref_edges = [[p["index"] for p in op["operands"] if p["kind"] == "op"] for op in binding["ops"]]
+    assert ref_edges == [[], [0], [1]]
+    pointers[2] = [{"kind": "op", "index": 0} if p["kind"] == "op" else p for p in pointers[2]]
+    t = solved(ref, names, pointers, binding["answer_op"])
+    assert attribute(t, "31", ref) == (
+        "DEPENDENCY",
+        "3 operations with result edges [(), (0,), (0,)]; reference 3 with [(), (0,), (1,)]",
+    )
+
+
+def test_a_trace_without_the_optional_keys_gets_the_defaults():
+    # the solver writes every key; a trace read back from elsewhere may not: no units, no reason, no answer_op
+    assert attribute({"problem": PROBLEM}, "31", None) == ("SEGMENTATION", "the tagger found no operation unit")
+    told = {"problem": PROBLEM, "units": [], "reason": "no quantity in the problem"}
+    assert attribute(told, "31", None) == ("SEGMENTATION", "no quantity in the problem")
+    unit = [{"char_start": 0, "char_end": 33, "ops": ["mul"]}]
+    assert attribute({"problem": PROBLEM, "units": unit, "stage": "EXTRACTION"}, "31", None) == ("EXTRACTION", "")
+    assert attribute({"problem": PROBLEM, "units": unit, "stage": "EXECUTION"}, "31", None) == ("EXECUTION", "")
+    assert attribute({"problem": PROBLEM, "units": unit}, "31", None)[0] == "UNATTRIBUTED"  # no ops: nothing computed
+    ops = [{"op": "mul", "result": "31"}, {"op": "sub", "result": "26"}]
+    # 31 was computed by operation 0, and no answer operation was named (-1: none)
+    assert attribute({"problem": PROBLEM, "units": unit, "ops": ops}, "31", None) == (
+        "SELECTION",
+        "operation 0 computed 31, but -1 was the answer",
+    )
+
+
+@pytest.mark.parametrize(
+    "gold, cot, stage",
+    [
+        ("(2, 3)", "The pair is (2,3).", "TEACHER_ERROR"),  # a non-numeric gold is found with spaces ignored
+        ("(2,3)", "The pair is (2, 3).", "TEACHER_ERROR"),
+        ("(3, 2)", "The pair is (2, 3).", "ANSWER_NOT_IN_COT"),
+    ],
+)
+def test_a_gold_that_is_not_a_number_is_looked_for_as_text(gold, cot, stage):
+    reference = {"cot": cot, "cot_answer": "(2, 3)", "cot_correct": False, "finish_reason": "stop", "ops": []}
+    assert attribute({"problem": PROBLEM, "units": []}, gold, reference)[0] == stage
+
+
+def test_a_unit_in_the_gap_between_two_reference_units_overlaps_neither(reference):
+    spans = [(u["char_start"], u["char_end"]) for u in reference_binding(PROBLEM, reference)["units"]]
+    gap = (spans[0][1], spans[1][0])  # ends exactly where the second reference unit starts
+    assert PROBLEM[gap[0] : gap[1]] == ". "
+    t = solved(reference, [("mul", 0), ("sub", 1)], [[q("3"), q("12")], [result(0), q("5")]], 1, units=[*spans, gap])
+    # half-open ranges: read as touching, the gap would overlap 'He breaks 5 eggs' and lack its 'sub'
+    assert attribute(t, "31", reference) == ("SEGMENTATION", "missed reference units [], spurious units ['. ']")
+
+
+def with_binding(reference, ops, answer_op):
+    """The reference with its binding replaced by ``ops`` ((operation, unit, operands)) over the same units."""
+    binding = reference_binding(PROBLEM, reference)
+    operations = [{"op": name, "unit": unit, "operands": operands} for name, unit, operands in ops]
+    return {**reference, "binding": {**binding, "ops": operations, "answer_op": answer_op}}
+
+
+@pytest.mark.parametrize("results", [[result(1), result(0)], [result(0), result(1)]])
+def test_add_and_mul_compare_operands_and_results_as_multisets_other_operations_as_sequences(reference, results):
+    # reference: mul(3, 12), add(5, 3), then the two results combined; the trace writes every operand list reversed
+    def attribution(last):
+        ref = with_binding(
+            reference,
+            [("mul", 0, [q("3"), q("12")]), ("add", 1, [q("5"), q("3")]), (last, 1, results)],
+            2,
+        )
+        t = solved(
+            ref,
+            [("mul", 0), ("add", 1), (last, 1)],
+            [[q("12"), q("3")], [q("3"), q("5")], results[::-1]],
+            2,
+        )
+        return attribute(t, "31", ref)
+
+    assert attribution("add") == ("EXECUTION", "every stage matched the reference, yet the DAG executes to 44")
+    assert attribution("mul") == ("EXECUTION", "every stage matched the reference, yet the DAG executes to 288")
+    edges = [tuple(p["index"] for p in results)]
+    assert attribution("sub") == (
+        "DEPENDENCY",
+        f"3 operations with result edges [(), (), {edges[0][::-1]}]; reference 3 with [(), (), {edges[0]}]",
+    )
+    ref = with_binding(reference, [("mul", 0, [q("3"), q("12")]), ("add", 1, [q("5"), q("3")])], 1)
+    one = solved(ref, [("mul", 0), ("add", 1)], [[q("3"), q("12")], [q("5"), q("3")]], 1)
+    # the reference's second unit holds two operations and the trace's one: its sequence, joined
+    two = with_binding(ref, [("mul", 0, [q("3"), q("12")]), ("add", 1, [q("5"), q("3")]), ("add", 1, results)], 2)
+    assert attribute(one, "31", two) == ("CLASSIFICATION", "unit 'He breaks 5 eggs' classified add, reference add+add")
+
+
+def test_constants_are_compared_by_value_and_apart_from_results(reference):
+    two = {"kind": "constant", "index": -1, "value": "2"}
+    ref = with_binding(reference, [("mul", 0, [q("3"), q("12")]), ("div", 1, [result(0), two])], 1)
+
+    def attribution(operand):
+        t = solved(ref, [("mul", 0), ("div", 1)], [[q("3"), q("12")], [result(0), operand]], 1)
+        return attribute(t, "31", ref)
+
+    assert attribution({**two, "value": "2.0"}) == (
+        "EXECUTION",
+        "every stage matched the reference, yet the DAG executes to 18",
+    )
+    assert attribution({**two, "value": "3"}) == (
+        "EXTRACTION",
+        "operation 1 (div) takes ['a result', '3'], reference ['a result', '2']",
+    )
+    assert attribution(result(0)) == (  # a result where the reference has a constant: not a DEPENDENCY first
+        "EXTRACTION",
+        "operation 1 (div) takes ['a result', 'a result'], reference ['a result', '2']",
+    )
+
+
+def test_a_reference_is_bound_only_when_validated_with_operations_and_only_once(reference):
+    assert reference_binding(PROBLEM, {**reference, "validated": False}) is None
+    assert reference_binding(PROBLEM, {**reference, "ops": []}) is None
+    assert reference_binding(PROBLEM, None) is None
+    fresh = {k: v for k, v in reference.items() if k != "binding"}
+    first = reference_binding(PROBLEM, fresh)
+    assert fresh["binding"] is first and reference_binding(PROBLEM, fresh) is first  # kept in the reference

@@ -126,3 +126,57 @@ def test_normalize_gold_refuses_an_unknown_shape():
 )
 def test_plain_fractions_are_decided_exactly_in_this_process(pred, gold):
     assert answers_match(pred, gold) == Verdict(True, "exact")
+
+
+@pytest.mark.parametrize(
+    "pred, gold, verdict",
+    [
+        (None, "3", (False, "missing")),  # no prediction against a real gold: wrong, and said why
+        ("", "3", (False, "missing")),
+        ("  ", "3", (False, "missing")),
+        ("3", None, (None, "missing")),  # no gold: not scored
+        ("None", "None", (True, "identical")),  # the text "None" is an answer like any other
+    ],
+)
+def test_a_missing_prediction_or_gold_is_decided_before_any_comparison(pred, gold, verdict):
+    assert answers_match(pred, gold) == Verdict(*verdict)
+
+
+def test_a_blank_gold_is_missing_too():
+    assert answers_match("3", "  ").method == "missing"  # never compared with the prediction
+
+
+def test_a_forgotten_worker_starts_its_own_and_does_not_wait_for_the_parent_s_lock():
+    """What a process forked from one with a running verification worker does (answers registers forget at fork):
+    the parent's worker and lock are the parent's; this one starts its own worker on first use."""
+    from mycelium_datasets.answers import _VerifyWorker
+
+    worker = _VerifyWorker()
+    parents = None
+    try:
+        assert worker.run(r"\sqrt{9}", "3", 60)[0] is True
+        parents, pipe = worker._proc, worker._conn  # still the parent's (its process keeps them)
+        worker._lock.acquire()  # held by another thread of the parent at the moment it forked
+        worker.forget()
+        assert worker.run(r"\sqrt{16}", "4", 60)[0] is True  # no deadlock on the parent's lock
+        assert worker._proc is not parents and worker._proc.is_alive() and parents.is_alive()
+        pipe.send((r"\sqrt{25}", "5"))  # and the parent's still answers the parent
+        assert pipe.poll(60) and pipe.recv()[0] is True
+    finally:
+        worker.close()
+        if parents is not None:
+            parents.kill()
+            parents.join(5)
+
+
+def test_answers_longer_than_the_limit_are_not_compared_and_the_limit_itself_is_fine():
+    from mycelium_datasets.answers import MAX_ANSWER_CHARS
+
+    longest, longer = "1" * MAX_ANSWER_CHARS, "1" * (MAX_ANSWER_CHARS + 1)
+    assert answers_match(longest, longest) == Verdict(True, "identical")
+    assert answers_match(longer, "1") == Verdict(None, "too_long")
+    assert answers_match("1", longer) == Verdict(None, "too_long")
+
+
+def test_a_plain_number_against_an_expression_goes_to_math_verify():
+    assert answers_match("3", r"\sqrt{9}") == Verdict(True, "math_verify")  # not decided as plain numbers

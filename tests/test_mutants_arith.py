@@ -14,13 +14,21 @@ from mycelium_datasets.arith import (
     ParseError,
     apply,
     evaluate,
+    linear_form,
     parse_expression,
     polynomial_roots,
+    solve_equation,
     solve_linear,
     solve_polynomial,
     unknowns,
     variable_name,
 )
+
+
+def refused(reason: str):
+    """The ParseError with exactly this reason: the reason is what a refused step reports (a rejected operation's
+    why), so its wording is pinned, not only its key words."""
+    return pytest.raises(ParseError, match=f"^{re.escape(reason)}$")
 
 
 @pytest.mark.parametrize(
@@ -40,7 +48,7 @@ def test_each_operation_keeps_the_equation_linear(left, right, coefficients, val
 @pytest.mark.parametrize(
     "left, right, reason",
     [
-        ("x x", "4", "not linear"),  # a product of the unknown with itself
+        ("x x", "4", "not linear in the unknown"),  # a product of the unknown with itself
         (r"\frac{6}{x}", "2", "division by the unknown: not a polynomial"),  # divided by the unknown
         (r"\frac{x}{0}", "1", "division by zero"),
         (r"\frac{x}{1}", "1", None),  # dividing by one is fine
@@ -52,7 +60,7 @@ def test_what_is_refused_and_why(left, right, reason):
     if reason is None:
         assert solve_linear(left, right)[2] == 1
         return
-    with pytest.raises(ParseError, match=reason):
+    with refused(reason):
         solve_linear(left, right)
 
 
@@ -94,15 +102,16 @@ def test_roots_groups_and_limits(text, value):
         (r"\sqrt[4]{-16}", "even root of a negative number"),
         (r"\frac{1} ", "missing argument"),
         (r"\frac{1}{2", "unclosed brace"),
-        ("{" * 61 + "1" + "}" * 61, "nested deeper than 60"),
-        ("(" * 61 + "1" + ")" * 61, "nested deeper than 60"),
+        ("{" * 61 + "1" + "}" * 61, "braces nested deeper than 60"),
+        ("(" * 61 + "1" + ")" * 61, "expression nested deeper than 60"),
         ("(1 + 2", "unclosed parenthesis"),
         ("|1 + 2", "unclosed '|'"),
-        ("11" + "+1" * 1000, "longer than 2000"),
+        ("11" + "+1" * 1000, "expression longer than 2000 characters"),
+        (r"-4 \text{ or } 4", "prose inside the expression: 'or'"),  # two answers, not a product
     ],
 )
 def test_what_cannot_be_evaluated_and_why(text, reason):  # (irrational roots are exact values: test_arith)
-    with pytest.raises(ParseError, match=re.escape(reason)):
+    with refused(reason):
         evaluate(parse_expression(text, latex=True))
 
 
@@ -146,28 +155,29 @@ def test_each_operation_at_the_edge_of_its_range(op, values, result):
 
 
 @pytest.mark.parametrize(
-    "op, values",
+    "op, values, reason",
     [
-        ("round", [F(1, 3), F(13)]),
-        ("round", [F(1, 3), F(-1)]),
-        ("pow", [F(2), F(65)]),
-        ("pow", [F(10**30), F(3)]),  # 91 digits
-        ("root", [F(8), F(1)]),
-        ("root", [F(8), F(3, 2)]),
-        ("root", [F(2**65), F(65)]),
-        ("factorial", [F(41)]),
-        ("factorial", [F(-1)]),
-        ("factorial", [F(5, 2)]),
-        ("binom", [F(10_001), F(1)]),
-        ("binom", [F(5, 2), F(1)]),
-        ("binom", [F(5), F(1, 2)]),
-        ("mul", [F(10**59), F(10)]),  # 61 digits
-        ("div", [F(1), F(10**60)]),  # a 61-digit denominator
-        ("median", [F(1)]),
+        ("round", [F(1, 3), F(13)], "rounding to 13 digits is outside the supported range"),
+        ("round", [F(1, 3), F(-1)], "rounding to -1 digits is outside the supported range"),
+        ("pow", [F(2), F(65)], "exponent 65 outside the supported range"),
+        ("pow", [F(10**30), F(3)], "power with more than 60 digits"),  # 91 digits
+        ("root", [F(8), F(1)], "root index 1 outside the supported range"),
+        ("root", [F(8), F(3, 2)], "root index 3/2 outside the supported range"),
+        ("root", [F(2**65), F(65)], "root index 65 outside the supported range"),
+        ("factorial", [F(41)], "factorial of 41 outside the supported range (0..40)"),
+        ("factorial", [F(-1)], "factorial of -1 outside the supported range (0..40)"),
+        ("factorial", [F(5, 2)], "factorial of 5/2 outside the supported range (0..40)"),
+        ("binom", [F(10_001), F(1)], "binomial coefficient (10001 choose 1) outside the supported range"),
+        ("binom", [F(5, 2), F(1)], "binomial coefficient (5/2 choose 1) outside the supported range"),
+        ("binom", [F(5), F(1, 2)], "binomial coefficient (5 choose 1/2) outside the supported range"),
+        ("mul", [F(10**59), F(10)], "value with more than 60 digits"),  # 61 digits
+        ("div", [F(1), F(10**60)], "value with more than 60 digits"),  # a 61-digit denominator
+        ("div", [F(1), F(0)], "division by zero"),
+        ("median", [F(1)], "unknown operation median"),
     ],
 )
-def test_each_operation_refuses_what_is_out_of_its_range(op, values):
-    with pytest.raises(ParseError):
+def test_each_operation_refuses_what_is_out_of_its_range(op, values, reason):
+    with refused(reason):
         apply(op, values)
 
 
@@ -303,15 +313,15 @@ def test_polynomial_roots_with_irrational_coefficients_are_decided_numerically()
 @pytest.mark.parametrize(
     "coefficients, reason",
     [
-        ([F(0), F(5)], "no unknown"),  # 0 u + 5
-        ([F(1), F(0), F(0), F(0), F(0), F(-1)], "degree above 4"),
+        ([F(0), F(5)], "no unknown left in the equation"),  # 0 u + 5
+        ([F(1), F(0), F(0), F(0), F(0), F(-1)], "polynomial of degree above 4"),
         ([F(1), F(0), F(1)], "no real root"),
         ([F(1), F(0), F(0), F(-2)], "no rational root"),  # u^3 = 2
-        ([F(1), SQRT2, F(0), F(-1)], "irrational coefficients"),  # a cubic: rational roots only
+        ([F(1), SQRT2, F(0), F(-1)], "a cubic or quartic with irrational coefficients"),  # rational roots only
     ],
 )
 def test_polynomial_roots_refused_and_why(coefficients, reason):
-    with pytest.raises(ParseError, match=reason):
+    with refused(reason):
         polynomial_roots(coefficients)
 
 
@@ -388,30 +398,47 @@ def test_each_operation_on_an_irrational_value(op, values, expected):
 
 
 @pytest.mark.parametrize(
-    "op, values",
+    "op, values, reason",
     [
-        ("div", [SQRT2, F(0)]),
-        ("pow", [SQRT2, F(65)]),
-        ("pow", [SQRT2, F(1, 65)]),
-        ("pow", [ONE_PLUS_SQRT2, F(13)]),  # a sum to a power above 12
+        # refused, though not as "division by zero": _apply_symbolic's zero test never holds for a sympy 0
+        ("div", [SQRT2, F(0)], "not a finite real number"),
+        ("pow", [SQRT2, F(65)], "exponent 65 outside the supported range"),
+        ("pow", [SQRT2, F(1, 65)], "exponent 1/65 outside the supported range"),
+        ("pow", [ONE_PLUS_SQRT2, F(13)], "power of a sum with exponent above 12"),
         (
             "pow",
             [apply("add", [SQRT2, SQRT3, apply("sqrt", [F(5)]), apply("sqrt", [F(7)]), F(1)]), F(12)],
+            "power of a sum with more than 500 terms to expand",
         ),  # 1820 terms
-        ("pow", [SQRT2, SQRT2]),
-        ("sqrt", [apply("neg", [SQRT2])]),
-        ("root", [apply("neg", [SQRT2]), F(4)]),
-        ("root", [SQRT2, F(1)]),
-        ("root", [SQRT2, F(65)]),
-        ("root", [SQRT2, F(5, 2)]),
-        ("round", [SQRT2, F(13)]),
-        ("round", [SQRT2, F(-1)]),
-        ("solve", [SQRT2, F(0), SQRT2, F(1)]),  # the unknown cancels
-        ("binom", [SQRT2, F(1)]),
+        ("pow", [SQRT2, SQRT2], "exponent sqrt(2) outside the supported range"),
+        ("pow", [apply("sub", [F(1), SQRT2]), F(1, 2)], "even root of a negative number"),  # 1 - sqrt2 < 0
+        ("sqrt", [apply("neg", [SQRT2])], "even root of a negative number"),
+        ("root", [apply("neg", [SQRT2]), F(4)], "even root of a negative number"),
+        ("root", [SQRT2, F(1)], "root index 1 outside the supported range"),
+        ("root", [SQRT2, F(65)], "root index 65 outside the supported range"),
+        ("root", [SQRT2, F(5, 2)], "root index 5/2 outside the supported range"),
+        ("round", [SQRT2, F(13)], "rounding to 13 digits is outside the supported range"),
+        ("round", [SQRT2, F(-1)], "rounding to -1 digits is outside the supported range"),
+        ("solve", [SQRT2, F(0), SQRT2, F(1)], "the unknown cancels: no single solution"),
+        ("binom", [SQRT2, F(1)], "binom of an irrational number is not supported"),
+        ("mul", [F(10**60), SQRT2], "value with more than 60 digits"),
+        (
+            "mul",
+            [apply("add", [SQRT2, SQRT3, apply("sqrt", [F(5)]), F(1)])] * 5,
+            "product with more than 500 terms to expand",
+        ),
+        ("poly_root", [F(1), F(0), F(-4), F(2)], "root 2 of a polynomial with 2 real roots"),
+        ("poly_root", [F(1), F(0), F(-4), F(1, 2)], "root index 1/2 is not a whole number"),
+        (
+            "mul",
+            [apply("add", [apply("sqrt", [F(p)]) for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47)])]
+            * 2,
+            "symbolic value with more than 160 nodes",
+        ),
     ],
 )
-def test_each_operation_on_an_irrational_value_refuses_what_it_cannot_do(op, values):
-    with pytest.raises(ParseError):
+def test_each_operation_on_an_irrational_value_refuses_what_it_cannot_do(op, values, reason):
+    with refused(reason):
         apply(op, values)
 
 
@@ -427,3 +454,68 @@ def test_poly_root_with_irrational_coefficients_and_assigned_letters():
     roots = polynomial_roots(coefficients)
     assert [apply("poly_root", [*coefficients, F(k)]) for k in (0, 1)] == roots
     assert solve_polynomial("x^2", "a", {"a": F(4)}) == ("x", [1, 0, -4], [-2, 2])  # a was assigned earlier
+
+
+@pytest.mark.parametrize(
+    "solver, left, right, reason",
+    [
+        (solve_polynomial, "2x", "4", "not a polynomial equation of degree 2 or more"),  # linear
+        (solve_equation, "x^2 + x", "x^2 + 3", "not a polynomial equation of degree 2 or more"),  # x^2 cancels
+        (solve_polynomial, "x^5", "32", "a power of the unknown that is not a small whole number"),
+        (solve_polynomial, "x^{1/2}", "32", "a power of the unknown that is not a small whole number"),
+        (solve_polynomial, "x x^4", "32", "polynomial of degree above 4"),
+        (solve_polynomial, "x - x", "3", "the unknown cancels: no single solution"),
+        (solve_linear, "x^2", "4", "not linear in the unknown"),
+    ],
+)
+def test_equations_refused_and_why(solver, left, right, reason):
+    with refused(reason):
+        solver(left, right)
+
+
+@pytest.mark.parametrize(
+    "text, form",
+    [("2x + 3", (2, 3)), (r"\frac{x}{4} - 1", (F(1, 4), -1)), ("5", (0, 5)), ("x", (1, 0)), ("x - x + 4", (0, 4))],
+)
+def test_linear_form_reads_a_and_b_of_a_linear_side(text, form):
+    # a public helper (a * u + b of one side) that solve_equation no longer calls: it reads polynomial_form itself
+    assert linear_form(parse_expression(text, latex=True, variables={"x": None})) == form
+
+
+def test_linear_form_refuses_a_side_of_higher_degree():
+    with refused("not linear in the unknown"):
+        linear_form(parse_expression("x^2 + 1", latex=True, variables={"x": None}))
+
+
+FIVE = apply("add", [F(1), SQRT2, SQRT3, apply("sqrt", [F(5)]), apply("sqrt", [F(7)])])  # a sum of 5 terms
+FOUR = apply("add", [F(1), SQRT2, SQRT3, apply("sqrt", [F(5)])])  # of 4
+
+
+def test_expansion_limits_at_their_edges():
+    f5, f4 = float(FIVE), float(FOUR)
+    # a product: its sums' term counts multiplied (a number counts once): 5 * 5 * 5 * 4 = 500 is the most
+    assert float(apply("mul", [FIVE, FIVE, FIVE, FOUR])) == pytest.approx(f5**3 * f4, rel=1e-12)
+    assert float(apply("mul", [FOUR] * 4 + [F(2)])) == pytest.approx(2 * f4**4, rel=1e-12)  # 256 terms
+    with refused("product with more than 500 terms to expand"):
+        apply("mul", [FOUR] * 5 + [F(2)])  # 1024
+    # a power of a sum: (3 terms)^12 expands to C(14, 12) = 91 terms
+    three = apply("add", [F(1), SQRT2, SQRT3])
+    assert float(apply("pow", [three, F(12)])) == pytest.approx(float(three) ** 12, rel=1e-12)
+    # an exponent's denominator up to 64
+    assert float(apply("pow", [SQRT2, F(1, 64)])) == pytest.approx(2 ** (1 / 128), rel=1e-12)
+
+
+def test_a_product_of_degree_5_is_refused_even_when_a_later_term_cancels_it():
+    with refused("polynomial of degree above 4"):
+        solve_polynomial("x^3 x^2 - x^3 x^2 + x^2", "4")
+
+
+def test_symbolic_values_are_equal_by_value_not_by_how_they_were_made():
+    from mycelium_datasets.arith import values_equal
+
+    assert values_equal(apply("div", [F(2), SQRT2]), SQRT2)  # 2 / sqrt2, rationalized
+    assert values_equal(
+        apply("mul", [ONE_PLUS_SQRT2, ONE_PLUS_SQRT2]), apply("add", [F(3), apply("mul", [F(2), SQRT2])])
+    )
+    assert not values_equal(ONE_PLUS_SQRT2, SQRT2)  # they differ by exactly 1
+    assert not values_equal(SQRT2, F(1)) and values_equal(F(1, 2), F(2, 4))

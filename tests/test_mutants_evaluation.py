@@ -12,8 +12,10 @@ from mycelium_models.evaluation import (
     STAGES,
     attribute,
     evaluate_students,
+    ladder_markdown,
     reference_binding,
     reference_from_solution,
+    render_eval_markdown,
     summarize,
     write_eval,
 )
@@ -290,7 +292,7 @@ def test_references_from_a_run_join_the_teacher_s_cots_and_their_operation_graph
         "validated": False,
     }
     assert only_traces["c"]["cot_correct"] is False and only_traces["c"]["cot_answer"] == "3"
-    op = {"op": "add", "result": "6"}
+    op, other = {"op": "add", "result": "6"}, {"op": "add", "result": "2"}
     write_artifact(
         tmp_path / "op_pairs",
         {
@@ -298,16 +300,17 @@ def test_references_from_a_run_join_the_teacher_s_cots_and_their_operation_graph
                 {"id": "a", "ops": [op], "validated": True},
                 {"id": "z", "ops": [op], "validated": True},  # no trace: not a reference
             ],
-            "test": [{"id": "c", "ops": [], "validated": False}],
+            "test": [{"id": "c", "ops": [other], "validated": False}],
         },
     )
     refs = references_from_run(tmp_path)
     assert sorted(refs) == ["a", "c"]
     assert refs["a"]["ops"] == [op] and refs["a"]["validated"] is True
-    assert refs["c"]["ops"] == [] and refs["c"]["validated"] is False
+    assert refs["c"]["ops"] == [other] and refs["c"]["validated"] is False
+    # one split: its traces joined with its own operation graphs, the other split's left out of both
     test_only = references_from_run(str(tmp_path), split="test")
     assert test_only == {"c": refs["c"]}
-    assert sorted(references_from_run(tmp_path, split="train")) == ["a"]
+    assert references_from_run(tmp_path, split="train") == {"a": refs["a"]}
 
 
 def test_a_problem_without_text_is_asked_as_empty_text_and_scored():
@@ -326,7 +329,181 @@ def test_the_evaluation_is_written_into_a_new_nested_folder_and_rewritten_in_pla
     _, _, summary, rows = evaluated
     out = tmp_path / "runs" / "eval"  # its parent does not exist yet
     rows = [{**rows[0], "value": Fraction(1, 3)}, *rows[1:]]  # a value JSON has no type for is written as text
+    summary = {**summary, "value": Fraction(2, 3)}
     for _ in range(2):  # a second evaluation into the same folder replaces the first
         write_eval(out, summary, rows)
     written = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(written) == len(rows) and written[0]["value"] == "1/3"
+    assert json.loads((out / "eval.json").read_text())["value"] == "2/3"
+    assert (out / "report.md").read_text().startswith("# Mycelium evaluation\n")  # the default title
+
+
+def markdown_blocks_are_well_formed(report: str) -> None:
+    """What a Markdown renderer needs: a heading, a table and a figure stand apart from the text around them (a blank
+    line before and after), a table's second row is its separator with one cell per header cell, one final newline."""
+    assert report.endswith("\n") and not report.endswith("\n\n")
+    lines = report.split("\n")[:-1]
+    for k, line in enumerate(lines):
+        if line.startswith("#") or line.startswith("!["):
+            assert k == 0 or lines[k - 1] == "", (k, line)
+            assert lines[k + 1] == "", (k, line)
+        if line.startswith("|") and not lines[k - 1].startswith("|"):  # a table's first row
+            assert lines[k - 1] == "", (k, line)
+            assert lines[k + 1] == "|" + " --- |" * (line.count("|") - 1), (k, line)
+
+
+def test_the_report_is_well_formed_markdown_with_its_tables_and_prose(evaluated):
+    _, _, summary, rows = evaluated
+    report = render_eval_markdown(summary, rows, "Tiny", "attribution.png")
+    markdown_blocks_are_well_formed(report)
+    lines = report.splitlines()
+    assert lines[:6] == [
+        "# Tiny",
+        "",
+        "The students alone, no chain of thought (`\\boxed{}` plays no part).",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+    ]
+    for line in [
+        "| rung | inputs | answered correctly | accuracy |",
+        "## Error attribution",
+        "First stage that went wrong, in the field guide's order (rules: `mycelium_models/evaluation.py`, "
+        "docs/evaluation.md).",
+        "| stage | wrong answers | share |",
+        f"| solver throughput | {summary['problems_per_second']} problems/s |",
+    ]:
+        assert line in lines, line
+    assert "![attribution]" not in render_eval_markdown(summary, rows, "Tiny", None)
+
+
+def test_the_report_without_a_ladder_or_throughput_and_with_many_examples():
+    long_problem = "".join(chr(97 + k % 26) for k in range(340))  # abc...z abc...: no two cuts alike
+    rows = [
+        {
+            "id": f"w{k}",
+            "problem": long_problem,
+            "gold": "1",
+            "answer": "2",
+            "correct": False,
+            "scored": True,
+            "stage": "SELECTION",
+            "reason": "x" * 400,
+            "ops": [],
+            "teacher_correct": None,
+            "reference_validated": False,
+        }
+        for k in range(5)
+    ]
+    rows += [{**r, "id": f"r{k}", "correct": True, "stage": None, "answer": "1"} for k, r in enumerate(rows)]
+    rows[1]["problem"] = rows[6]["problem"] = None  # a problem without text is listed with none
+    summary = summarize(rows)  # no time measured: no throughput line
+    summary["ladder"] = {rung: {"description": "d", "correct": 0, "n": 0, "accuracy": 0.0} for rung in "abcd"}
+    assert ladder_markdown(summary["ladder"]) == [] and ladder_markdown(None) == []
+    report = render_eval_markdown(summary, rows, "Many", "attribution.png")
+    markdown_blocks_are_well_formed(report)
+    assert "Oracle ladder" not in report and "throughput" not in report
+    # three examples per stage and three solved ones, each problem cut to 220 characters and each reason to 300
+    assert [line[:6] for line in report.splitlines() if line.startswith("- `")] == [
+        "- `w0`",
+        "- `w1`",
+        "- `w2`",
+        "- `r0`",
+        "- `r1`",
+        "- `r2`",
+    ]
+    assert report.count(f"`w0`: {long_problem[:220]}  \n") == 1 and long_problem[:221] not in report
+    assert f"why: {'x' * 300}\n" in report
+    assert "  none -> **1**\n" not in report  # a solved row without ops has none to show
+    assert f"- `r0`: {long_problem[:220]}  \n   -> **1**\n" in report
+    assert "- `w1`:   \n  gold 1, answer 2; ops: none  \n" in report and "- `r1`:   \n   -> **1**\n" in report
+
+
+def test_the_attribution_figure_shows_each_stage_s_count_in_the_field_guide_s_order(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from mycelium_models.evaluation import plot_attribution
+
+    shown = []
+    close = plt.close
+
+    def keep(fig=None):  # the figure as it was saved, then closed as plot_attribution asks
+        shown.append(fig if fig is not None else plt.gcf())
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    counts = dict.fromkeys(STAGES, 0) | {"ANSWER_NOT_IN_COT": 1, "SEGMENTATION": 4, "EXECUTION": 2}
+
+    def drawn(attribution):
+        summary = {"attribution": attribution, "wrong": sum(attribution.values()), "n_scored": 10}
+        plot_attribution(summary, tmp_path / "a.png")
+        (ax,) = shown[-1].axes
+        bars = sorted(ax.patches, key=lambda bar: -bar.get_y())  # top to bottom
+        labels = {tick.get_position()[1]: tick.get_text() for tick in ax.get_yticklabels()}
+        return ax, [(labels[round(bar.get_y() + bar.get_height() / 2)], bar.get_width()) for bar in bars]
+
+    ax, bars = drawn(counts)
+    # from the top, the field guide's order; UNATTRIBUTED only when something is
+    assert bars == [(stage, counts[stage]) for stage in STAGES[:-1]]
+    assert [text.get_text() for text in ax.texts] == [str(counts[s]) for s in reversed(STAGES[:-1])]
+    assert ax.get_title() == "Error attribution (7 wrong of 10)"
+    assert ax.get_xlabel() == "wrong answers attributed to the stage"
+    assert {bar.get_facecolor() for bar in ax.patches} == {to_rgba("#4a7ab0")}
+    png = (tmp_path / "a.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (880, 396)  # 8 x 3.6 in, 110 dpi
+    _, bars = drawn(counts | {"UNATTRIBUTED": 3})
+    assert bars[-1] == ("UNATTRIBUTED", 3) and len(bars) == len(STAGES)
+
+
+def test_the_verification_time_limit_reaches_every_comparison(evaluated, monkeypatch):
+    from mycelium_datasets import answers
+
+    students, _, _, _ = evaluated
+    limits = []
+    real = answers.answers_match
+
+    def spy(pred, gold, timeout=5.0):
+        limits.append(timeout)
+        return real(pred, gold, timeout=timeout)
+
+    from mycelium_datasets.defaults import load_spacy
+
+    references = {
+        p["id"]: reference_from_solution(p["problem"], p["solution"], p["answer"], load_spacy(None)(p["problem"]))
+        for p in PROBLEMS[:2]
+    }
+    monkeypatch.setattr(answers, "answers_match", spy)
+    summary, _ = evaluate_students(students, PROBLEMS, references, verify_timeout=0.25, progress=False)
+    # the students' three scored answers, then rungs a, b and c on the two problems of the ladder
+    assert limits == [0.25] * 9 and summary["correct"] == 1
+
+
+def test_a_reference_whose_binding_does_not_execute_is_wrong_on_the_ladder_s_first_rung():
+    from mycelium_datasets.defaults import load_spacy
+
+    p = PROBLEMS[0]
+    reference = reference_from_solution(p["problem"], p["solution"], p["answer"], load_spacy(None)(p["problem"]))
+    binding = reference_binding(p["problem"], reference)
+    zero = {"kind": "op", "index": 1}  # mul takes sub's result, which takes mul's: a cycle, nothing executes
+    broken = {**binding, "ops": [{**binding["ops"][0], "operands": [zero, zero]}, binding["ops"][1]]}
+    students = ScriptedStudents()
+    summary, rows = evaluate_students(students, [p], {"eggs": {**reference, "binding": broken}}, progress=False)
+    assert summary["ladder"]["a"]["n"] == 1 and summary["ladder"]["a"]["correct"] == 0
+    assert rows[0]["ladder"]["a"] is False
+
+
+def test_references_are_made_with_the_spacy_pipeline_asked_for(monkeypatch):
+    from mycelium_datasets import defaults
+
+    asked = []
+    real = defaults.load_spacy
+
+    def spy(name=None):
+        asked.append(name)
+        return real(None)
+
+    monkeypatch.setattr(defaults, "load_spacy", spy)
+    summary, _ = evaluate_students(ScriptedStudents(), PROBLEMS[:2], spacy_pipeline="my_pipeline", progress=False)
+    assert asked == ["my_pipeline"] and summary["reference_validated"] == 2  # one pipeline for every reference

@@ -86,3 +86,99 @@ def test_a_column_that_starts_with_none_keeps_its_declared_type(tmp_path):
     data = datasets.Dataset.from_dict({"x": list(range(4))})
     out = map_in_parts(data, answers_from_two, work_dir=tmp_path / "w", features=features, batch_size=2)
     assert out["answer"] == [None, None, "2", "3"] and out.features == features
+
+
+# -- map_batches: several processes, the result of one ------------------------------------------------------------
+
+
+def label_batches(batch, *, tag):
+    """Each row with the rows of the batch it was mapped in and the process that mapped it."""
+    import os
+
+    n = len(batch["x"])
+    return {"x": batch["x"], "batch": [f"{tag}{batch['x'][0]}-{batch['x'][-1]}"] * n, "pid": [os.getpid()] * n}
+
+
+LABELLED = datasets.Features(
+    {"x": datasets.Value("int32"), "batch": datasets.Value("string"), "pid": datasets.Value("int64")}
+)
+
+
+@pytest.mark.parametrize("num_proc, workers", [(None, 1), (1, 1), (2, 2), (3, 3), (10, 6)])
+def test_map_batches_on_several_processes_gives_the_batches_and_rows_of_one(num_proc, workers):
+    import os
+
+    from mycelium_datasets.runner import map_batches
+
+    data = datasets.Dataset.from_dict({"x": list(range(22)), "drop": ["d"] * 22})
+    loaded = []
+    out = map_batches(
+        data,
+        label_batches,
+        batch_size=4,
+        features=LABELLED,
+        fn_kwargs={"tag": "b"},
+        remove_columns=["drop"],
+        num_proc=num_proc,
+        preload=lambda: loaded.append(os.getpid()),
+    )
+    assert out.features == LABELLED  # the declared types (x is int32), the removed column gone
+    assert out["x"] == list(range(22))  # the shards joined in input order
+    # every batch is the one a single process makes: whole batches of 4 from the start, the last one short
+    assert out["batch"] == [f"b{a}-{min(a + 3, 21)}" for a in range(0, 22, 4) for _ in range(min(4, 22 - a))]
+    pids = set(out["pid"])
+    assert 1 <= len(pids) <= workers  # never more workers than batches (a worker that is done may take a next shard)
+    if workers == 1:
+        assert pids == {os.getpid()} and loaded == []  # in this process; nothing to share with workers
+    else:
+        assert os.getpid() not in pids and loaded == [os.getpid()]  # preloaded once, here, before the workers start
+
+
+def die_on_row(batch, *, bad):
+    import os
+    import signal
+
+    if bad in batch["x"]:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OS does to a process out of memory
+    return batch
+
+
+def test_map_batches_names_the_stage_and_rows_when_a_worker_dies():
+    from mycelium_datasets.runner import WorkerDiedError, map_batches
+
+    data = datasets.Dataset.from_dict({"x": list(range(20))})
+    features = datasets.Features({"x": datasets.Value("int64")})
+    message = (
+        r"^stage: a worker process died before rows (0-8|8-20) of 20 came back \(killed, out of memory, or a crash "
+        r"in compiled code\); rerun with num_proc=1 to see the error in this process$"
+    )
+    with pytest.raises(WorkerDiedError, match=message):
+        map_batches(data, die_on_row, batch_size=4, features=features, fn_kwargs={"bad": 13}, num_proc=2, desc="stage")
+
+
+HELPER = {"add": 1}
+
+
+def add_helper(batch):
+    return {"x": [x + HELPER["add"] for x in batch["x"]]}
+
+
+def test_map_batches_never_hands_back_rows_cached_from_other_code(tmp_path, monkeypatch):
+    # datasets' map cache knows a function by name: after an edit to what it calls, it would return the old rows
+    from mycelium_datasets.runner import map_batches
+
+    datasets.Dataset.from_dict({"x": [1, 2, 3]}).save_to_disk(str(tmp_path / "data"))
+    data = datasets.load_from_disk(str(tmp_path / "data"))  # on disk: a map may be cached next to it
+    features = datasets.Features({"x": datasets.Value("int64")})
+    assert map_batches(data, add_helper, batch_size=2, features=features)["x"] == [2, 3, 4]
+    monkeypatch.setitem(HELPER, "add", 10)
+    assert map_batches(data, add_helper, batch_size=2, features=features)["x"] == [11, 12, 13]
+
+
+def test_map_in_parts_never_hands_back_rows_cached_from_other_code(tmp_path, monkeypatch):
+    datasets.Dataset.from_dict({"x": [1, 2, 3]}).save_to_disk(str(tmp_path / "data"))
+    data = datasets.load_from_disk(str(tmp_path / "data"))
+    features = datasets.Features({"x": datasets.Value("int64")})
+    assert map_in_parts(data, add_helper, work_dir=tmp_path / "w1", features=features)["x"] == [2, 3, 4]
+    monkeypatch.setitem(HELPER, "add", 10)  # a new run (its own parts folder) after an edit to the helper
+    assert map_in_parts(data, add_helper, work_dir=tmp_path / "w2", features=features)["x"] == [11, 12, 13]

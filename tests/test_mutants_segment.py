@@ -211,20 +211,29 @@ def test_check_spans_rejects_each_broken_invariant():
         text, [{"char_start": 0, "char_end": 3, "text": "ab "}, {"char_start": 3, "char_end": 5, "text": "cd"}]
     )
     check_spans("", [])
+    # each broken invariant is reported as itself: the message is what a failed build shows
     broken = {
         "empty span": [{"char_start": 0, "char_end": 0, "text": ""}, {"char_start": 0, "char_end": 5, "text": text}],
-        "cut inside a word": [
+        "cut inside a word or number at 1": [
             {"char_start": 0, "char_end": 1, "text": "a"},
             {"char_start": 1, "char_end": 5, "text": "b cd"},
         ],
-        "does not cover": [{"char_start": 0, "char_end": 3, "text": "ab "}],
-        "text differs": [{"char_start": 0, "char_end": 5, "text": "ab ce"}],
-        "gap": [{"char_start": 0, "char_end": 2, "text": "ab"}, {"char_start": 3, "char_end": 5, "text": "cd"}],
+        "spans do not cover the CoT": [{"char_start": 0, "char_end": 3, "text": "ab "}],
+        "span text differs from the CoT slice": [{"char_start": 0, "char_end": 5, "text": "ab ce"}],
+        "spans do not tile the CoT in order": [
+            {"char_start": 0, "char_end": 2, "text": "ab"},
+            {"char_start": 3, "char_end": 5, "text": "cd"},
+        ],
     }
-    for name, spans in broken.items():
-        with pytest.raises(AssertionError):
+    for message, spans in broken.items():
+        with pytest.raises(AssertionError, match=f"^{message}$"):
             check_spans(text, spans)
-            pytest.fail(name)
+
+
+@pytest.mark.parametrize("method", ["jsd", "jsd_clause"])
+def test_a_jsd_segmenter_without_a_curve_is_refused(method):
+    with pytest.raises(ValueError, match=f"^the {method} segmenter needs a JSD curve$"):
+        segment(method, "a b", [(0, 1), (2, 3)], None)
 
 
 def test_sentence_cuts_at_each_sentence_start_but_not_inside_an_equation():
