@@ -99,6 +99,33 @@ def plain_equations(text: str) -> list[tuple[str, str, int]]:
     return equations
 
 
+# "2x+140=198", "160x = 24000", "2*x = 50 - 10": an equation in one letter written in plain text (no LaTeX)
+_PLAIN_ALGEBRA = re.compile(
+    r"(?<![\w.$])((?:\d+(?:\.\d+)?\*?)?[a-zA-Z](?![a-zA-Z])(?:\s*[-+*/]\s*\d+(?:\.\d+)?(?![\d.]*[a-zA-Z])"
+    r"|\s*[-+]\s*(?:\d+\*?)?[a-zA-Z](?![a-zA-Z]))*)"
+    r"\s*=\s*(\d+(?:\.\d+)?(?:\s*[-+*/]\s*\d+(?:\.\d+)?)*)(?!\w|\.\d)"
+)
+
+
+def plain_algebra(text: str) -> list[tuple[str, str, int]]:
+    """``(left, right, position)`` of each equation in one letter written in plain text: a coefficient written
+    against the letter (``2x``, ``5*x``), plus or minus numbers, equal to arithmetic (``2x+140=198``); not a bare
+    ``x = 29`` (an assignment), not the middle of a longer expression (``4*3 +6*Y =42`` is left whole to the
+    parser), not a unit (``200 m + 200 m = 400 m``: a letter after a space, or after the result, is a unit). Only
+    for :mod:`op_graph`'s tier 2 on plain traces."""
+    found = []
+    for m in _PLAIN_ALGEBRA.finditer(text):
+        left = m.group(1).strip()
+        letters = set(re.findall(r"[a-zA-Z]", left))
+        if len(letters) != 1 or re.fullmatch(r"[a-zA-Z]", left):
+            continue
+        before = text[: m.start()].rstrip()
+        if before and before[-1] in "+-*/×(=" or re.match(rf"\s*{next(iter(letters))}\b", text[m.end() :]):
+            continue
+        found.append((left, m.group(2).strip(), m.start()))
+    return found
+
+
 def latex_equations(text: str) -> list[tuple[str, str, int]]:
     """``(expression, written_result, position)`` from LaTeX math: ``lhs = ... = number``."""
     return [(e.expression, e.written, e.position) for e in latex_statements(text) if e.expression is not None]

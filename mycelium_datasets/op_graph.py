@@ -40,7 +40,7 @@ from .arith import (
     values_equal,
 )
 from .clauses import clause_range
-from .equations import ARITHMETIC, Statement, latex_statements, math_segments, plain_equations
+from .equations import ARITHMETIC, Statement, latex_statements, math_segments, plain_algebra, plain_equations
 from .numbers import problem_numbers
 
 OP_NAMES = (
@@ -417,6 +417,20 @@ class _TraceState:
         self.bound_by[name] = len(self.ops) - 1
         return value
 
+    def solve_plain(self, left: str, right: str, index: int):
+        """Tier 2 on a plain trace: ``2x+140=198`` solved for its letter when linear (no root to choose)."""
+        letter = re.search(r"[a-zA-Z]", left).group(0)
+        self.variables.pop(letter, None)  # a plain trace never substitutes a letter: each equation is solved alone
+        st = Statement(parts=[left, right], position=0, written=right)
+        n_ops = len(self.ops)
+        value = self._solve(st, index)
+        if value is not None and self.ops[n_ops:] and self.ops[-1]["op"] != "solve":
+            del self.ops[n_ops:], self.results[n_ops:]  # polynomial equations are read in LaTeX traces only
+            self.variables.pop(letter, None)
+            return None
+        self.variables.pop(letter, None)
+        return value
+
     def _chosen_root(self, name: str, roots: list, later: list[Statement]) -> int | None:
         """Which root the CoT goes on to use: the value a later ``name = ...`` assigns, else the value of a later
         boxed answer, else the only root; None (no op) when the CoT does not say."""
@@ -440,8 +454,13 @@ def _plain_trace_ops(
     state = _TraceState(problem, texts, span_regions)
     for index, text in enumerate(texts):
         n_ops = len(state.ops)
-        for expression, written, _ in plain_equations(text):
-            state.add(expression, written, index, latex="\\" in expression)
+        items = [(p, "arithmetic", (e, w)) for e, w, p in plain_equations(text)]
+        items += [(p, "algebra", (left, right)) for left, right, p in plain_algebra(text)]
+        for _, kind, (first, second) in sorted(items, key=lambda item: item[0]):
+            if kind == "arithmetic":
+                state.add(first, second, index, latex="\\" in first)
+            else:  # tier 2 in plain text: "2x+140=198"
+                state.solve_plain(first, second, index)
         if index in ranks and len(state.ops) == n_ops:
             state.tier3(index, text, ranks[index])
     return state.ops, state.errors

@@ -37,6 +37,8 @@ from .runner import map_batches
 
 __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", "build_op_pairs", "make_ops"]
 
+# 2.4.0: tier 2 in plain traces: an equation in one letter ("2x+140=198") is solved (gsm_symbolic 0.973 -> 0.987,
+# GSM8K train 0.951 -> 0.962 on tiers 1-2);
 # 2.3.0: the card counts operations by parse tier (tier 3, the classifier fallback, is built in op_graph and used by
 # the loop; this artifact's rows are unchanged);
 # 2.2.0: GSM8K's plain equations with a leading decimal point (".4"), an en dash or minus sign, a capital X, or a
@@ -44,7 +46,7 @@ __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", 
 # 2.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc;
 # 2.0.1: an even root of a negative irrational base is refused (2.0.0 kept a non-real value);
 # 2.0.0: values may be irrational (LaTeX strings: 3 \\sqrt{13}, 288 \\pi), new op poly_root (tier 2)
-VERSION = "2.3.0"
+VERSION = "2.4.0"
 # 1.1.0: fraction words are also their denominator; an op with neither problem operands nor an IAF region takes its
 # input's region
 INPUT_COLUMNS = ("id", "problem", "answer", "spans", "span_regions")

@@ -10,7 +10,7 @@ import pytest
 
 from mycelium_datasets.arith import parse_value
 from mycelium_datasets.builders import BUILDERS
-from mycelium_datasets.equations import latex_statements, math_segments, plain_equations
+from mycelium_datasets.equations import latex_statements, math_segments, plain_algebra, plain_equations
 from mycelium_datasets.numbers import problem_numbers
 from mycelium_datasets.op_graph import execute, named_ops, ops_for_trace, step_numbers, validate_trace
 from mycelium_datasets.op_pairs import make_ops
@@ -398,3 +398,40 @@ def test_tier3_never_reads_a_latex_trace():
     ranking = Ranking(("add",))
     row = validate_trace(problem, "3", spans_of(solution), [[]], fallback=ranking)
     assert not row["validated"] and ranking.asked == []  # the classifier is not even asked
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Substituting, we get 2x+140=198", [("2x+140", "198")]),
+        ("the equation becomes 160x = 24000.", [("160x", "24000")]),
+        ("we get 2*x = 50 - 10 = 40", [("2*x", "50 - 10")]),
+        ("Total:x+x+1+x+2=96", [("x+x+1+x+2", "96")]),
+        ("leaving x=29. This", []),  # an assignment, not an equation
+        ("y + x = 198", []),  # two unknowns
+        ("So it makes 200 m + 200 m = 400 m", []),  # a unit, not an unknown
+        ("200m + 200m = 400m", []),
+        ("4*3 +6*Y =42", []),  # the end of a longer expression: left whole to the parser
+    ],
+)
+def test_plain_algebra(text, expected):
+    assert [(left, right) for left, right, _ in plain_algebra(text)] == expected
+
+
+def test_tier2_solves_an_equation_in_one_letter_in_a_plain_trace():
+    # gsm_symbolic (seed 0, problem 31): no LaTeX, so before op_pairs 2.4.0 no equation here was read
+    problem = "Sam and John share 198 feet of fence. John gets 140 feet more than Sam. How much fence does Sam get?"
+    spans = spans_of(
+        "Let x be the amount of fence Sam gets and y be the amount John gets. We know that y = x + 140, and y + x = "
+        "198.\n",
+        "Substituting the first equation into the second equation, we get 2x+140=198\n",
+        "Subtracting the 140 from both sides, we get 2x=58\n",
+        "We divide each side by two, leaving x=29. This means Sam has 29 feet of fence.\n",
+    )
+    row = validate_trace(problem, "29", spans, [[] for _ in spans])
+    assert row["validated"]
+    assert [(op["op"], [o["value"] for o in op["operands"]], op["result"], op["parse_tier"]) for op in row["ops"]] == [
+        ("solve", ["2", "140", "0", "198"], "29", 2),
+        ("solve", ["2", "0", "0", "58"], "29", 2),
+    ]
+    assert [o["source"] for o in row["ops"][0]["operands"]][1:] == ["problem", "constant", "problem"]
