@@ -24,7 +24,9 @@ PACKAGE_DIRS = [Path(__file__).resolve().parents[1] / d for d in ("mycelium_data
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-RUN = ["run", "--config", "tiny", "--capture_part_size", "2"]  # 12 problems; the capture in parts of two rows
+# 12 problems; the capture in parts of two rows, from the teacher's first 10 layers as the default config does (the
+# tiny preset reads all 30: three times the capture's time, for nothing these tests look at)
+RUN = ["run", "--config", "tiny", "--capture_part_size", "2", "--first_layers", "10"]
 
 
 def start_cli(argv: list[str], out: Path, hash_seed: int, log: Path) -> subprocess.Popen:
@@ -47,6 +49,38 @@ def kill_when(proc: subprocess.Popen, reached, what: str, timeout: float = 600) 
     proc.wait(timeout=60)
 
 
+class Background:
+    """A ``mycelium`` process left running while other work goes on; :meth:`folder` waits for it."""
+
+    def __init__(self, proc: subprocess.Popen, out: Path, log: Path):
+        self.proc, self.out, self.log = proc, out, log
+
+    def folder(self, timeout: float = 900) -> Path:
+        """The run folder, once the process has ended well (its log's tail when it has not)."""
+        assert self.proc.wait(timeout=timeout) == 0, self.log.read_text()[-3000:]
+        return self.out
+
+
+def start_run(argv: list[str], out: Path, hash_seed: int) -> Background:
+    """:func:`start_cli` into ``out``, logging to ``out.log`` beside it."""
+    log = out.with_name(f"{out.name}.log")
+    return Background(start_cli(argv, out, hash_seed, log), out, log)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, teacher_path):
+    """One uninterrupted ``mycelium RUN --no_students`` with ``PYTHONHASHSEED=1``, started in the background when a
+    test first asks for it: the reference that the SIGKILL test's rerun is compared with (it runs alongside the
+    interrupted runs), and one of the determinism test's two processes. Both only read it. ``--no_students``: the
+    comparison reads every artifact (``read_run``), the students are no artifact, and their options are no part of
+    any artifact's fingerprint; the interrupted runs still train them."""
+    reference = start_run([*RUN, "--no_students"], tmp_path_factory.mktemp("uninterrupted") / "run", hash_seed=1)
+    yield reference
+    if reference.proc.poll() is None:  # a test failed before waiting for it
+        os.killpg(reference.proc.pid, signal.SIGKILL)
+        reference.proc.wait(timeout=60)
+
+
 def complete(out: Path, name: str) -> bool:
     return (out / ".mycelium" / f"{name}.json").is_file()
 
@@ -56,10 +90,8 @@ def capture_parts(out: Path, split: str) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_sigkill_at_known_points_then_rerun_equals_an_uninterrupted_run_on_disk(tmp_path, teacher_path):
-    reference = tmp_path / "uninterrupted"
-    uninterrupted = start_cli(RUN, reference, hash_seed=1, log=tmp_path / "reference.log")  # runs alongside
-    out = tmp_path / "interrupted"
+def test_sigkill_at_known_points_then_rerun_equals_an_uninterrupted_run_on_disk(tmp_path, uninterrupted):
+    out = tmp_path / "interrupted"  # the uninterrupted reference runs alongside (the fixture started it)
 
     # 1. mid-split: the first part of the capture's train split is on disk, the split is not finished
     run = start_cli(RUN, out, hash_seed=2, log=tmp_path / "kill1.log")
@@ -83,8 +115,8 @@ def test_sigkill_at_known_points_then_rerun_equals_an_uninterrupted_run_on_disk(
 
     final = start_cli(RUN, out, hash_seed=5, log=tmp_path / "final.log")
     assert final.wait(timeout=900) == 0, (tmp_path / "final.log").read_text()[-3000:]
-    assert uninterrupted.wait(timeout=900) == 0, (tmp_path / "reference.log").read_text()[-3000:]
-    assert read_run(out) == read_run(reference)  # nothing lost, nothing doubled, same fingerprints, same order
+    # nothing lost, nothing doubled, same fingerprints, same order
+    assert read_run(out) == read_run(uninterrupted.folder())
     again = (out / "models" / "tagger" / "model.safetensors").stat()
     assert (again.st_ino, again.st_mtime_ns) == (tagger.st_ino, tagger.st_mtime_ns)  # not trained twice
     for kind in ("tagger", "classifier", "binder"):
@@ -94,12 +126,10 @@ def test_sigkill_at_known_points_then_rerun_equals_an_uninterrupted_run_on_disk(
     assert not list((out / ".mycelium").rglob("*.parquet"))  # finished builds clean their parts
 
 
-def test_same_configuration_in_two_processes_with_other_hash_seeds_is_deterministic(tmp_path, teacher_path):
-    argv = ["run", "--size", "6", "--test_fraction", "0", "--no_students"]
-    runs = [start_cli(argv, tmp_path / f"seed{seed}", seed, tmp_path / f"seed{seed}.log") for seed in (1, 2)]
-    for seed, proc in zip((1, 2), runs):
-        assert proc.wait(timeout=900) == 0, (tmp_path / f"seed{seed}.log").read_text()[-3000:]
-    assert read_run(tmp_path / "seed1") == read_run(tmp_path / "seed2")
+def test_same_configuration_in_two_processes_with_other_hash_seeds_is_deterministic(tmp_path, uninterrupted):
+    # the other process: the same configuration as the fixture's (PYTHONHASHSEED=1), with PYTHONHASHSEED=2
+    other = start_run([*RUN, "--no_students"], tmp_path / "seed2", hash_seed=2)
+    assert read_run(other.folder()) == read_run(uninterrupted.folder())
 
 
 def test_the_folder_comparison_fails_on_reordered_and_on_same_size_corrupted_rows(tmp_path):
