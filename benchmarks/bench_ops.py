@@ -68,6 +68,7 @@ class NoRanking:
 def evaluate_rows(rows: list[dict], variables: bool = False, breakdown: bool = False, fallback=None) -> dict:
     steps = parsed_steps = validated = recalled = n_values = 0
     tier3_without_classifier = 0
+    with_systems = 0  # validated only with systems of two linear equations
     failures = []
     parse_seconds = 0.0
     tiers: collections.Counter = collections.Counter()  # validated problems that use a tier (highest tier used)
@@ -91,6 +92,18 @@ def evaluate_rows(rows: list[dict], variables: bool = False, breakdown: bool = F
                 steps += 1
                 parsed_steps += i in with_ops
         ok = value is not None and bool(answers_match(format_value(value), r["answer"]).match)
+        if not ok:  # read again with systems of two linear equations (as op_pairs does)
+            started = time.perf_counter()
+            system_ops, _ = ops_for_trace(r["problem"], spans, [[] for _ in spans], systems=True)
+            try:
+                system_value = executed_answer(system_ops, r["problem"]) if system_ops else None
+            except ParseError:
+                system_value = None
+            parse_seconds += time.perf_counter() - started
+            if any(op["op"] == "solve2" for op in system_ops) and system_value is not None:
+                if answers_match(format_value(system_value), r["answer"]).match:
+                    ok, ops, value, error = True, system_ops, system_value, None
+                    with_systems += 1
         if not ok and fallback is not None:
             regions = [[] for _ in spans]
             tier3 = validate_trace(r["problem"], r["answer"], spans, regions, fallback=fallback)
@@ -142,6 +155,7 @@ def evaluate_rows(rows: list[dict], variables: bool = False, breakdown: bool = F
         "op_seconds": parse_seconds,
         "op_problems_per_s": len(rows) / max(parse_seconds, 1e-9),
         "status": dict(statuses.most_common()),
+        "validated_with_systems": with_systems,
         "validated_by_highest_tier": {str(k): v for k, v in sorted(tiers.items())},
         "ops_of_validated_by_tier": {str(k): v for k, v in sorted(op_tiers.items())},
         "failures": failures,
@@ -187,6 +201,9 @@ def main() -> None:
 
         fallback = MyceliumSolver.from_pretrained(args.tier3, device="cpu")
     results = {}
+    if args.tier3:  # which students read tier 3: the run folder's name (no machine path), or the repo id
+        models = Path(args.tier3)
+        results["tier3_models"] = f"{models.parent.name}/{models.name}" if models.is_dir() else args.tier3
     data = Path(args.data)
     # the parser imports sympy once per process, at the first irrational value (about 1 s): not per-problem time
     import sympy  # noqa: F401
@@ -199,7 +216,7 @@ def main() -> None:
     if (data / "math500_dev.jsonl").is_file():
         rows = [r for r in read_source(ProblemsConfig(source=str(data / "math500_dev.jsonl"), limit=args.math))]
         results["math500_dev"] = evaluate_rows(rows, breakdown=True, fallback=fallback)
-    for name, res in results.items():
+    for name, res in [(k, v) for k, v in results.items() if isinstance(v, dict)]:
         extra = f", intermediate-value recall {res['intermediate_recall']:.3f}" if "intermediate_recall" in res else ""
         print(
             f"{name}: {res['problems']} problems, parser coverage {res['parser_coverage']:.3f} of "
@@ -207,6 +224,7 @@ def main() -> None:
             f"op parsing + execution {res['op_problems_per_s']:.0f} problems/s; validated by highest tier "
             f"{res['validated_by_highest_tier']}; status {res['status']}"
         )
+        print(f"  validated only with systems of two linear equations: {res['validated_with_systems']}")
         if "validated_with_tier3_no_classifier" in res:
             alone = res["validated_with_tier3_no_classifier"]
             print(f"  validated with tier 3 without the classifier (single operations only): {alone}")
@@ -219,7 +237,11 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(
         "validated yield: "
-        + ", ".join(f"{k} {v['validated_yield']:.3f}" for k, v in results.items() if "validated_yield" in v)
+        + ", ".join(
+            f"{k} {v['validated_yield']:.3f}"
+            for k, v in results.items()
+            if isinstance(v, dict) and "validated_yield" in v
+        )
     )
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from .arith import ParseError, apply, parse_value
+from .arith import ParseError, parse_value
+from .systems import execute_op
 
 POINTER_KINDS = ("quantity", "op", "constant")
 # Operands each operation takes: (fewest, most). add / sub / mul / div take two or more (a - b - c is one sub).
@@ -32,6 +33,7 @@ ARITY: dict[str, tuple[int, int]] = {
     **{op: (2, 2) for op in ("pow", "root", "binom", "round")},
     **{op: (1, 1) for op in ("sqrt", "neg", "percent", "floor", "ceil", "abs", "factorial")},
     "solve": (4, 4),
+    "solve2": (6, 6),  # a system of two linear equations: a1, b1, c1, a2, b2, c2 (a*u + b*v = c), gives u
     "poly_root": (4, MAX_OPERANDS),  # coefficients of degree 2..4, highest first, then the root's index
 }
 
@@ -147,7 +149,7 @@ def execute(ops: list[dict], answer_op: int, quantities: list, constants: list) 
         if not low <= len(args) <= high:
             raise DagError(f"{ops[i]['op']} takes {low}..{high} operands, got {len(args)}")
         try:
-            values[i] = apply(ops[i]["op"], args)
+            values[i] = execute_op(ops[i]["op"], args)
         except (ParseError, ZeroDivisionError, ValueError, OverflowError) as exc:
             raise DagError(f"operation {i} ({ops[i]['op']}): {exc}") from exc
     return values[answer_op], [values[i] for i in range(len(ops))]

@@ -103,7 +103,7 @@ def plain_equations(text: str) -> list[tuple[str, str, int]]:
 _PLAIN_ALGEBRA = re.compile(
     r"(?<![\w.$])((?:\d+(?:\.\d+)?\*?)?[a-zA-Z](?![a-zA-Z])(?:\s*[-+*/]\s*\d+(?:\.\d+)?(?![\d.]*[a-zA-Z])"
     r"|\s*[-+]\s*(?:\d+\*?)?[a-zA-Z](?![a-zA-Z]))*)"
-    r"\s*=\s*(\d+(?:\.\d+)?(?:\s*[-+*/]\s*\d+(?:\.\d+)?)*)(?!\w|\.\d)"
+    r"\s*=\s*([$€£]?\d+(?:\.\d+)?(?:\s*[-+*/]\s*[$€£]?\d+(?:\.\d+)?)*)(?!\w|\.\d|\s*[-+*/×^(]\s*[\w($€£(])"
 )
 
 
@@ -113,7 +113,7 @@ def plain_algebra(text: str) -> list[tuple[str, str, int]]:
     ``x = 29`` (an assignment), not the middle of a longer expression (``4*3 +6*Y =42`` is left whole to the
     parser), not a unit (``200 m + 200 m = 400 m``: a letter after a space, or after the result, is a unit). Only
     for :mod:`op_graph`'s tier 2 on plain traces."""
-    found = []
+    found, ends = [], set()
     for m in _PLAIN_ALGEBRA.finditer(text):
         left = m.group(1).strip()
         letters = set(re.findall(r"[a-zA-Z]", left))
@@ -123,6 +123,74 @@ def plain_algebra(text: str) -> list[tuple[str, str, int]]:
         if before and before[-1] in "+-*/×(=" or re.match(rf"\s*{next(iter(letters))}\b", text[m.end() :]):
             continue
         found.append((left, m.group(2).strip(), m.start()))
+        ends.add(m.end())
+    return sorted(found + _two_sided_algebra(text, ends), key=lambda f: f[2])
+
+
+_ALGEBRA_CHARS = frozenset("0123456789.$€£+-–−*/() ")
+
+
+def _alone(text: str, i: int) -> bool:
+    """Whether ``text[i]`` is a letter standing alone (an unknown), not part of a word ("x", not the "s" of "'s")."""
+    word = lambda j: 0 <= j < len(text) and (text[j].isalpha() or text[j] in "'’")  # noqa: E731
+    return text[i].isascii() and text[i].isalpha() and not word(i - 1) and not word(i + 1)
+
+
+def _algebra_around_equals(text: str):
+    """``(start, equals, end, left, right, letters)`` for each ``=`` of plain text: the arithmetic runs either side of
+    it, stopped at a word, a line end, another ``=`` or a full stop; ``letters``: the letters standing alone in it."""
+    for eq in re.finditer(r"=", text):
+        a = eq.start()
+        while a > 0 and (text[a - 1] in _ALGEBRA_CHARS or _alone(text, a - 1)):
+            a -= 1
+        b = eq.end()
+        while b < len(text) and (text[b] in _ALGEBRA_CHARS or _alone(text, b)):
+            if text[b] == "." and not (b + 1 < len(text) and text[b + 1].isdigit()):
+                break
+            b += 1
+        left, right = (re.sub("[–−]", "-", side).strip() for side in (text[a : eq.start()], text[eq.end() : b]))
+        if left and right and re.search(r"\d", left + right):
+            sides = ((a, eq.start()), (eq.end(), b))
+            letters = ({c for i, c in enumerate(text[x:y], x) if _alone(text, i)} for x, y in sides)
+            start = a + len(text[a : eq.start()]) - len(text[a : eq.start()].lstrip())
+            yield start, eq.start(), b, left, right, *letters
+
+
+def _a_unit(letter: str, equation: str) -> bool:
+    """``200 m``: a letter after a number and a space; ``200m + 200m = 400m``: after every number (of two or more:
+    ``j = 2b`` is a coefficient)."""
+    numbers = re.findall(rf"\d+(?:\.\d+)?(\s*{letter})?", equation)
+    return bool(re.search(rf"\d\s+{letter}", equation)) or len(numbers) > 1 and all(numbers)
+
+
+def _two_sided_algebra(text: str, taken: set[int]) -> list[tuple[str, str, int]]:
+    """Equations in one letter with the letter on the right, or on both sides (``7 + x = 2 * x``,
+    ``2p/5 = (p+$600)/4``, ``3 = 1+ F``). Not a bare assignment either way round (``x = 29``, ``29 = x``), not a unit
+    (:func:`_a_unit`; ``500 - 240 = 260g``: after the result of arithmetic), not an equation already read (``taken``:
+    ends of :data:`_PLAIN_ALGEBRA` matches)."""
+    found = []
+    for start, equals, end, left, right, letters_left, letters_right in _algebra_around_equals(text):
+        if any(t in taken for t in range(equals, end + 1)) or len(letters_left | letters_right) != 1:
+            continue
+        if not letters_right or left in letters_right or right in letters_right:
+            continue
+        letter = next(iter(letters_right))
+        if _a_unit(letter, text[start:end]):
+            continue
+        if not letters_left and re.search(r"[-+*/]", left) and re.fullmatch(rf"[$€£]?[\d.]+{letter}", right):
+            continue  # a result and its unit: "500 - 240 = 260g"
+        found.append((left, right, start))
+    return found
+
+
+def plain_systems(text: str) -> list[tuple[str, str, int]]:
+    """``(left, right, position)`` of each plain-text equation in exactly two letters (``y = x + 140``,
+    ``j - 5 = 3(b - 5)``), none of them a unit (:func:`_a_unit`): a system's equations, paired by :mod:`op_graph`."""
+    found = []
+    for start, _, end, left, right, letters_left, letters_right in _algebra_around_equals(text):
+        letters = letters_left | letters_right
+        if len(letters) == 2 and not any(_a_unit(letter, text[start:end]) for letter in letters):
+            found.append((left, right, start))
     return found
 
 

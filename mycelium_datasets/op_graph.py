@@ -4,7 +4,9 @@ Each equation the CoT writes (read by :mod:`mycelium_datasets.equations`, parsed
 no ``eval``, no ``sympify``) becomes operations, nested expressions giving several (``0.5 * 258 + 24`` is ``mul``
 then ``add``). **Tier 1** is that parser, over plain and LaTeX equations; **tier 2** solves an equation in one
 unknown exactly: linear (``3x - 5 = 4``) into one ``solve`` op, polynomial of degree 2 to 4 (``N^2 = 121``) into one
-``poly_root`` op that takes the root the CoT goes on to use. **Tier 3** reads a step the parsers miss ("8 plus 16
+``poly_root`` op that takes the root the CoT goes on to use; when a trace does not validate otherwise, two linear
+equations in two unknowns are solved as a system (:mod:`mycelium_datasets.systems`, one ``solve2`` op per unknown).
+**Tier 3** reads a step the parsers miss ("8 plus 16
 equals 24") with the operation classifier as a fallback (:class:`OpFallback`): its top operation sequences for the
 step, tried on the step's numbers in turn, are kept only where they give the number the step writes last, and the
 whole DAG only where it then reaches the gold. Every op records ``parse_tier``. Values are exact: Fractions, or sympy
@@ -40,8 +42,17 @@ from .arith import (
     values_equal,
 )
 from .clauses import clause_range
-from .equations import ARITHMETIC, Statement, latex_statements, math_segments, plain_algebra, plain_equations
+from .equations import (
+    ARITHMETIC,
+    Statement,
+    latex_statements,
+    math_segments,
+    plain_algebra,
+    plain_equations,
+    plain_systems,
+)
 from .numbers import problem_numbers
+from .systems import execute_op, linear_equation, solve_system
 
 OP_NAMES = (
     "add",
@@ -60,6 +71,7 @@ OP_NAMES = (
     "abs",
     "ceil",
     "solve",
+    "solve2",
     "poly_root",
 )
 
@@ -162,7 +174,7 @@ def execute(ops: list[dict], problem: str):
                 if value not in stated.get((operand["char_start"], operand["char_end"]), set()):
                     raise ParseError(f"the problem does not state {operand['value']} at {operand['char_start']}")
             args.append(value)
-        values.append(apply(op["op"], args))
+        values.append(execute_op(op["op"], args))
     return values[-1] if values else None
 
 
@@ -183,22 +195,24 @@ def ops_for_trace(
     spans: list[dict],
     span_regions: list[list[dict]],
     ranks: dict[int, list[tuple[str, ...]]] | None = None,
+    systems: bool = False,
 ) -> tuple[list[dict], int]:
     """All operations of one trace, in CoT order, and the number of equations that failed to parse.
 
     A trace that writes LaTeX is read whole (a display block cut into several spans still gives its equations to the
     span where each starts): its math through :func:`latex_statements`, the prose around it through
     :func:`plain_equations`. Other traces are read span by span as plain arithmetic. ``ranks`` (span index -> the
-    classifier's operation sequences for that span) turns on tier 3 for those spans that give no op otherwise."""
+    classifier's operation sequences for that span) turns on tier 3 for those spans that give no op otherwise.
+    ``systems`` reads pairs of linear equations in two unknowns as a system (:meth:`_TraceState.system`)."""
     texts = [span["text"] for span in spans]
     full = "".join(texts)
     if not _LATEX_TRACE.search(full):
-        return _plain_trace_ops(problem, texts, span_regions, ranks or {})
+        return _plain_trace_ops(problem, texts, span_regions, ranks or {}, systems)
     starts, position = [], 0
     for t in texts:
         starts.append(position)
         position += len(t)
-    state = _TraceState(problem, texts, span_regions)
+    state = _TraceState(problem, texts, span_regions, systems)
     # prose between math regions: plain arithmetic, positions kept
     prose = list(full)
     for content, offset in math_segments(full):
@@ -238,7 +252,7 @@ _LOOKAHEAD = 12  # statements read ahead to find which root of a polynomial equa
 class _TraceState:
     """Operations of one trace so far: results, used problem numbers, assigned variables, parse errors."""
 
-    def __init__(self, problem: str, texts: list[str], span_regions: list[list[dict]]):
+    def __init__(self, problem: str, texts: list[str], span_regions: list[list[dict]], systems: bool = False):
         self.numbers = problem_numbers(problem)
         self.texts, self.span_regions = texts, span_regions
         self.results: list[Fraction] = []
@@ -248,6 +262,8 @@ class _TraceState:
         self.bound_by: dict[str, int] = {}  # variable -> the op whose result it was assigned
         self.answer_op: int | None = None
         self.errors = 0
+        self.systems = systems  # read pairs of equations in two unknowns as systems
+        self.pending: list[tuple] = []  # equations in two unknowns waiting for a second in the same two
 
     def _base(self, expression: str, written: str, index: int) -> dict:
         regions = self.span_regions[index] if index < len(self.span_regions) else []
@@ -303,6 +319,10 @@ class _TraceState:
                 break
         if value is None and len(st.parts) == 2 and st.name is None:
             value = self._solve(st, index, later)
+        solved = {}
+        if value is None and len(st.parts) == 2 and self.systems:  # y = x + 140 (and x + y = 198 before or after)
+            solved = self.system(*(part.rstrip(".,;: ") for part in st.parts), index, bind=True)
+            value = solved.get(st.name)
         literal = _FRACTION_LITERAL.match(re.sub(r"\\(?:boxed|fbox)\s*\{(.*)\}", r"\1", st.written))
         assigned = st.name is not None and len(st.parts) == 2 and not literal
         if value is None and assigned and ARITHMETIC.search(st.written):
@@ -318,7 +338,7 @@ class _TraceState:
                 known = self.variables.get(st.name)
                 if value is None or known is None or not values_equal(value, known):
                     self.bound_by.pop(st.name, None)  # "y = 0" after solving y = 0 restates it; else x is rebound
-            elif len(self.ops) > n_ops:
+            elif len(self.ops) > n_ops and st.name not in solved:
                 self.bound_by[st.name] = len(self.ops) - 1
             if value is not None:
                 self.variables[st.name] = value
@@ -417,9 +437,49 @@ class _TraceState:
         self.bound_by[name] = len(self.ops) - 1
         return value
 
+    def system(self, left: str, right: str, index: int, bind: bool) -> dict:
+        """Tier 2: an equation in two unknowns (``y = x + 140``) waits for a second one in the same two (``y + x =
+        198``); an independent pair is solved exactly, one ``solve2`` op per unknown whose operands are the
+        coefficients ``a1, b1, c1, a2, b2, c2`` of ``a*u + b*v = c`` (for ``v`` each equation's first two swapped),
+        in alphabetical order unless only the first one's value is written later in the trace (that one comes last).
+        ``bind``: the unknowns take their values (LaTeX traces; a plain trace never substitutes a letter). Returns
+        the values found ({} while the equation waits, or when it is not linear in two unknowns)."""
+        try:
+            names, row = linear_equation(left, right, self.variables if bind else None)
+        except (ParseError, ZeroDivisionError, ValueError, OverflowError, TypeError):
+            return {}
+        expression = f"{left} = {right}"
+        for k in range(len(self.pending) - 1, -1, -1):
+            other_names, other_row, other_expression = self.pending[k]
+            if other_names != names:
+                continue
+            try:
+                values = solve_system(other_row, row)
+            except (ParseError, ZeroDivisionError, ValueError, OverflowError, TypeError):
+                return {}  # the same equation restated: still waiting for an independent one
+            del self.pending[k]
+            (a1, b1, c1), (a2, b2, c2) = other_row, row
+            solutions = list(zip(names, values, ([a1, b1, c1, a2, b2, c2], [b1, a1, c1, b2, a2, c2])))
+            written = [value for value, _, _ in problem_numbers("".join(self.texts[index + 1 :]))]
+            if [any(_same(v, w) for w in written) for v in values] == [True, False]:
+                solutions.reverse()  # the unknown the CoT goes on to write comes last: it may be the answer
+            base = {**self._base(f"{other_expression}; {expression}", "", index), "parse_tier": 2}
+            for name, value, coefficients in solutions:
+                operands = [_operand(c, self.results, self.numbers, self.used) for c in coefficients]
+                self.ops.append({**base, "written_result": name, "op": "solve2", "operands": operands})
+                self.ops[-1]["result"] = format_value(value)
+                self.results.append(value)
+                if bind:
+                    self.variables[name] = value
+                    self.bound_by[name] = len(self.ops) - 1
+            return dict(zip(names, values))
+        self.pending.append((names, row, expression))
+        return {}
+
     def solve_plain(self, left: str, right: str, index: int):
-        """Tier 2 on a plain trace: ``2x+140=198`` solved for its letter when linear (no root to choose)."""
-        letter = re.search(r"[a-zA-Z]", left).group(0)
+        """Tier 2 on a plain trace: ``2x+140=198``, ``7 + x = 2 * x`` solved for its letter when linear (no root to
+        choose)."""
+        letter = re.search(r"[a-zA-Z]", left + right).group(0)
         self.variables.pop(letter, None)  # a plain trace never substitutes a letter: each equation is solved alone
         st = Statement(parts=[left, right], position=0, written=right)
         n_ops = len(self.ops)
@@ -447,20 +507,28 @@ class _TraceState:
 
 
 def _plain_trace_ops(
-    problem: str, texts: list[str], span_regions: list[list[dict]], ranks: dict[int, list[tuple[str, ...]]]
+    problem: str,
+    texts: list[str],
+    span_regions: list[list[dict]],
+    ranks: dict[int, list[tuple[str, ...]]],
+    systems: bool = False,
 ) -> tuple[list[dict], int]:
     """Plain-arithmetic traces (GSM8K style): each span's equations, parsed span by span (tier 3 for a span in
-    ``ranks`` that gives no op)."""
-    state = _TraceState(problem, texts, span_regions)
+    ``ranks`` that gives no op; systems of two linear equations with ``systems``)."""
+    state = _TraceState(problem, texts, span_regions, systems)
     for index, text in enumerate(texts):
         n_ops = len(state.ops)
         items = [(p, "arithmetic", (e, w)) for e, w, p in plain_equations(text)]
         items += [(p, "algebra", (left, right)) for left, right, p in plain_algebra(text)]
+        if systems:
+            items += [(p, "system", (left, right)) for left, right, p in plain_systems(text)]
         for _, kind, (first, second) in sorted(items, key=lambda item: item[0]):
             if kind == "arithmetic":
                 state.add(first, second, index, latex="\\" in first)
-            else:  # tier 2 in plain text: "2x+140=198"
+            elif kind == "algebra":  # tier 2 in plain text: "2x+140=198"
                 state.solve_plain(first, second, index)
+            else:  # tier 2: "y = x + 140, and y + x = 198"
+                state.system(first, second, index, bind=False)
         if index in ranks and len(state.ops) == n_ops:
             state.tier3(index, text, ranks[index])
     return state.ops, state.errors
@@ -592,6 +660,11 @@ def validate_trace(
     """One problem's operation DAG from its CoT spans: parsed, placed in the problem (``span_regions``, else the
     clause of ``doc`` around the first problem operand), executed, and checked against ``gold``.
 
+    A trace whose DAG does not validate is read again with its pairs of linear equations in two unknowns solved as
+    systems (``solve2``); that reading replaces the first only if it validates. Not on the first reading: a CoT that
+    writes a system nearly always solves it itself, step by step, and with the system solved first its own steps
+    become arithmetic on known values after the answer (MATH-500 dev 187 and 212 were lost that way).
+
     With ``fallback`` (an operation classifier), a prose trace (no LaTeX) whose DAG does not validate is read again
     with tier 3 for the spans that gave no op and write at least two numbers; that reading replaces the first only if
     it validates.
@@ -600,7 +673,12 @@ def validate_trace(
     when the answer check gave no verdict, e.g. a timeout), ``op_status_reason`` and ``n_parse_errors``.
     """
     row = _validated_dag(problem, gold, spans, span_regions, doc, verify_timeout)
-    if fallback is None or row["op_status"] not in ("wrong_answer", "no_ops", "execution_error"):
+    if row["op_status"] not in ("wrong_answer", "no_ops", "execution_error"):
+        return row
+    system = _validated_dag(problem, gold, spans, span_regions, doc, verify_timeout, systems=True)
+    if system["validated"] and any(op["op"] == "solve2" for op in system["ops"]):
+        return system
+    if fallback is None:
         return row
     if _LATEX_TRACE.search("".join(span["text"] for span in spans)):
         return row  # tier 3 reads prose traces only (see TIER3_OPS)
@@ -616,8 +694,8 @@ def validate_trace(
     return row
 
 
-def _validated_dag(problem, gold, spans, span_regions, doc, verify_timeout, ranks=None) -> dict:
-    ops, errors = ops_for_trace(problem, spans, span_regions, ranks)
+def _validated_dag(problem, gold, spans, span_regions, doc, verify_timeout, ranks=None, systems=False) -> dict:
+    ops, errors = ops_for_trace(problem, spans, span_regions, ranks, systems)
     locate_regions(ops, span_regions, doc)
     status, reason, executed = None, "", None
     try:

@@ -32,9 +32,11 @@ from .dag import units_from_regions
 from .defaults import DEFAULT_BACKBONE, resolve_backbone
 from .runner import map_batches
 
+# 2.1.1: operations are executed with solve2 (a system of two linear equations, mycelium_datasets.systems); rows
+# as before
 # 2.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc;
 # 2.0.0: op_classes has one row per unit labelled with its operation sequence (1.0.0: per operation)
-VERSION = "2.1.0"
+VERSION = "2.1.1"
 LABEL_JOIN = "+"
 IO_LABELS = ("O", "OP")
 INPUT_COLUMNS = ("id", "problem", "ops", "validated")

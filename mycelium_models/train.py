@@ -34,11 +34,12 @@ class NoEvaluationSplitError(ValueError):
 
 
 # Version of the released students (the release tag is v<version>); bump it when the model classes change.
+# 1.2.2: the references' op parsing solves plain equations with the unknown on both sides
 # 1.2.1: the references' op parsing solves plain equations in one letter (mycelium_datasets.equations)
 # 1.2.0: the solver ranks operation sequences (rank_operations), the fallback of op parsing's tier 3 in the loop
 # 1.1.1: the solver's references read more of GSM8K's plain equations (mycelium_datasets.equations)
 # 1.1.0: model cards from a template with a model-index; released together as one solver repo
-STUDENT_VERSION = "1.2.1"
+STUDENT_VERSION = "1.2.2"
 
 
 @dataclass

@@ -19,6 +19,7 @@ from mycelium_datasets.arith import (
     solve_polynomial,
     values_equal,
 )
+from mycelium_datasets.systems import linear_equation, solve2, solve_system
 
 
 @pytest.mark.parametrize(
@@ -192,6 +193,34 @@ def test_irrational_values_that_are_rational_become_fractions_again():
 )
 def test_solve_polynomial(left, right, name, coefficients, roots):
     assert solve_polynomial(left, right) == (name, coefficients, roots)
+
+
+@pytest.mark.parametrize(
+    "first, second, names, values",
+    [
+        (("y", "x + 140"), ("y + x", "198"), ("x", "y"), ["29", "169"]),  # gsm_symbolic's fence
+        (("d+n", "11"), ("10d+5n", "75"), ("d", "n"), ["4", "7"]),  # MATH-500 dev 187
+        (("j - 5", "3(b - 5)"), ("j", "2b"), ("b", "j"), ["10", "20"]),  # GSM8K train 4984
+        ((r"x + \sqrt{2} y", "3"), ("x - y", "0"), ("x", "y"), [r"-3 + 3 \sqrt{2}", r"-3 + 3 \sqrt{2}"]),
+    ],
+)
+def test_systems_of_two_linear_equations(first, second, names, values):
+    (names_1, row_1), (names_2, row_2) = linear_equation(*first), linear_equation(*second)
+    assert names_1 == names_2 == names
+    u, v = solve_system(row_1, row_2)
+    assert [format_value(u), format_value(v)] == values
+    # the solve2 op gives u; v is the same op with each equation's two coefficients swapped
+    (a1, b1, c1), (a2, b2, c2) = row_1, row_2
+    assert values_equal(solve2([b1, a1, c1, b2, a2, c2]), v)
+
+
+def test_systems_refuse_what_is_not_two_independent_linear_equations():
+    refused = [("x y", "3"), ("x", "3"), ("x + y + z", "1"), ("x / y", "2"), ("x^2 + y", "1"), ("x + y - y", "3")]
+    for left, right in refused:
+        with pytest.raises(ParseError):
+            linear_equation(left, right)
+    with pytest.raises(ParseError, match="not independent"):  # the same equation twice over
+        solve_system(linear_equation("x + y", "2")[1], linear_equation("2x + 2y", "4")[1])
 
 
 def test_solve_polynomial_irrational_roots_and_refusals():

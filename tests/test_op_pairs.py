@@ -412,10 +412,95 @@ def test_tier3_never_reads_a_latex_trace():
         ("So it makes 200 m + 200 m = 400 m", []),  # a unit, not an unknown
         ("200m + 200m = 400m", []),
         ("4*3 +6*Y =42", []),  # the end of a longer expression: left whole to the parser
+        # the letter on both sides or on the right (op_pairs 2.5.0), real GSM8K train steps
+        ("Since these two equations equal the same thing, we can write: 7 + x = 2 * x.", [("7 + x", "2 * x")]),
+        ("we get 2b - 5 = 3(b - 5)", [("2b - 5", "3(b - 5)")]),  # 2.4.0 read "2b - 5 = 3"
+        ("2*x+5=20+x/2", [("2*x+5", "20+x/2")]),  # 2.4.0 read "2*x+5 = 20"
+        ("Equating both: 2p/5 = (p+$600)/4", [("2p/5", "(p+$600)/4")]),
+        ("gives: 3p = $3000", [("3p", "$3000")]),
+        ("If the total was 3, then we have 3 = 1+ F", [("3", "1+ F")]),
+        ("Adding x to both sides gives 38 – x + x = 32 +x", [("38 - x + x", "32 +x")]),
+        ("Yuan is seven years older than David, 7 + x = Y years.", []),  # two unknowns
+        ("we get 7 = x, so David is 7 years old", []),  # an assignment written the other way round
+        ("Lucy had 500 – 240 = 260g of flour left.", []),  # a result and its unit
+        ("200 m + 2 m = 202 m", []),
     ],
 )
 def test_plain_algebra(text, expected):
     assert [(left, right) for left, right, _ in plain_algebra(text)] == expected
+
+
+def test_tier2_solves_an_equation_with_its_letter_on_both_sides_in_a_plain_trace():
+    # GSM8K train, problem 4984: before op_pairs 2.5.0 "2b - 5 = 3(b - 5)" was read as "2b - 5 = 3" (b = 4)
+    problem = (
+        "Bill and Joan both work for a library. 5 years ago, Joan had 3 times as much experience as Bill. Now she has "
+        "twice as much experience as Bill. How many years of experience does Bill have now?"
+    )
+    spans = spans_of(
+        "Let b be Bill's years of experience and j be Joan's years of experience. We know that j - 5 = 3(b - 5) and "
+        "j = 2b.\n",
+        "Substituting the second equation into the first equation, we get 2b - 5 = 3(b - 5)\n",
+        "Multiplying through the parentheses, we get 2b - 5 = 3b - 15\n",
+        "Adding 15 to both sides, we get 2b + 10 = 3b\n",
+        "Subtracting 2b from both sides, we get 10 = b\n",
+    )
+    row = validate_trace(problem, "10", spans, [[] for _ in spans])
+    assert row["validated"]
+    assert [(op["op"], [o["value"] for o in op["operands"]], op["result"], op["parse_tier"]) for op in row["ops"]] == [
+        ("solve", ["2", "-5", "3", "-15"], "10", 2),
+        ("solve", ["2", "-5", "3", "-15"], "10", 2),
+        ("solve", ["2", "10", "3", "0"], "10", 2),
+    ]
+    # 2 is "twice" and 3 the problem's "3 times"; -5 and -15 are the CoT's own coefficients
+    assert [o["source"] for o in row["ops"][0]["operands"]] == ["problem", "constant", "problem", "constant"]
+
+
+def test_a_system_of_two_linear_equations_is_read_when_the_trace_does_not_validate_without_it():
+    # MATH-500 dev 187, its CoT cut after the system (as a teacher may write it: "solving, ..."): no op without it
+    problem = (
+        "Hillary has eleven coins, all dimes and nickels. In total, the coins are worth 75 cents. How many nickels "
+        "does she have?"
+    )
+    spans = spans_of(
+        "Let the number of dimes Hillary has be $d$ and the number of nickels she has be $n$. We have the two "
+        "equations \\begin{align*}\nd+n&=11\\\\\n10d+5n&=75\n\\end{align*} ",
+        "Solving them, Hillary has $\\boxed{7}$ nickels.",
+    )
+    assert ops_for_trace(problem, spans, [[], []])[0] == []
+    row = validate_trace(problem, "7", spans, [[], []])
+    assert row["validated"] and row["executed_answer"] == "7"
+    assert [(op["op"], [o["value"] for o in op["operands"]], op["result"]) for op in row["ops"]] == [
+        ("solve2", ["1", "1", "11", "10", "5", "75"], "4"),  # d
+        ("solve2", ["1", "1", "11", "5", "10", "75"], "7"),  # n: each equation's coefficients swapped
+    ]
+    assert all(op["parse_tier"] == 2 for op in row["ops"])
+    # the whole CoT solves the system itself, by substitution: its own steps, not the system, make the DAG
+    full = spans_of(
+        spans[0]["text"],
+        "We divide both sides by 5 to get $2d+n=15$. From the first given equation, we have $d=11-n$. Substituting "
+        "this into the simplified second given equation to eliminate $d$, we get $2(11-n)+n=15\\Rightarrow n=7$. "
+        "Thus, Hillary has $\\boxed{7}$ nickels.",
+    )
+    row = validate_trace(problem, "7", full, [[], []])
+    assert row["validated"] and [op["op"] for op in row["ops"]] == ["solve"]
+
+
+def test_a_system_in_a_plain_trace_answers_with_the_unknown_the_cot_goes_on_to_write():
+    problem = "Sam and John share 198 feet of fence. John gets 140 feet more than Sam. How much fence does Sam get?"
+    spans = spans_of(
+        "Let x be the amount of fence Sam gets and y be the amount John gets. We know that y = x + 140, and y + x = "
+        "198.\n",
+        "So Sam has 29 feet of fence.\n",
+    )
+    row = validate_trace(problem, "29", spans, [[], []])
+    assert row["validated"]
+    assert [(op["op"], op["result"], op["written_result"]) for op in row["ops"]] == [
+        ("solve2", "169", "y"),
+        ("solve2", "29", "x"),  # written later: last, the answer
+    ]
+    assert [o["source"] for o in row["ops"][1]["operands"]] == ["constant"] * 2 + ["problem"] + ["constant"] * 2 + [
+        "problem"
+    ]
 
 
 def test_tier2_solves_an_equation_in_one_letter_in_a_plain_trace():
