@@ -262,7 +262,7 @@ _EQUALS = re.compile(r"(?<![<>\\])(?<![^\d)]!)=")  # "5!=120" is a factorial, th
 _RELATION = re.compile(
     r"(?<![<>\\])(?<![^\d)]!)=|\\(?:le|ge|leq|geq|ne|neq|approx|equiv|lt|gt|sim|cong|in|subset)(?![A-Za-z])|[<>]"
 )
-ARITHMETIC = re.compile(r"[-+*/^!|]|\\(?:frac|[dt]frac|times|cdot|sqrt|div|binom|lfloor|lceil)|\d\s*\(|\)\s*\(")
+ARITHMETIC = re.compile(r"[-+*/^!|]|\\(?:frac|[dt]frac|times|cdot|sqrt|div|binom|choose|lfloor|lceil)|\d\s*\(|\)\s*\(")
 _NAME = re.compile(rf"^\s*([A-Za-z](?:_\{{?\w{{1,4}}\}}?)?|\\(?:{'|'.join(GREEK)}))\s*$")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 

@@ -253,6 +253,23 @@ def test_latex_trace_with_an_unknown_and_the_boxed_answer():
     assert execute(ops, MATH_PROBLEM) == 83
 
 
+def test_a_binomial_coefficient_written_alone_is_an_operation():
+    # MATH-500 dev 207: no sign of arithmetic but \choose, which op_pairs 2.4.0 did not count as one
+    problem = (
+        "Mikka wants to order a pizza with two different toppings. He has 8 different toppings to choose from. How "
+        "many different pizzas could he order?"
+    )
+    cot = (
+        "There are 8 choices of toppings, and we need to choose 2 distinct toppings. This is represented by the "
+        "number of 2-element subsets of an 8 -element set. We use the binomial coefficient "
+        r"${8 \choose 2} = \boxed{28}$ to compute this."
+    )
+    row = validate_trace(problem, "28", spans_of(cot), [[]])
+    assert row["validated"] and [(op["op"], [o["source"] for o in op["operands"]]) for op in row["ops"]] == [
+        ("binom", ["problem", "problem"])
+    ]
+
+
 def test_latex_assignments_substitute_later():
     cot = r"We have $r = \sqrt{0^2 + 3^2} = 3$. Then $A = 2r^2 + r = \boxed{21}$."
     ops, _ = ops_for_trace("A point is $(0,3)$.", spans_of(*cot.split(". ")), [[], []])
