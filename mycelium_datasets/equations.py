@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from .arith import GREEK, variable_name
 from .numbers import DECIMALS, GROUPED_INT, number_word_value
 
-_ARITH_CHARS = re.compile(r"[\d\s.,+\-−*/×÷^%()$€£x]")
+_ARITH_CHARS = re.compile(r"[\d\s.,+\-−*/×÷^%()$€£x√]")
 _UNIT_IN_EQUATION = re.compile(
-    r"(?<=[\d%])(?:\s*/\s*(?!x\b)[A-Za-z]+|\s+(?!x\b)[A-Za-z']+){1,6}(?=\s*(?:[-+*/×÷=]|x\s))"
+    r"(?<=[\d%)])(?:[A-Za-z]{1,3}[²³]|(?<=\d)(?!x[a-z]?\b)[A-Za-z]{2,3}\b|\s*/\s*(?!x\b)[A-Za-z]+(?:-[A-Za-z]+)*[²³]?"
+    r"|\s+(?!x\b)[A-Za-z'’]+(?:-[A-Za-z]+)*[²³]?){1,10}(?=\s*(?:[-+*/×÷=–]|x\s))"
 )
 _BULLET = re.compile(r"(?m)^[ \t]*(?:[-*•]|\d+[.)])[ \t]+")
 # a written result: a sign, a currency sign, a fraction bar or a percent around a number (see ``numbers``)
@@ -32,6 +33,9 @@ _RESULT = re.compile(rf"\s*[$€£]?\s*(-?{GROUPED_INT}{DECIMALS}|-?\d+{DECIMALS
 _PLAIN_MINUS = re.compile(r"(?<=[\d\s%)])[–−](?=\s*[$€£(]?\s*\.?\d)")
 _PLAIN_TIMES = re.compile(r"(?<=[\d%)])(\s*)X(?=\s*[$€£(]?\.?\d)")
 _CURRENCY_AFTER = re.compile(r"(?<=\d)[€£$](?!\d)")
+# "500(.40)=200" is a product; "√(144)", "√144" a square root
+_PLAIN_PRODUCT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\((?=\s*\.?\d)")
+_PLAIN_ROOT = re.compile(r"√\s*(\([^()]*\)|[\d.]+)")
 
 
 def _left_expression(text: str, end: int) -> tuple[str, int]:
@@ -74,6 +78,7 @@ def plain_equations(text: str) -> list[tuple[str, str, int]]:
     ``a = b = c`` gives ``a`` with result ``c`` when ``b`` is a number)."""
     # unit words inside an equation ("€57/hour * 7 hours = €399", "5 feet x 3 = ") are not part of it
     text = _PLAIN_TIMES.sub(r"\1x", _PLAIN_MINUS.sub("-", _CURRENCY_AFTER.sub(" ", text)))
+    text = _PLAIN_PRODUCT.sub(r"\1*(", text)
     text = _UNIT_IN_EQUATION.sub("", _number_words_in_equations(_BULLET.sub("", text)))
     equations = []
     for m in re.finditer(r"=", text):
@@ -95,6 +100,7 @@ def plain_equations(text: str) -> list[tuple[str, str, int]]:
             break
         if result is not None:
             expression = re.sub(r"(?<=[\d)])\s*x\s*(?=\.?[\d$(])", " * ", expression)
+            expression = _PLAIN_ROOT.sub(r"sqrt(\1)", expression)
             equations.append((expression, result, start))
     return equations
 

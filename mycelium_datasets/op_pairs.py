@@ -42,7 +42,9 @@ __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", 
 # "2p/5 = (p+$600)/4") is solved too, and "2b - 5 = 3(b - 5)" is no longer read as "2b - 5 = 3" (GSM8K train
 # 0.962 -> 0.965 on tiers 1-2, +21, none lost); a trace that does not validate is read again with its pairs of linear
 # equations in two unknowns solved as systems (op solve2; GSM8K train +1); a LaTeX statement whose only arithmetic is
-# \choose is read ("{8 \choose 2} = 28": MATH-500 dev 0.516 -> 0.520);
+# \choose is read ("{8 \choose 2} = 28": MATH-500 dev 0.516 -> 0.520); plain equations with unit phrases of up to 10
+# words, hyphenated units ("push-ups/set"), units against the number ("10ml", "500cm³"), "500(.40)" and "√(144)" are
+# read (GSM8K train +40, none lost);
 # 2.4.0: tier 2 in plain traces: an equation in one letter ("2x+140=198") is solved (gsm_symbolic 0.973 -> 0.987,
 # GSM8K train 0.951 -> 0.962 on tiers 1-2);
 # 2.3.0: the card counts operations by parse tier (tier 3, the classifier fallback, is built in op_graph and used by

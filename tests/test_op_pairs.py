@@ -45,6 +45,21 @@ NATALIA = (
         ("64 liters of diesel fuel cost 0.5 X 64 = 32 €", [("0.5 * 64", "32")]),
         ("the total price of video games: 35€ X 3€/game = 105€", [("35 * 3", "105")]),
         ("an age range 5–7 years", []),
+        # op_pairs 2.5.0 (gsm8k_train-001692, -000233, -006933, -003215, -003406, -006514, -001323): long unit
+        # phrases, hyphenated units, cm³ and ml against the number, "500(.40)", "√(144)"
+        (
+            "18 hours from New Orleans to New York + 16 hours in New York + 24 hours from New York to San Francisco "
+            "= 58 hours.",
+            [("18 + 16 + 24", "58")],
+        ),
+        ("3 sets * 15 push-ups/set = 45 push-ups.", [("3 * 15", "45")]),
+        ("500 pounds of ground mince in total – 200 pounds of ground mince = 300 pounds", [("500 - 200", "300")]),
+        ("it will have a volume of (500+200)cm³ = 700cm³", [("(500+200)", "700")]),
+        ("40 baths * 10ml of bubble bath per bath = 400ml of bubble bath.", [("40 * 10", "400")]),
+        ("Juniors:500(.40)=200", [("500*(.40)", "200")]),
+        ("12 feet per side because √(144) = 12", [("sqrt((144))", "12")]),
+        ("we get 2b - 5 = 3(b - 5)", []),  # algebra: one letter is no unit (tier 2 reads it)
+        ("so 2x+140=198", []),
     ],
 )
 def test_plain_equations(text, expected):
