@@ -58,6 +58,28 @@ _EQUATION_WORD = re.compile(
 )
 
 
+# a step that writes its arithmetic in words ("14 plus 8 equals 22", "112 divided by 14 equals 8"): the words between
+# two numbers (a number word, or a number and its unit words on the left) are the signs
+_OPERATOR_WORDS = {"plus": "+", "minus": "-", "times": "*", "multiplied by": "*", "divided by": "/"}
+_NUMBER_AHEAD = r"(?=\s*[$€£]?\s*(?:\.?\d|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b))"
+_OPERATOR_WORD = re.compile(rf"\s+(plus|minus|times|multiplied by|divided by)\s+{_NUMBER_AHEAD}", re.IGNORECASE)
+# "equals": right after a number ("100-72 equals 28"), or anywhere in a text that writes an operation in words; not
+# "2/3 of the tank equals 16", nor "4/7 is equal to $24"
+_EQUALS_WORD = re.compile(rf"\s+equals\s+{_NUMBER_AHEAD}", re.IGNORECASE)
+_EQUALS_AFTER_NUMBER = re.compile(rf"(?<=[\d)%])\s+equals\s+{_NUMBER_AHEAD}", re.IGNORECASE)
+_IS_WORD = re.compile(r"(?<=\d)\s+(?:is|are|makes)\s+(?=[$€£]?\s*\.?\d)", re.IGNORECASE)
+
+
+def _operator_words(text: str) -> str:
+    """Arithmetic written in words becomes signs, only between numbers: "14 plus 8 equals 22" -> "14 + 8 = 22",
+    "32 - 24 equals 8"; in a text that writes an operation in words, a number followed by "is" / "are" / "makes" and
+    a number is an equation too ("48 divided by 4 is 12")."""
+    if not _OPERATOR_WORD.search(text):
+        return _EQUALS_AFTER_NUMBER.sub(" = ", text)  # "32 - 24 equals 8"
+    text = _OPERATOR_WORD.sub(lambda m: f" {_OPERATOR_WORDS[m.group(1).lower()]} ", text)
+    return _IS_WORD.sub(" = ", _EQUALS_WORD.sub(" = ", text))
+
+
 def _number_words_in_equations(text: str) -> str:
     """Number words used as operands ("half * 188 = 94") become digits; elsewhere they stay words."""
 
@@ -73,13 +95,27 @@ def _number_words_in_equations(text: str) -> str:
     return _EQUATION_WORD.sub(replace, text)
 
 
-def plain_equations(text: str) -> list[tuple[str, str, int]]:
+def glued_units(trace: str) -> frozenset[str]:
+    """Letters that a whole trace writes only against a number, at least twice: units ("400g ... = 50g", "40A"), not
+    unknowns ("Let b be ...; 2b - 5 = 3b - 15" also writes b alone). Never ``x`` (a times sign between numbers)."""
+    units = set()
+    for letter in {m.group(0) for m in re.finditer(r"(?<=\d)[A-Za-wyzA-WYZ](?![A-Za-z'’])", trace)}:
+        uses = [m.start() for m in re.finditer(rf"(?<![A-Za-z'’]){letter}(?![A-Za-z'’])", trace)]
+        if len(uses) >= 2 and all(i > 0 and trace[i - 1].isdigit() for i in uses):
+            units.add(letter)
+    return frozenset(units)
+
+
+def plain_equations(text: str, units: frozenset[str] = frozenset()) -> list[tuple[str, str, int]]:
     """``(expression, written_result, position)`` for each ``expr = result`` in plain text (chained ``=`` included:
-    ``a = b = c`` gives ``a`` with result ``c`` when ``b`` is a number)."""
+    ``a = b = c`` gives ``a`` with result ``c`` when ``b`` is a number). ``units``: letters written against numbers
+    that are units (:func:`glued_units`), dropped."""
+    if units:
+        text = re.sub(rf"(?<=\d)[{''.join(sorted(units))}](?![A-Za-z'’])", "", text)
     # unit words inside an equation ("€57/hour * 7 hours = €399", "5 feet x 3 = ") are not part of it
     text = _PLAIN_TIMES.sub(r"\1x", _PLAIN_MINUS.sub("-", _CURRENCY_AFTER.sub(" ", text)))
     text = _PLAIN_PRODUCT.sub(r"\1*(", text)
-    text = _UNIT_IN_EQUATION.sub("", _number_words_in_equations(_BULLET.sub("", text)))
+    text = _UNIT_IN_EQUATION.sub("", _number_words_in_equations(_operator_words(_BULLET.sub("", text))))
     equations = []
     for m in re.finditer(r"=", text):
         expression, start = _left_expression(text, m.start())

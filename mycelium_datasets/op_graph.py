@@ -45,6 +45,7 @@ from .clauses import clause_range
 from .equations import (
     ARITHMETIC,
     Statement,
+    glued_units,
     latex_statements,
     math_segments,
     plain_algebra,
@@ -516,9 +517,10 @@ def _plain_trace_ops(
     """Plain-arithmetic traces (GSM8K style): each span's equations, parsed span by span (tier 3 for a span in
     ``ranks`` that gives no op; systems of two linear equations with ``systems``)."""
     state = _TraceState(problem, texts, span_regions, systems)
+    units = glued_units("".join(texts))  # "400g", "40A": letters the trace writes only against numbers
     for index, text in enumerate(texts):
         n_ops = len(state.ops)
-        items = [(p, "arithmetic", (e, w)) for e, w, p in plain_equations(text)]
+        items = [(p, "arithmetic", (e, w)) for e, w, p in plain_equations(text, units)]
         items += [(p, "algebra", (left, right)) for left, right, p in plain_algebra(text)]
         if systems:
             items += [(p, "system", (left, right)) for left, right, p in plain_systems(text)]

@@ -10,7 +10,13 @@ import pytest
 
 from mycelium_datasets.arith import parse_value
 from mycelium_datasets.builders import BUILDERS
-from mycelium_datasets.equations import latex_statements, math_segments, plain_algebra, plain_equations
+from mycelium_datasets.equations import (
+    glued_units,
+    latex_statements,
+    math_segments,
+    plain_algebra,
+    plain_equations,
+)
 from mycelium_datasets.numbers import problem_numbers
 from mycelium_datasets.op_graph import execute, named_ops, ops_for_trace, step_numbers, validate_trace
 from mycelium_datasets.op_pairs import make_ops
@@ -60,6 +66,14 @@ NATALIA = (
         ("12 feet per side because √(144) = 12", [("sqrt((144))", "12")]),
         ("we get 2b - 5 = 3(b - 5)", []),  # algebra: one letter is no unit (tier 2 reads it)
         ("so 2x+140=198", []),
+        # arithmetic in words (gsm8k_train-001021, -004652, -002135): signs between numbers
+        ("because 45 plus 30 plus 50 plus 25 equals 150", [("45 + 30 + 50 + 25", "150")]),
+        ("He has two weeks seven times 2 equals 14.", [("7 * 2", "14")]),
+        ("She can drink 8 ounces because 32 - 24 equals 8.", [("32 - 24", "8")]),
+        ("The average weight is 12 pounds because 48 divided by 4 is 12.", [("48 / 4", "12")]),
+        ("If 2/3 of the tank equals 16 gallons", []),  # not arithmetic: "equals" after words, no operation word
+        ("Since 4/7 is equal to $24, then", []),
+        ("2 times as many as the 3 he had", []),
     ],
 )
 def test_plain_equations(text, expected):
@@ -343,7 +357,9 @@ def test_symbolic_bombs_in_a_cot_are_recorded_errors():
 
 # -- tier 3: a step no parser reads, read with an operation classifier ---------------------------------------------
 
-# GSM8K train (gsm8k_train-002041): the reference writes every step in words, so tiers 1 and 2 read nothing
+# GSM8K train (gsm8k_train-002041): the reference writes every step in words ("14 plus 8 equals 22"), which tier 1
+# reads since op_pairs 2.5.0; PIZZA_WORDS are the same steps as a teacher may word them with no operation word, which
+# no parser reads
 PIZZA = (
     "Phil and Andre decide to order some pizza. They get a small cheese and a large pepperoni. The small pizza has 8 "
     "slices, The large has 14 slices. They have both eaten 9 slices already. How many pieces are left per person?"
@@ -353,6 +369,13 @@ PIZZA_COT = [
     "They have eaten 18 pieces of pizza because 9 plus 9 equals 18.\n",
     "There are 4 pieces of pizza left because 22 minus 18 equals 4.\n",
     "There are 2 pieces per person because 4 divided by 2 equals 2.\n",
+    "The answer is 2.",
+]
+PIZZA_WORDS = [
+    "There are 22 pieces of pizza because 14 and 8 make 22.\n",
+    "They have eaten 18 pieces of pizza because 9 and 9 make 18.\n",
+    "There are 4 pieces of pizza left because 22 take away 18 leaves 4.\n",
+    "There are 2 pieces per person because 4 pieces split between 2 people gives 2.\n",
     "The answer is 2.",
 ]
 
@@ -369,8 +392,20 @@ class Ranking:
         return [list(self.sequences) for _ in texts]
 
 
-def test_tier3_reads_steps_in_words_and_keeps_them_only_when_the_dag_reaches_the_gold():
+def test_tier1_reads_arithmetic_written_in_words():
     spans = spans_of(*PIZZA_COT)
+    row = validate_trace(PIZZA, "2", spans, [[] for _ in spans])
+    assert row["validated"] and {op["parse_tier"] for op in row["ops"]} == {1}
+    assert [(op["op"], [o["value"] for o in op["operands"]], op["result"]) for op in row["ops"]] == [
+        ("add", ["14", "8"], "22"),
+        ("add", ["9", "9"], "18"),
+        ("sub", ["22", "18"], "4"),
+        ("div", ["4", "2"], "2"),
+    ]
+
+
+def test_tier3_reads_steps_in_words_and_keeps_them_only_when_the_dag_reaches_the_gold():
+    spans = spans_of(*PIZZA_WORDS)
     plain = validate_trace(PIZZA, "2", spans, [[] for _ in spans])
     assert plain["op_status"] == "no_ops" and plain["ops"] == []
     ranking = Ranking(("mul",))  # the classifier's first guess is wrong for every step; the written results decide
@@ -384,7 +419,7 @@ def test_tier3_reads_steps_in_words_and_keeps_them_only_when_the_dag_reaches_the
     ]
     assert {op["parse_tier"] for op in row["ops"]} == {3}
     assert [o["source"] for o in row["ops"][2]["operands"]] == ["op", "op"]  # 22 and 18 are earlier results
-    assert ranking.asked == [[t for t in PIZZA_COT[:4]]]  # one call per problem; "The answer is 2." has one number
+    assert ranking.asked == [[t for t in PIZZA_WORDS[:4]]]  # one call per problem; "The answer is 2." has one number
     assert execute(row["ops"], PIZZA) == 2  # the DAG runs from provenance alone
     wrong_gold = validate_trace(PIZZA, "3", spans, [[] for _ in spans], fallback=ranking)
     assert wrong_gold == plain  # a tier-3 reading that misses the gold is not kept: the row is tiers 1-2's
@@ -406,12 +441,12 @@ def test_tier3_prefers_the_classifiers_operation_and_never_reads_against_the_ste
 
 def test_tier3_never_takes_the_result_a_step_restates_nor_an_identity():
     problem = "26 desserts are shared by 13 students. How many does each get?"
-    # "gets 2 ... equals 2": the first 2 restates the result; 26 * 2 / 26 or 2 * 1 would reach 2 by another route
-    spans = spans_of("Each student gets 2 desserts because 26 divided by 13 equals 2.\n", "The answer is 2.")
+    # "gets 2 ... gives 2": the first 2 restates the result; 26 * 2 / 26 or 2 * 1 would reach 2 by another route
+    spans = spans_of("Each student gets 2 desserts because 26 desserts split 13 ways gives 2.\n", "The answer is 2.")
     row = validate_trace(problem, "2", spans, [[]] * 2, fallback=Ranking(("mul", "div"), ("mul",)))
     assert [(op["op"], [o["value"] for o in op["operands"]]) for op in row["ops"]] == [("div", ["26", "13"])]
-    assert [numbers for numbers in step_numbers(PIZZA_COT[0])] == [[22], [14], [8], [22]]
-    spans = spans_of("So 1 times 100 equals 100 dollars.\n", "The answer is 100.")
+    assert [numbers for numbers in step_numbers(PIZZA_WORDS[0])] == [[22], [14], [8], [22]]
+    spans = spans_of("So 1 lot of 100 gives 100 dollars.\n", "The answer is 100.")
     row = validate_trace("He has 100 dollars.", "100", spans, [[]] * 2, fallback=Ranking(("mul",)))
     assert row["op_status"] == "no_ops"  # 1 * 100 hands back its input: no reading, and nothing to validate
 
@@ -430,6 +465,17 @@ def test_tier3_never_reads_a_latex_trace():
     ranking = Ranking(("add",))
     row = validate_trace(problem, "3", spans_of(solution), [[]], fallback=ranking)
     assert not row["validated"] and ranking.asked == []  # the classifier is not even asked
+
+
+def test_units_written_against_numbers():
+    # gsm8k_train-003275: "g" is written only against numbers, twice or more: a unit
+    trace = "Nathalie ate 1/8 * 400g = 50g of cake.\nPierre eats 2 * 50g = 100g of cake."
+    assert glued_units(trace) == {"g"}
+    assert plain_equations(trace, glued_units(trace)) == [("1/8 * 400", "50", 13), ("2 * 50", "100", 49)]
+    assert plain_equations(trace) == []  # without: "400g" is no number
+    # a letter also written alone is an unknown; once, a coefficient; x is a times sign
+    assert glued_units("Let b be Bill's years. 2b - 5 = 3b - 15") == set()
+    assert glued_units("so 3 = 1+ 2F") == set() and glued_units("2x3 = 6 and 3x2 = 6") == set()
 
 
 @pytest.mark.parametrize(

@@ -377,19 +377,19 @@ def test_the_solver_answers_simple_one_and_two_step_problems(models_dir):
 
 
 def test_the_solvers_classifier_is_the_fallback_of_op_parsing_tier3(models_dir):
-    from test_op_pairs import PIZZA, PIZZA_COT, spans_of
+    from test_op_pairs import PIZZA, PIZZA_WORDS, spans_of
 
     from mycelium_datasets.op_graph import validate_trace
     from mycelium_models.solver import MyceliumSolver
 
     solver = MyceliumSolver.from_pretrained(models_dir)
-    texts = ["There are 4 pieces of pizza left because 22 minus 18 equals 4.", "She buys 3 more."]
+    texts = ["There are 4 pieces of pizza left because 22 take away 18 leaves 4.", "She buys 3 more."]
     k = min(3, solver.classifier.config.num_labels)
     ranked = solver.rank_operations(texts, k=k)
     labels = {tuple(label.split("+")) for label in solver.classifier.config.id2label.values()}
     assert all(len(r) == len(set(r)) == k and set(r) <= labels for r in ranked)
     assert [list(r[0]) for r in ranked] == solver.classify(texts)  # the top sequence is the classifier's answer
-    spans = spans_of(*PIZZA_COT)
+    spans = spans_of(*PIZZA_WORDS)
     row = validate_trace(PIZZA, "2", spans, [[] for _ in spans], fallback=solver)
     assert row["validated"] and {op["parse_tier"] for op in row["ops"]} == {3}
     assert validate_trace(PIZZA, "2", spans, [[] for _ in spans])["op_status"] == "no_ops"  # off: not read
