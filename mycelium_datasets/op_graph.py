@@ -6,11 +6,11 @@ then ``add``). **Tier 1** is that parser, over plain and LaTeX equations; **tier
 unknown exactly: linear (``3x - 5 = 4``) into one ``solve`` op, polynomial of degree 2 to 4 (``N^2 = 121``) into one
 ``poly_root`` op that takes the root the CoT goes on to use; when a trace does not validate otherwise, two linear
 equations in two unknowns are solved as a system (:mod:`mycelium_datasets.systems`, one ``solve2`` op per unknown).
-**Tier 3** reads a step the parsers miss ("8 plus 16
-equals 24") with the operation classifier as a fallback (:class:`OpFallback`): its top operation sequences for the
-step, tried on the step's numbers in turn, are kept only where they give the number the step writes last, and the
-whole DAG only where it then reaches the gold. Every op records ``parse_tier``. Values are exact: Fractions, or sympy
-numbers built from the parse tree when irrational (``3\\sqrt{13}``, ``288\\pi``).
+**Tier 3** reads a step the parsers miss ("Since Maddy has 40 eggs / 10 eggs each week, they will last 4 weeks",
+"9 and 9 make 18") with the operation classifier as a fallback (:class:`OpFallback`): its top operation sequences
+for the step, tried on the step's numbers in turn, are kept only where they give the number the step writes last,
+and the whole DAG only where it then reaches the gold. Every op records ``parse_tier``. Values are exact: Fractions,
+or sympy numbers built from the parse tree when irrational (``3\\sqrt{13}``, ``288\\pi``).
 
 **Provenance**: each operand is an earlier operation's result (``source: op``, ``op_index``), a number written in the
 problem (``source: problem``, character offsets; see :mod:`mycelium_datasets.numbers`), or an implicit constant
