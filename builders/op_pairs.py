@@ -20,7 +20,8 @@ class OpPairsBuilder(ArtifactBuilder):
     UPSTREAM = ("clause_regions",)
     DESCRIPTION = (
         "Each problem's operations parsed from its CoT (tier 1: plain arithmetic and LaTeX through a safe "
-        "recursive-descent parser; tier 2: an equation in one unknown, linear or polynomial, solved exactly; tier 3, "
+        "recursive-descent parser; tier 2: an equation in one unknown, linear or polynomial, solved exactly, and, "
+        "where a trace does not validate otherwise, two linear equations in two unknowns solved as a system; tier 3, "
         "where students exist: a step no parser reads, read with the operation classifier), each "
         "operand linked to a problem number, an earlier result or a constant, executed as a DAG with exact values "
         "(fractions, or radicals and pi built with sympy from the parse tree, written as LaTeX); `validated` iff the "
