@@ -33,7 +33,7 @@ _RESULT = re.compile(rf"\s*[$€£]?\s*(-?{GROUPED_INT}{DECIMALS}|-?\d+{DECIMALS
 _PLAIN_MINUS = re.compile(r"(?<=[\d\s%)])[–−](?=\s*[$€£(]?\s*\.?\d)")
 _PLAIN_TIMES = re.compile(r"(?<=[\d%)])(\s*)X(?=\s*[$€£(]?\.?\d)")
 _CURRENCY_AFTER = re.compile(r"(?<=\d)[€£$](?!\d)")
-# "500(.40)=200" is a product; "√(144)", "√144" a square root
+# "500(.40)=200" is a product; "√(144) = 12" a square root ("√144" too, inside arithmetic: "√144 + 1 = 13")
 _PLAIN_PRODUCT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\((?=\s*\.?\d)")
 _PLAIN_ROOT = re.compile(r"√\s*(\([^()]*\)|[\d.]+)")
 
