@@ -551,6 +551,11 @@ def named_ops(text: str) -> set[str]:
     return {op for op, pattern in _NAMED_OPS.items() if pattern.search(text)}
 
 
+# a step that writes algebra ("1/2*X + 14", "2x", "X - 5"): tier 2's, never tier 3's ("1/2*X + 14 in the first store
+# and 1/3*X + 16" holds 2 + 14 = 16 by coincidence)
+_ALGEBRA_STEP = re.compile(r"(?<![A-Za-z'’])(?:\d\s*\*?\s*[A-Za-wyzA-WYZ]|[A-Za-z]\s*[-+*/]\s*[\d(])(?![A-Za-z'’])")
+
+
 def _neutral(op: str, args: list) -> bool:
     """Whether ``op`` on ``args`` hands one of them back unchanged: times or divided by 1, plus or minus 0."""
     unit = Fraction(1) if op in ("mul", "div") else Fraction(0)
@@ -685,7 +690,11 @@ def validate_trace(
     if _LATEX_TRACE.search("".join(span["text"] for span in spans)):
         return row  # tier 3 reads prose traces only (see TIER3_OPS)
     read = {op["span_index"] for op in row["ops"]}
-    unread = [i for i, span in enumerate(spans) if i not in read and len(step_numbers(span["text"])) >= 2]
+    unread = [
+        i
+        for i, span in enumerate(spans)
+        if i not in read and len(step_numbers(span["text"])) >= 2 and not _ALGEBRA_STEP.search(span["text"])
+    ]
     if not unread:
         return row
     ranked = fallback.rank_operations([spans[i]["text"] for i in unread])

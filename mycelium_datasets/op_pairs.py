@@ -45,7 +45,8 @@ __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", 
 # \choose is read ("{8 \choose 2} = 28": MATH-500 dev 0.516 -> 0.520); plain equations with unit phrases of up to 10
 # words, hyphenated units ("push-ups/set"), units against the number ("10ml", "500cm³"), "500(.40)" and "√(144)" are
 # read (GSM8K train +40, none lost); so are arithmetic in words between numbers ("14 plus 8 equals 22", "48 divided by
-# 4 is 12") and letters a trace writes only against numbers ("400g", "40A": GSM8K train +39, none lost);
+# 4 is 12") and letters a trace writes only against numbers ("400g", "40A": GSM8K train +39, none lost); tier 3 never
+# reads a step that writes algebra ("1/2*X + 14": 2 + 14 = 16 was a coincidence);
 # 2.4.0: tier 2 in plain traces: an equation in one letter ("2x+140=198") is solved (gsm_symbolic 0.973 -> 0.987,
 # GSM8K train 0.951 -> 0.962 on tiers 1-2);
 # 2.3.0: the card counts operations by parse tier (tier 3, the classifier fallback, is built in op_graph and used by

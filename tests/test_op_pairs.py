@@ -451,6 +451,28 @@ def test_tier3_never_takes_the_result_a_step_restates_nor_an_identity():
     assert row["op_status"] == "no_ops"  # 1 * 100 hands back its input: no reading, and nothing to validate
 
 
+def test_tier3_never_reads_a_step_that_writes_algebra():
+    # GSM8K train (gsm8k_train-002899): "1/2*X + 14 ... 1/3*X + 16" holds 2 + 14 = 16 by coincidence; tier 2's step
+    problem = (
+        "Mark went to a store where he spent one-half of his money, and then spent $14 more. He then went to another "
+        "store where he spent one-third of his starting money, and then spent $16 more. If he then had no money left, "
+        "how much did he have when he entered the first store?"
+    )
+    spans = spans_of(
+        "Let X be the money Mark had. Mark spent 1/2*X + 14 in the first store and 1/3*X + 16 in the second store.\n",
+        "Mark has X - 1/2*X - 14 - 1/3*X - 16 = $0 left.\n",
+        "Combining like terms, we get 1/6*X - 30 = $0.\n",
+        "Adding 30 to both sides and multiplying both sides by 6, we find that Mark had X = $180 when he entered the "
+        "first store.\n",
+    )
+    ranking = Ranking(("add",))
+    row = validate_trace(problem, "180", spans, [[] for _ in spans], fallback=ranking)
+    assert row["validated"] and [(op["op"], [o["value"] for o in op["operands"]]) for op in row["ops"]] == [
+        ("mul", ["30", "6"])  # the last step names its operations: adding 30, multiplying by 6
+    ]
+    assert ranking.asked == [[spans[3]["text"]]]  # the steps that write algebra are not even asked about
+
+
 def test_tier3_never_reads_a_latex_trace():
     # MATH-500 dev (math500-226): counting, not arithmetic; 1 + 2 would "reach" the boxed 3 by coincidence
     problem = (
