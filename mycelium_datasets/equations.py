@@ -61,12 +61,13 @@ _EQUATION_WORD = re.compile(
 # a step that writes its arithmetic in words ("14 plus 8 equals 22", "112 divided by 14 equals 8"): the words between
 # two numbers (a number word, or a number and its unit words on the left) are the signs
 _OPERATOR_WORDS = {"plus": "+", "minus": "-", "times": "*", "multiplied by": "*", "divided by": "/"}
-_NUMBER_AHEAD = r"(?=\s*[$€£]?\s*(?:\.?\d|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b))"
-_OPERATOR_WORD = re.compile(rf"\s+(plus|minus|times|multiplied by|divided by)\s+{_NUMBER_AHEAD}", re.IGNORECASE)
+# a number or a number word next (op_graph._NUMBER_AHEAD takes digits only)
+_OPERAND_AHEAD = r"(?=\s*[$€£]?\s*(?:\.?\d|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b))"
+_OPERATOR_WORD = re.compile(rf"\s+(plus|minus|times|multiplied by|divided by)\s+{_OPERAND_AHEAD}", re.IGNORECASE)
 # "equals": right after a number ("100-72 equals 28"), or anywhere in a text that writes an operation in words; not
 # "2/3 of the tank equals 16", nor "4/7 is equal to $24"
-_EQUALS_WORD = re.compile(rf"\s+equals\s+{_NUMBER_AHEAD}", re.IGNORECASE)
-_EQUALS_AFTER_NUMBER = re.compile(rf"(?<=[\d)%])\s+equals\s+{_NUMBER_AHEAD}", re.IGNORECASE)
+_EQUALS_WORD = re.compile(rf"\s+equals\s+{_OPERAND_AHEAD}", re.IGNORECASE)
+_EQUALS_AFTER_NUMBER = re.compile(rf"(?<=[\d)%])\s+equals\s+{_OPERAND_AHEAD}", re.IGNORECASE)
 _IS_WORD = re.compile(r"(?<=\d)\s+(?:is|are|makes)\s+(?=[$€£]?\s*\.?\d)", re.IGNORECASE)
 
 
