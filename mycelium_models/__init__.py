@@ -15,6 +15,8 @@ from mycelium_models.modeling_mycelium import (
     MyceliumBinderConfig,
     MyceliumOpClassifier,
     MyceliumOpClassifierConfig,
+    MyceliumStepDecoder,
+    MyceliumStepDecoderConfig,
     MyceliumTagger,
     MyceliumTaggerConfig,
 )
@@ -29,6 +31,7 @@ def register_auto_classes() -> None:
         (MyceliumTaggerConfig, MyceliumTagger, AutoModelForTokenClassification),
         (MyceliumOpClassifierConfig, MyceliumOpClassifier, AutoModelForSequenceClassification),
         (MyceliumBinderConfig, MyceliumBinder, AutoModel),
+        (MyceliumStepDecoderConfig, MyceliumStepDecoder, AutoModel),
     ):
         AutoConfig.register(config.model_type, config, exist_ok=True)
         auto.register(config, model, exist_ok=True)
@@ -41,6 +44,8 @@ __all__ = [
     "MyceliumBinderConfig",
     "MyceliumOpClassifier",
     "MyceliumOpClassifierConfig",
+    "MyceliumStepDecoder",
+    "MyceliumStepDecoderConfig",
     "MyceliumTagger",
     "MyceliumTaggerConfig",
     "load_backbone",

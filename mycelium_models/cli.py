@@ -6,7 +6,7 @@ its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags ove
     mycelium run --out DIR [--source NAME|FILE.jsonl] [--limit N] [--config NAME]
     mycelium build ARTIFACT --out DIR [options]
     mycelium show DIR --id ID --out PAGE.html
-    mycelium train STUDENT --run_dir DIR           (tagger, classifier, binder)
+    mycelium train STUDENT --run_dir DIR           (tagger, classifier, binder, decoder)
     mycelium solve --models DIR/models|ORG/NAME [--revision vX.Y.Z] "PROBLEM TEXT"
     mycelium eval --models DIR/models|ORG/NAME --source NAME|FILE.jsonl --out EVALDIR
     mycelium loop --run_dir DIR
@@ -238,15 +238,46 @@ class EvalArguments:
         metadata={"help": "Folder with tagger/, classifier/ and binder/ (e.g. DIR/models), or a solver's Hub id."}
     )
     out: str = field(metadata={"help": "Evaluation folder: eval.json, predictions.jsonl, report.md, attribution.png."})
-    split: str = field(default="all", metadata={"help": "Which split of the source to evaluate: all, train or test."})
+    split: str = field(
+        default="all",
+        metadata={
+            "help": "all: every problem of --source. train or test: that split of the run that trained the models "
+            "(--run_dir, or the run folder holding --models), read from its problems artifact; --source and "
+            "--limit then play no part."
+        },
+    )
     run_dir: str | None = field(
         default=None,
-        metadata={"help": "A run folder whose cot_traces/op_pairs serve as references for attribution (by id)."},
+        metadata={
+            "help": "A run folder whose cot_traces/op_pairs serve as references for attribution (by id), and whose "
+            "split --split train|test names."
+        },
     )
     eval_verify_timeout: float = field(default=5.0, metadata={"help": "Seconds per answer check."})
     revision: str | None = field(
         default=None, metadata={"help": "Revision of a Hub --models: a tag such as v1.0.0, a branch or a commit."}
     )
+
+
+def models_run_dir(models: str, run_dir: str | None, split: str, source_given: bool) -> Path:
+    """The run folder whose ``split`` ``mycelium eval --split`` means: ``run_dir`` when given, else the run folder
+    that holds the models folder (``DIR/models`` -> ``DIR``). Anything else is refused: a split recomputed from
+    eval's own options could hold problems the models were trained on."""
+    if split not in ("train", "test"):
+        raise ValueError(f"--split must be all, train or test, got {split!r}")
+    candidate = Path(run_dir) if run_dir else Path(models).parent
+    if not (candidate / "problems" / "README.md").is_file():
+        raise ValueError(
+            f"--split {split} means the {split} split of the run that trained the models, but "
+            f"{run_dir or models} is not in a run folder with a problems artifact: pass --run_dir DIR (that run), "
+            "or --split all to evaluate every problem of --source"
+        )
+    if source_given:
+        raise ValueError(
+            f"--split {split} evaluates the {split} split of the run {candidate} as it was made; --source plays no "
+            "part there: drop it, or use --split all to evaluate every problem of --source"
+        )
+    return candidate
 
 
 def _eval(argv: list[str]) -> int:
@@ -260,8 +291,19 @@ def _eval(argv: list[str]) -> int:
         args, problems_config = parser.parse_args_into_dataclasses(args=argv)
         if args.split not in ("all", "train", "test"):
             raise ValueError(f"--split must be all, train or test, got {args.split!r}")
+        if args.split != "all":
+            args.run_dir = str(models_run_dir(
+                args.models, args.run_dir, args.split, any(a.split("=")[0] == "--source" for a in argv)
+            ))
         solver = MyceliumSolver.from_pretrained(args.models, revision=args.revision)
-        problems = build_problems(problems_config)
+        if args.split == "all":
+            problems = build_problems(problems_config)
+            source = problems_config.source
+        else:  # the models' own split, exactly as their run made it
+            import datasets
+
+            problems = datasets.load_dataset(str(Path(args.run_dir) / "problems"))
+            source = f"{args.run_dir}/problems"
         rows = [
             {
                 "id": r["id"],
@@ -274,11 +316,11 @@ def _eval(argv: list[str]) -> int:
             for r in data
         ]
         if not rows:
-            raise ValueError(f"no problems in split {args.split!r} of {problems_config.source}")
+            raise ValueError(f"no problems in split {args.split!r} of {source}")
         references = references_from_run(args.run_dir) if args.run_dir else None
         summary, predictions = evaluate_students(solver, rows, references, verify_timeout=args.eval_verify_timeout)
-        summary.update({"source": problems_config.source, "split": args.split, "models": args.models})
-        path = write_eval(args.out, summary, predictions, title=f"Students on {problems_config.source} ({args.split})")
+        summary.update({"source": source, "split": args.split, "models": args.models})
+        path = write_eval(args.out, summary, predictions, title=f"Students on {source} ({args.split})")
     except (FileNotFoundError, SourceError, ValueError) as exc:
         print(f"mycelium: error: {exc}", file=sys.stderr)
         return 2

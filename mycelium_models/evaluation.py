@@ -164,6 +164,8 @@ def attribute(trace: dict, gold: str | None, reference: dict | None) -> tuple[st
         if not reference.get("cot_correct"):
             return "TEACHER_ERROR", f"the CoT answers {reference.get('cot_answer')}, gold is {gold}"
     binding = reference_binding(problem, reference)
+    if trace.get("decoder"):
+        return _attribute_program(trace, gold_value, gold, binding)
     units = [(u["char_start"], u["char_end"]) for u in trace.get("units", [])]
     if not units:
         return "SEGMENTATION", trace.get("reason") or "the tagger found no operation unit"
@@ -232,6 +234,35 @@ def attribute(trace: dict, gold: str | None, reference: dict | None) -> tuple[st
     return "UNATTRIBUTED", "wrong answer and no validated reference to compare the stages with"
 
 
+def _attribute_program(trace: dict, gold_value, gold, binding: dict | None) -> tuple[str, str]:
+    """The stage of a wrong answer of the step decoder, which decodes the whole program at once (the regions are
+    only its features, so SEGMENTATION never applies): the gold computed by a step that is not the last
+    (SELECTION); against the reference, other operations (CLASSIFICATION: a multiset, n-ary ones counted as their
+    binary steps), other problem numbers or constants (EXTRACTION), or the same ones combined otherwise
+    (DEPENDENCY); no program at all (EXECUTION)."""
+    ops = trace.get("ops", [])
+    values = [_value(op.get("result")) for op in ops]
+    if gold_value is not None and gold_value in values[:-1]:
+        return "SELECTION", f"step {values.index(gold_value)} computed {gold}, but the program went on"
+    if not ops:
+        return "EXECUTION", trace.get("reason") or "no program"
+    if not binding:
+        return "UNATTRIBUTED", "wrong answer and no validated reference to compare the stages with"
+    got = collections.Counter(op["op"] for op in ops)
+    want: collections.Counter = collections.Counter()
+    for op in binding["ops"]:
+        want[op["op"]] += max(1, len(op["operands"]) - 1)
+    if got != want:
+        return "CLASSIFICATION", f"steps {sorted(got.elements())}, reference {sorted(want.elements())}"
+    used = collections.Counter(_found(p) for op in ops for p in op["pointers"] if p["kind"] != "op")
+    expected = collections.Counter(_found(p) for op in binding["ops"] for p in op["operands"] if p["kind"] != "op")
+    if used != expected:
+        return "EXTRACTION", (
+            f"takes {sorted(v for _, v in used.elements())}, reference {sorted(v for _, v in expected.elements())}"
+        )
+    return "DEPENDENCY", "the reference's operations on the reference's numbers, combined in another order"
+
+
 def evaluate_students(
     solver,
     problems: list[dict],
@@ -297,6 +328,7 @@ def evaluate_students(
         rows.append(row)
     summary = summarize(rows, solve_seconds)
     summary["ladder"] = oracle_ladder(solver, problems, references, rows, verify_timeout)
+    summary["beam"] = beam_effect(solver, problems, verify_timeout)
     for row, rungs in zip(rows, summary["ladder"].pop("per_problem")):
         row["ladder"] = rungs
     return summary, rows
@@ -304,17 +336,20 @@ def evaluate_students(
 
 RUNGS = (
     ("a", "reference units + operations + binding (the executor's ceiling)"),
-    ("b", "reference units + operations, learned binding"),
-    ("c", "reference units, learned operations + binding"),
-    ("d", "everything learned (tagger, classifier, binder)"),
+    ("b", "chain: reference units + operations, learned binder"),
+    ("c", "chain: reference units, learned classifier + binder"),
+    ("d", "chain: everything learned (tagger, classifier, binder)"),
+    ("decoder_reference_regions", "step decoder, reference units as its regions"),
+    ("decoder_tagger_regions", "step decoder, the tagger's units as its regions (the solver's default)"),
+    ("decoder_no_regions", "step decoder, no regions"),
 )
 
 
 def oracle_ladder(solver, problems: list[dict], references: dict, rows: list[dict], verify_timeout: float) -> dict:
     """The oracle ladder on the scored problems that have a validated reference binding: rung by rung, how many the
-    solver answers when one more student is learned (see the module docstring). Returns per rung ``correct``,
-    ``n``, ``accuracy``, and ``per_problem`` (each problem's rungs: True / False, None when it is not on the
-    ladder)."""
+    solver answers when one more student is learned, and the step decoder's ablations beside it (see the module
+    docstring). Returns per rung ``correct``, ``n``, ``accuracy``, and ``per_problem`` (each problem's rungs: True /
+    False, None when it is not on the ladder). A solver without a step decoder has only the chain's rungs."""
     from mycelium_datasets.answers import answers_match
     from mycelium_models.solver import execute_into_trace
 
@@ -336,18 +371,24 @@ def oracle_ladder(solver, problems: list[dict], references: dict, rows: list[dic
         rung_a.append(
             execute_into_trace(text, {**trace, "stage": None, "answer": None}, ops, pointers, b["answer_op"], [])
         )
-    traces = {
-        "a": rung_a,
-        "b": solver.solve(texts, units=units, operations=operations) if texts else [],
-        "c": solver.solve(texts, units=units) if texts else [],
-        "d": None,
-    }
-    per_problem = [{rung: None for rung, _ in RUNGS} for _ in problems]
+    traces = {"a": rung_a}
+    # the solver's own answers (rows) are one rung: the chain's last without a step decoder, else the decoder's
+    # with the tagger's regions
+    answered = "d" if solver.decoder is None else "decoder_tagger_regions"
+    if texts:
+        traces["b"] = solver.solve_chain(texts, units=units, operations=operations)
+        traces["c"] = solver.solve_chain(texts, units=units)
+        if solver.decoder is not None:
+            traces["d"] = solver.solve_chain(texts)
+            traces["decoder_reference_regions"] = solver.solve_with_decoder(texts, units=units)
+            traces["decoder_no_regions"] = solver.solve_with_decoder(texts, regions=False)
+    rungs = [(rung, text) for rung, text in RUNGS if not rung.startswith("decoder") or solver.decoder is not None]
+    per_problem = [{rung: None for rung, _ in rungs} for _ in problems]
     ladder: dict = {}
-    for rung, description in RUNGS:
+    for rung, description in rungs:
         correct = 0
         for j, k in enumerate(chosen):
-            if rung == "d":
+            if rung == answered:
                 right = bool(rows[k]["correct"])
             else:
                 answer = traces[rung][j]["answer"]
@@ -363,6 +404,41 @@ def oracle_ladder(solver, problems: list[dict], references: dict, rows: list[dic
         }
     ladder["per_problem"] = per_problem
     return ladder
+
+
+BEAM_WIDTHS = (1, 4, 8, 16)
+
+
+def beam_effect(solver, problems: list[dict], verify_timeout: float, widths=BEAM_WIDTHS) -> list[dict]:
+    """The step decoder's accuracy and speed against its beam width, on the scored problems: per width ``beams``,
+    ``correct``, ``n``, ``accuracy``, ``seconds`` and ``problems_per_second`` (empty without a step decoder)."""
+    from mycelium_datasets.answers import answers_match
+
+    scored = [p for p in problems if p.get("answer") is not None]
+    if solver.decoder is None or not scored:
+        return []
+    texts = [p["problem"] or "" for p in scored]
+    units = solver.units(texts)  # the tagger runs once; only the decoding is timed
+    effect = []
+    for width in widths:
+        started = time.time()
+        traces = solver.solve_with_decoder(texts, units=units, num_beams=width)
+        seconds = time.time() - started
+        correct = sum(
+            bool(t["answer"] is not None and answers_match(t["answer"], p["answer"], timeout=verify_timeout).match)
+            for t, p in zip(traces, scored)
+        )
+        effect.append(
+            {
+                "beams": width,
+                "correct": correct,
+                "n": len(scored),
+                "accuracy": correct / len(scored),
+                "seconds": round(seconds, 3),
+                "problems_per_second": round(len(scored) / seconds, 2) if seconds > 0 else None,
+            }
+        )
+    return effect
 
 
 def summarize(rows: list[dict], solve_seconds: float | None = None) -> dict:
@@ -482,6 +558,7 @@ def render_eval_markdown(summary: dict, rows: list[dict], title: str, plot: str 
     if summary.get("problems_per_second"):
         lines.append(f"| solver throughput | {summary['problems_per_second']} problems/s |")
     lines += ladder_markdown(summary.get("ladder"))
+    lines += beam_markdown(summary.get("beam"))
     lines += [
         "",
         "## Error attribution",
@@ -541,4 +618,22 @@ def ladder_markdown(ladder: dict | None) -> list[str]:
     ]
     for rung, r in ladder.items():
         lines.append(f"| ({rung}) | {r['description']} | {r['correct']}/{r['n']} | {r['accuracy']:.3f} |")
+    return lines
+
+
+def beam_markdown(effect: list[dict] | None) -> list[str]:
+    """The step decoder's accuracy and speed against its beam width, as a Markdown table."""
+    if not effect:
+        return []
+    lines = [
+        "",
+        "## The step decoder's beam",
+        "",
+        f"All {effect[0]['n']} scored problems, the tagger's units as regions; decoding time only.",
+        "",
+        "| beams | answered correctly | accuracy | problems / s |",
+        "| --- | --- | --- | --- |",
+    ]
+    for e in effect:
+        lines.append(f"| {e['beams']} | {e['correct']}/{e['n']} | {e['accuracy']:.3f} | {e['problems_per_second']} |")
     return lines

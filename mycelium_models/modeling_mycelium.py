@@ -15,7 +15,7 @@ also each released student's remote code.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -600,6 +600,296 @@ class _Binding:
         return _Binding(score, self.bound + [pointers], used, depends)
 
 
+# The step decoder's operations: each step combines two nodes; n-ary add / mul / sub / div are chains of steps.
+STEP_OPS = ("add", "sub", "mul", "div")
+COMMUTATIVE_STEP_OPS = ("add", "mul")
+NODE_KINDS = ("quantity", "constant", "result")
+REGION_CODES = {"unknown": 0, "outside": 1, "inside": 2}  # where a quantity lies against the units, if known
+
+
+class MyceliumStepDecoderConfig(_BackboneConfigMixin, PretrainedConfig):
+    """Configuration of :class:`MyceliumStepDecoder`.
+
+    Args:
+        backbone_config (`dict`, *optional*): the backbone's config (``model_type`` and its fields).
+        backbone_name (`str`, *optional*): where the backbone came from, for the record.
+        op_names (`list[str]`, *optional*, defaults to ``STEP_OPS``): the binary operations a step may apply.
+        constants (`list[str]`, *optional*): the constant vocabulary a step may take as an operand (learned from the
+            training split of the ``bindings`` artifact).
+        max_steps (`int`, *optional*, defaults to 12): the most steps of a program (and its result slots).
+        max_quantities (`int`, *optional*, defaults to 64): problem quantities a step may take; later ones are not
+            candidates (a problem with 2,000 numbers is still decoded in bounded time and memory).
+        state_size (`int`, *optional*, defaults to 256): width of the pair scorer.
+        region_dropout (`float`, *optional*, defaults to 0.5): in training, the share of problems whose quantities
+            are shown without their region (so the decoder also works with no tagger, or a wrong one).
+        classifier_dropout (`float`, *optional*, defaults to 0.1): dropout on the representations.
+        program_beams (`int`, *optional*, defaults to 8): programs kept while decoding (1: greedy).
+        max_input_tokens (`int`, *optional*, defaults to 256): the longest problem in tokens, as trained (the solver
+            reads the same length).
+    """
+
+    model_type = "mycelium_step_decoder"
+
+    def __init__(
+        self,
+        backbone_config: dict | None = None,
+        backbone_name: str = "",
+        op_names: list[str] | None = None,
+        constants: list[str] | None = None,
+        max_steps: int = 12,
+        max_quantities: int = 64,
+        state_size: int = 256,
+        region_dropout: float = 0.5,
+        classifier_dropout: float = 0.1,
+        program_beams: int = 8,
+        max_input_tokens: int = 256,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.backbone_config = backbone_config
+        self.backbone_name = backbone_name
+        self.op_names = list(op_names or STEP_OPS)
+        self.constants = list(constants or [])
+        self.max_steps = max_steps
+        self.max_quantities = max_quantities
+        self.state_size = state_size
+        self.region_dropout = region_dropout
+        self.classifier_dropout = classifier_dropout
+        self.program_beams = program_beams
+        self.max_input_tokens = max_input_tokens
+
+
+@dataclass
+class StepDecoderOutput(ModelOutput):
+    """``loss`` (with labels); ``step_hits`` ``(B, max_steps + 1)``: 1 where the teacher-forced best action is the
+    gold one, 0 where not, -1 past the program's end (its STOP included)."""
+
+    loss: torch.Tensor | None = None
+    step_hits: torch.Tensor | None = None
+
+
+@dataclass
+class StepDecoderState:
+    """What a step needs of a problem (or of each hypothesis of a beam): the nodes a step may combine ``(B, N, H)``
+    (quantities, constants, then one slot per step's result), which of them exist ``(B, N)``, how often each was
+    taken ``(B, N)``, the decoder's state ``(B, H)``, the last result ``(B, H)``, and the problem's tokens ``(B, T,
+    H)`` with their mask, which each new result reads."""
+
+    nodes: torch.Tensor
+    exists: torch.Tensor
+    used: torch.Tensor
+    state: torch.Tensor
+    last: torch.Tensor
+    tokens: torch.Tensor
+    token_mask: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> StepDecoderState:
+        """The rows ``index`` (e.g. the parents of a beam's new hypotheses)."""
+        return StepDecoderState(**{f.name: getattr(self, f.name).index_select(0, index) for f in fields(self)})
+
+
+class MyceliumStepDecoder(_MyceliumPreTrainedModel):
+    """A step decoder: the whole program, one (operand, operand, operation) step at a time, or STOP.
+
+    The problem is read once by the backbone. The **nodes** a step may combine are the problem's quantities (their
+    tokens' mean, a value feature, their rank and, when known, whether a unit of operation text holds them), the
+    constant vocabulary, and the results of the steps taken so far. At each step every ordered pair of nodes and
+    every operation is scored at once, as one tensor ``(N, N, ops)`` (an additive pair scorer conditioned on the
+    decoder's state; add and mul score each unordered pair once), together with STOP. The chosen step's result
+    becomes a new node (made from its operands and operation, then reading the problem's tokens), and the state
+    (a GRU cell) takes it in. The answer is the last result. Trained teacher-forced on the validated programs
+    (``bindings``, n-ary operations as chains of binary steps) with one cross-entropy per step over all actions; the
+    solver's beam (:mod:`mycelium_models.step_search`) executes every hypothesis exactly as it grows.
+    """
+
+    config_class = MyceliumStepDecoderConfig
+
+    def __init__(self, config: MyceliumStepDecoderConfig):
+        super().__init__(config)
+        backbone_config = config.backbone_auto_config()
+        self.backbone = AutoModel.from_config(backbone_config)
+        hidden, size = backbone_config.hidden_size, config.state_size
+        n_ops = len(config.op_names)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.kind_embed = nn.Embedding(len(NODE_KINDS), hidden)
+        self.value_proj = nn.Linear(3, hidden)
+        self.order_embed = nn.Embedding(config.max_quantities, hidden)
+        self.region_embed = nn.Embedding(len(REGION_CODES), hidden)
+        self.constant_embed = nn.Embedding(max(1, len(config.constants)), hidden)
+        self.op_embed = nn.Embedding(n_ops, hidden)
+        self.step_embed = nn.Embedding(config.max_steps + 1, hidden)
+        self.used_embed = nn.Embedding(3, hidden)  # taken by 0, 1, 2+ steps so far
+        self.combine = nn.Sequential(nn.Linear(4 * hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        heads = next(h for h in (8, 6, 4, 3, 2, 1) if hidden % h == 0)
+        self.read = nn.MultiheadAttention(hidden, heads, dropout=config.classifier_dropout, batch_first=True)
+        self.norm = nn.LayerNorm(hidden)
+        self.start = nn.Linear(hidden, hidden)
+        self.cell = nn.GRUCell(hidden, hidden)
+        self.focus = nn.MultiheadAttention(hidden, heads, dropout=config.classifier_dropout, batch_first=True)
+        self.left = nn.Linear(hidden, size)
+        self.right = nn.Linear(hidden, size)
+        self.context = nn.Linear(4 * hidden, size)
+        self.pair_out = nn.Linear(size, n_ops)
+        self.stop = nn.Sequential(nn.Linear(4 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                module._mycelium_head = True
+        for module in self.backbone.modules():
+            module._mycelium_head = False
+        self.post_init()
+
+    # -- the pieces a search calls --------------------------------------------------------------------------------
+
+    def encode_problem(self, input_ids, attention_mask, quantity_spans, quantity_values, quantity_regions, **kwargs):
+        """The initial state of each problem (see :class:`StepDecoderState`); the node layout is quantities
+        ``[0, Q)``, constants ``[Q, Q + C)``, results ``[Q + C, Q + C + max_steps)``."""
+        hidden = self.dropout(self._hidden(input_ids, attention_mask, **kwargs))
+        batch, n_q = hidden.shape[0], quantity_spans.shape[1]
+        quantity, quantity_mask = _span_mean(hidden, quantity_spans)
+        ranks = torch.arange(n_q, device=hidden.device).clamp(max=self.config.max_quantities - 1)
+        quantity = (
+            quantity
+            + self.value_proj(quantity_values)
+            + self.kind_embed.weight[0]
+            + self.order_embed(ranks)
+            + self.region_embed(quantity_regions.clamp(min=0))
+        )
+        quantity_mask = quantity_mask & (ranks < self.config.max_quantities)[None]
+        n_c = len(self.config.constants)
+        constant = (self.constant_embed.weight[:n_c] + self.kind_embed.weight[1]).expand(batch, -1, -1)
+        slots = hidden.new_zeros(batch, self.config.max_steps, hidden.shape[-1])
+        nodes = torch.cat([quantity, constant, slots], 1)
+        exists = torch.cat(
+            [
+                quantity_mask,
+                torch.ones(batch, n_c, dtype=torch.bool, device=hidden.device),
+                torch.zeros(batch, self.config.max_steps, dtype=torch.bool, device=hidden.device),
+            ],
+            1,
+        )
+        mask = attention_mask.to(hidden.dtype)[..., None]
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        state = torch.tanh(self.start(pooled))
+        used = torch.zeros(exists.shape, dtype=torch.long, device=hidden.device)
+        return StepDecoderState(nodes, exists, used, state, torch.zeros_like(state), hidden, attention_mask.bool())
+
+    def action_scores(self, s: StepDecoderState, step: int) -> torch.Tensor:
+        """Scores ``(B, N * N * ops + 1)`` of every action: step ``(a, b, op)`` at ``(a * N + b) * ops + op``, STOP
+        last; ``NEG`` where not allowed (a node that does not exist, ``a == b``, add / mul with ``a > b``, STOP
+        before the first step, any step after the last)."""
+        batch, n, _ = s.nodes.shape
+        nodes = self.dropout(s.nodes + self.used_embed(s.used.clamp(max=2)))
+        # what the step reads: its state, the last result, the problem text the state attends to, and the
+        # quantities no step has taken yet (most numbers of a word problem are used once)
+        focus, _ = self.focus(s.state[:, None], s.tokens, s.tokens, key_padding_mask=~s.token_mask)
+        n_q = n - self.config.max_steps - len(self.config.constants)
+        unused = (s.exists & (s.used == 0)).to(nodes.dtype)
+        unused[:, n_q:] = 0
+        remaining = (nodes * unused[..., None]).sum(1) / unused.sum(1, keepdim=True).clamp(min=1)
+        reading = torch.cat([s.state, s.last, focus[:, 0], remaining], -1)
+        context = self.context(reading)
+        pair = torch.tanh(self.left(nodes)[:, :, None] + self.right(nodes)[:, None, :] + context[:, None, None])
+        scores = self.pair_out(pair)  # (B, N, N, ops)
+        allowed = s.exists[:, :, None] & s.exists[:, None, :]
+        allowed = allowed & ~torch.eye(n, dtype=torch.bool, device=nodes.device)[None]
+        upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=nodes.device))
+        commutative = torch.tensor(
+            [name in COMMUTATIVE_STEP_OPS for name in self.config.op_names], device=nodes.device
+        )
+        op_allowed = allowed[..., None] & (~commutative | upper[..., None])
+        if step >= self.config.max_steps:
+            op_allowed = torch.zeros_like(op_allowed)
+        scores = scores.masked_fill(~op_allowed, NEG).reshape(batch, -1)
+        stop = self.stop(reading)
+        if step == 0:
+            stop = torch.full_like(stop, NEG)
+        return torch.cat([scores, stop], -1)
+
+    def take(self, s: StepDecoderState, step: int, left, right, op) -> StepDecoderState:
+        """The state after each problem takes step ``(left, right, op)`` (node indices ``(B,)``, op ids ``(B,)``):
+        the result fills node slot ``Q + C + step``; ``left < 0`` leaves a problem as it was (it has stopped)."""
+        batch, n, hidden = s.nodes.shape
+        active = left >= 0
+        rows = torch.arange(batch, device=s.nodes.device)
+        a, b, o = left.clamp(min=0), right.clamp(min=0), op.clamp(min=0)
+        x, y = s.nodes[rows, a], s.nodes[rows, b]
+        result = self.combine(torch.cat([x, y, x * y, self.op_embed(o)], -1))
+        read, _ = self.read(result[:, None], s.tokens, s.tokens, key_padding_mask=~s.token_mask)
+        result = self.norm(result + read[:, 0]) + self.kind_embed.weight[2] + self.step_embed.weight[step]
+        slot = n - self.config.max_steps + step
+        nodes, exists, used = s.nodes.clone(), s.exists.clone(), s.used.clone()
+        keep = active[:, None]
+        nodes[:, slot] = torch.where(keep, result, nodes[:, slot])
+        exists[:, slot] = exists[:, slot] | active
+        used[rows, a] += active.long()
+        used[rows, b] += active.long()
+        state = torch.where(keep, self.cell(result, s.state), s.state)
+        last = torch.where(keep, result, s.last)
+        return StepDecoderState(nodes, exists, used, state, last, s.tokens, s.token_mask)
+
+    # -- training ------------------------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        quantity_spans=None,
+        quantity_values=None,
+        quantity_regions=None,
+        labels=None,
+        **kwargs,
+    ) -> StepDecoderOutput:
+        """Teacher-forced scores of every step. ``labels`` ``(B, S, 3)``: per step the left and right operands as
+        node codes (``kind * POINTER_CODE + index``, kinds in ``NODE_KINDS`` order) and the op id; ``-1`` rows are
+        STOP (the end of the program), ``-100`` rows padding."""
+        if quantity_regions is None:
+            quantity_regions = torch.zeros(quantity_spans.shape[:2], dtype=torch.long, device=quantity_spans.device)
+        if self.training and self.config.region_dropout > 0:
+            hide = torch.rand(quantity_regions.shape[0], 1, device=quantity_regions.device) < self.config.region_dropout
+            quantity_regions = quantity_regions.masked_fill(hide, 0)
+        s = self.encode_problem(input_ids, attention_mask, quantity_spans, quantity_values, quantity_regions, **kwargs)
+        n_q, n_c = quantity_spans.shape[1], len(self.config.constants)
+        n, n_ops = s.nodes.shape[1], len(self.config.op_names)
+        steps = self.config.max_steps + 1
+        hits = torch.full((s.nodes.shape[0], steps), -1, dtype=torch.long, device=s.nodes.device)
+        if labels is None:
+            return StepDecoderOutput(loss=None, step_hits=hits)
+        losses = []
+        for t in range(min(labels.shape[1], steps)):
+            row = labels[:, t]
+            real = row[:, 0] != -100
+            if not real.any():
+                break
+            stop = row[:, 0] == -1
+            left = self.node_index(row[:, 0], n_q, n_c)
+            right = self.node_index(row[:, 1], n_q, n_c)
+            op = row[:, 2].clamp(min=0)
+            commutative = torch.tensor(
+                [name in COMMUTATIVE_STEP_OPS for name in self.config.op_names], device=op.device
+            )[op]
+            swap = commutative & (left > right)
+            left, right = torch.where(swap, right, left), torch.where(swap, left, right)
+            target = torch.where(stop, torch.full_like(op, n * n * n_ops), (left * n + right) * n_ops + op)
+            target = torch.where(real & (left >= 0) & (right >= 0) | stop, target, torch.full_like(op, -100))
+            scores = self.action_scores(s, t)
+            losses.append(nn.functional.cross_entropy(scores, target, ignore_index=-100, reduction="sum"))
+            counted = target != -100
+            hits[:, t] = torch.where(counted, (scores.argmax(-1) == target).long(), hits[:, t])
+            go = counted & ~stop
+            s = self.take(s, t, torch.where(go, left, -1), right, op)
+        total = (hits >= 0).sum().clamp(min=1)
+        loss = torch.stack(losses).sum() / total if losses else None
+        return StepDecoderOutput(loss=loss, step_hits=hits)
+
+    @staticmethod
+    def node_index(codes: torch.Tensor, n_q: int, n_c: int) -> torch.Tensor:
+        """Node codes (``kind * POINTER_CODE + index``) -> node indices (quantities, constants, results); negative
+        codes -> -1."""
+        kind, index = codes // POINTER_CODE, codes % POINTER_CODE
+        offset = torch.tensor([0, n_q, n_q + n_c], device=codes.device)[kind.clamp(0, 2)]
+        return torch.where(codes < 0, torch.full_like(codes, -1), offset + index)
+
+
 # For Hub pushes: save_pretrained writes an auto_map naming this file's classes and copies the file beside the weights.
 # This only marks the classes; the process-wide registration with the Auto classes is done by `import mycelium_models`
 # (see register_auto_classes there), so that this file, run as remote code, registers nothing beyond what
@@ -607,6 +897,8 @@ class _Binding:
 MyceliumTaggerConfig.register_for_auto_class()
 MyceliumBinderConfig.register_for_auto_class()
 MyceliumBinder.register_for_auto_class("AutoModel")
+MyceliumStepDecoderConfig.register_for_auto_class()
+MyceliumStepDecoder.register_for_auto_class("AutoModel")
 MyceliumOpClassifierConfig.register_for_auto_class()
 MyceliumTagger.register_for_auto_class("AutoModelForTokenClassification")
 MyceliumOpClassifier.register_for_auto_class("AutoModelForSequenceClassification")

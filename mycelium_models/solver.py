@@ -1,41 +1,50 @@
-"""``MyceliumSolver``: problem text -> tagger units -> classifier operations -> binder pointers -> DAG -> answer.
+"""``MyceliumSolver``: problem text -> the step decoder's program (one joint decode of the whole DAG) -> answer.
 
-No CoT anywhere. The tagger's OP runs become **units** (:func:`mycelium_datasets.dag.units_from_regions`: the same
-function that makes the ``bindings`` artifact's units from the reference regions); the classifier names each unit's
-operation sequence (``mul+sub``); the operations are laid out unit by unit; the binder points every operand at a
-quantity the problem writes, another operation's result or a constant of its vocabulary, and picks the answer
-operation; :func:`mycelium_datasets.dag.execute` runs the DAG in dependency order.
+No CoT anywhere. The **step decoder** (:class:`mycelium_models.modeling_mycelium.MyceliumStepDecoder`) writes the
+whole program in one decode: each step picks two operands (a quantity the problem writes, a constant of its
+vocabulary or an earlier step's result) and an operation together, scored jointly, and a beam search
+(:func:`mycelium_models.steps.search`) executes every partial program with exact fractions, so no beam survives a
+division by zero and none stops before it used a problem quantity. The tagger's OP runs (units, via
+:func:`mycelium_datasets.dag.units_from_regions`) are shown to the decoder as regions: which quantities sit in
+operation text. Nothing commits before the program is complete: the chain it replaced, tagger units ->
+classifier operation sequences -> binder pointers (:meth:`MyceliumSolver.solve_chain`), lost a factor at every
+student that committed before the next.
 
-Any piece can be given instead of predicted, which is how the evaluation's **oracle ladder** swaps in one learned
-student at a time: ``solve(problems, units=..., operations=...)`` takes reference units and operations (the binder
-alone is learned), ``units=`` alone takes reference units (the classifier and the binder are learned), and
-:meth:`MyceliumSolver.execute` runs a reference binding through the same executor.
+The chain stays for the evaluation's **oracle ladder**, which swaps in one learned student at a time: ``solve(problems,
+units=..., operations=...)`` takes reference units and operations (the binder alone is learned), ``solve_chain(problems,
+units=...)`` reference units (the classifier and the binder are learned), and :meth:`MyceliumSolver.execute` runs a
+reference binding through the same executor; ``solve_with_decoder(problems, units=..., regions=...)`` gives the
+decoder reference regions, the tagger's, or none.
 
 Every step is recorded in the returned trace (units, operations, pointers, values, the answer operation), so a
-failure can be attributed to a stage: ``SEGMENTATION`` (no unit), ``EXTRACTION`` (an operation got no operand),
-``EXECUTION`` (the DAG cannot be run, e.g. a division by zero). A bad problem in a batch gives ``answer: None`` with
-its failing stage, never an exception.
+failure can be attributed to a stage: ``SEGMENTATION`` (no unit, or a problem longer than a student reads),
+``EXTRACTION`` (no operand), ``EXECUTION`` (no program runs, e.g. every one divides by zero). A bad problem in a
+batch gives ``answer: None`` with its failing stage, never an exception.
 
-:meth:`MyceliumSolver.from_pretrained` reads a folder holding ``tagger/``, ``classifier/`` and ``binder/`` (a run's
-``DIR/models``) or the Hub id of a released solver, one model repo laid out the same way (``mycelium release RUN
---repo ORG/NAME`` makes ``ORG/NAME-solver``)::
+:meth:`MyceliumSolver.from_pretrained` reads a folder holding ``tagger/``, ``classifier/``, ``binder/`` and
+``decoder/`` (a run's ``DIR/models``) or the Hub id of a released solver, one model repo laid out the same way
+(``mycelium release RUN --repo ORG/NAME`` makes ``ORG/NAME-solver``)::
 
     solver = MyceliumSolver.from_pretrained("ORG/NAME-solver", revision="v1.0.0")
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 
 from mycelium_datasets.arith import format_value
-from mycelium_datasets.dag import DagError, execute, units_from_regions
+from mycelium_datasets.dag import DagError, execute, unit_of, units_from_regions
 from mycelium_datasets.numbers import quantities as problem_quantities
 from mycelium_models.students import REPO_ID, STUDENTS
 
 LABEL_JOIN = "+"  # the classifier's label joins a unit's operations (mycelium_datasets.student_sets.LABEL_JOIN)
-STUDENT_NAMES = tuple(STUDENTS)  # each student's subfolder: tagger, classifier, binder
+STUDENT_NAMES = tuple(STUDENTS)  # each student's subfolder: tagger, classifier, binder, decoder
+REQUIRED_STUDENTS = ("tagger", "classifier", "binder")  # a folder trained before the decoder answers with the chain
+
+logger = logging.getLogger(__name__)
 
 
 class ModelsNotFoundError(FileNotFoundError):
@@ -105,10 +114,14 @@ class MyceliumSolver:
         binder_tokenizer,
         device: str = "cpu",
         max_length: int = 256,
+        decoder=None,
+        decoder_tokenizer=None,
     ):
         self.tagger, self.tagger_tokenizer = tagger.to(device).eval(), tagger_tokenizer
         self.classifier, self.classifier_tokenizer = classifier.to(device).eval(), classifier_tokenizer
         self.binder, self.binder_tokenizer = binder.to(device).eval(), binder_tokenizer
+        self.decoder = decoder.to(device).eval() if decoder is not None else None
+        self.decoder_tokenizer = decoder_tokenizer
         self.device = device
         self.max_length = max_length
 
@@ -116,8 +129,9 @@ class MyceliumSolver:
     def from_pretrained(
         cls, models: str | Path, device: str | None = None, revision: str | None = None
     ) -> MyceliumSolver:
-        """Load the three students (safetensors; no ``trust_remote_code``) from ``models``: a folder holding
-        ``tagger/``, ``classifier/`` and ``binder/`` (a run's ``DIR/models``), or the Hub id ``ORG/NAME`` of a
+        """Load the students (safetensors; no ``trust_remote_code``) from ``models``: a folder holding
+        ``tagger/``, ``classifier/``, ``binder/`` and ``decoder/`` (a run's ``DIR/models``; without ``decoder/``, a
+        folder trained before students 2.0.0, the solver answers with the chain), or the Hub id ``ORG/NAME`` of a
         released solver (``mycelium release``), downloaded with ``huggingface_hub.snapshot_download`` at
         ``revision`` (a tag such as ``v1.0.0``, a branch or a commit; default the main branch).
 
@@ -133,7 +147,7 @@ class MyceliumSolver:
         import mycelium_models  # noqa: F401 - registers the Auto classes
 
         models_dir, where = resolve_models(models, revision)
-        for name in STUDENT_NAMES:
+        for name in REQUIRED_STUDENTS:
             for needed in ("config.json", "model.safetensors"):
                 if not (models_dir / name / needed).is_file():
                     raise ModelsNotFoundError(
@@ -143,6 +157,14 @@ class MyceliumSolver:
                         "`mycelium release RUN --repo ORG/NAME`)"
                     )
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        decoder = models_dir / "decoder"
+        has_decoder = (decoder / "config.json").is_file() and (decoder / "model.safetensors").is_file()
+        if not has_decoder:
+            logger.warning(
+                "%s has no decoder/ (trained before students 2.0.0): answering with the tagger -> classifier -> "
+                "binder chain; train one with: mycelium train decoder --run_dir DIR",
+                models_dir,
+            )
         return cls(
             AutoModelForTokenClassification.from_pretrained(models_dir / "tagger"),
             AutoTokenizer.from_pretrained(models_dir / "tagger"),
@@ -151,6 +173,8 @@ class MyceliumSolver:
             AutoModel.from_pretrained(models_dir / "binder"),
             AutoTokenizer.from_pretrained(models_dir / "binder"),
             device,
+            decoder=AutoModel.from_pretrained(decoder) if has_decoder else None,
+            decoder_tokenizer=AutoTokenizer.from_pretrained(decoder) if has_decoder else None,
         )
 
     # -- the tagger ---------------------------------------------------------------------------------------------------
@@ -258,7 +282,125 @@ class MyceliumSolver:
                 results[i] = decoded
         return results
 
+    # -- the step decoder ---------------------------------------------------------------------------------------------
+
+    def decode(
+        self,
+        problems: list[str],
+        units: list[list[tuple[int, int]] | None],
+        num_beams: int | None = None,
+        rules: tuple[str, ...] | None = None,
+        batch_size: int = 16,
+    ):
+        """The step decoder's best program of each problem (:func:`mycelium_models.steps.search`), its quantities
+        shown inside or outside ``units`` (``None``: unknown)."""
+        from mycelium_models.steps import RULES, StepCollator, encode, node_values, search
+
+        config = self.decoder.config
+        collate = StepCollator(self.decoder_tokenizer.pad_token_id)
+        results: list = [None] * len(problems)
+        order = sorted(range(len(problems)), key=lambda i: len(problems[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            found = [problem_quantities(problems[i]) for i in chunk]
+            features = [
+                encode(
+                    self.decoder_tokenizer, problems[i], q, units[i], config.max_input_tokens, None, config.max_quantities
+                )
+                for i, q in zip(chunk, found)
+            ]
+            batch = {k: v.to(self.device) for k, v in collate(features).items()}
+            n_q = batch["quantity_spans"].shape[1]
+            values = [
+                node_values(q[: len(f["quantity_spans"])], config.constants, n_q) for q, f in zip(found, features)
+            ]
+            programs = search(
+                self.decoder,
+                batch,
+                values,
+                [problems[i] for i in chunk],
+                num_beams=num_beams,
+                rules=RULES if rules is None else rules,
+            )
+            for i, program in zip(chunk, programs):
+                results[i] = program
+        return results
+
+    def solve_with_decoder(
+        self,
+        problems: list[str],
+        units: list[list[tuple[int, int]]] | None = None,
+        regions: bool = True,
+        num_beams: int | None = None,
+        rules: tuple[str, ...] | None = None,
+    ) -> list[dict]:
+        """Answer each problem with the step decoder (one decode of the whole program); the units (the tagger's,
+        or ``units`` when given) tell the decoder which quantities lie in operation text, unless ``regions`` is
+        False. Returns the same traces as :meth:`solve`; each step is one operation with two operands."""
+        from mycelium_models.steps import pointer
+
+        traces = self._empty_traces(problems)
+        for trace in traces:
+            trace["decoder"] = True
+        valid = [i for i, t in enumerate(traces) if t["stage"] is None]
+        if not valid:
+            return traces
+        limit = self.decoder.config.max_input_tokens
+        for i in valid:  # not answered from its beginning alone
+            if len(self.decoder_tokenizer(problems[i], truncation=False)["input_ids"]) > limit:
+                traces[i]["stage"], traces[i]["reason"] = "SEGMENTATION", f"longer than the decoder reads ({limit} tokens)"
+        valid = [i for i in valid if traces[i]["stage"] is None]
+        if not valid:
+            return traces
+        texts = [problems[i] for i in valid]
+        found = self.units(texts) if units is None else [units[i] for i in valid]
+        for i, problem_units in zip(valid, found):
+            traces[i]["units"] = [
+                {"char_start": a, "char_end": b, "text": problems[i][a:b], "ops": []} for a, b in problem_units or []
+            ]
+        shown = [(u or None) if regions else None for u in found]
+        programs = self.decode(texts, shown, num_beams=num_beams, rules=rules)
+        for i, program, problem_units in zip(valid, programs, found):
+            trace = traces[i]
+            if not program.steps:
+                if not problem_quantities(problems[i]):
+                    trace["stage"], trace["reason"] = "EXTRACTION", "the problem writes no number to take as an operand"
+                else:
+                    trace["stage"], trace["reason"] = "EXECUTION", "no complete program survived execution"
+                continue
+            pointers = [[pointer(left), pointer(right)] for left, right, _ in program.steps]
+            spans = problem_units or []
+            quantity_spans = [(a, b) for _, a, b in problem_quantities(problems[i])]
+            operations = []
+            for step, operands in zip(program.steps, pointers):
+                unit = -1
+                for p in operands:  # the step sits in the unit that holds its first problem quantity
+                    if p["kind"] == "quantity" and unit < 0:
+                        a, _ = quantity_spans[p["index"]]
+                        unit = unit_of(spans, a)
+                operations.append({"op": self.decoder.config.op_names[step[2]], "unit": unit})
+            for op in operations:
+                if op["unit"] >= 0:
+                    trace["units"][op["unit"]]["ops"].append(op["op"])
+            execute_into_trace(
+                problems[i], trace, operations, pointers, len(operations) - 1, list(self.decoder.config.constants)
+            )
+            trace["score"] = program.score
+        return traces
+
     # -- solving ------------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _empty_traces(problems: list) -> list[dict]:
+        traces = [
+            {"problem": p, "answer": None, "stage": None, "reason": "", "units": [], "ops": [], "answer_op": -1}
+            for p in problems
+        ]
+        for trace, p in zip(traces, problems):
+            if not (isinstance(p, str) and p.strip()):
+                trace["stage"] = "SEGMENTATION"
+                trace["reason"] = "empty problem" if isinstance(p, str) else f"not a string: {type(p).__name__}"
+        return traces
 
     def solve(
         self,
@@ -269,18 +411,24 @@ class MyceliumSolver:
         """Answer each problem; returns per problem its trace: ``answer``, ``stage`` (the first failing stage, or
         ``None`` when an answer was produced), ``units``, ``ops``, ``answer_op``.
 
-        ``units`` (per problem, character ranges) replaces the tagger and ``operations`` (per problem, ``{op,
-        unit}`` in layout order) the classifier: the oracle ladder's rungs."""
-        traces = [
-            {"problem": p, "answer": None, "stage": None, "reason": "", "units": [], "ops": [], "answer_op": -1}
-            for p in problems
-        ]
-        valid = [i for i, p in enumerate(problems) if isinstance(p, str) and p.strip()]
-        for i in set(range(len(problems))) - set(valid):
-            traces[i]["stage"] = "SEGMENTATION"
-            traces[i]["reason"] = (
-                "empty problem" if isinstance(problems[i], str) else f"not a string: {type(problems[i]).__name__}"
-            )
+        With a step decoder (every models folder trained since students 2.0.0) and no ``operations``, the decoder
+        answers (:meth:`solve_with_decoder`, the tagger's units as its regions). ``units`` (per problem, character
+        ranges) replaces the tagger and ``operations`` (per problem, ``{op, unit}`` in layout order) the
+        classifier, and then the tagger -> classifier -> binder chain answers: the oracle ladder's rungs."""
+        if self.decoder is not None and operations is None:
+            return self.solve_with_decoder(problems, units)
+        return self.solve_chain(problems, units, operations)
+
+    def solve_chain(
+        self,
+        problems: list[str],
+        units: list[list[tuple[int, int]]] | None = None,
+        operations: list[list[dict]] | None = None,
+    ) -> list[dict]:
+        """Answer each problem with the tagger -> classifier -> binder chain, each committing before the next
+        (the design the step decoder replaced, kept for the ladder's comparison); arguments as :meth:`solve`."""
+        traces = self._empty_traces(problems)
+        valid = [i for i, t in enumerate(traces) if t["stage"] is None]
         if not valid:
             return traces
         found = self.units([problems[i] for i in valid]) if units is None else [units[i] for i in valid]

@@ -77,6 +77,21 @@ STUDENTS: dict[str, Student] = {
             # (loss near uniform); the tagger's F1 is lower at 1e-3 (0.201 vs 0.229 on the default run): binder only
             head_learning_rate=1e-3,
         ),
+        Student(
+            name="decoder",
+            artifact="bindings",
+            auto_class="AutoModel",
+            pipeline_tag="token-classification",
+            task=(
+                "a whole program from the problem text, one step at a time: each step two operands among the "
+                "problem's quantities, constants and earlier results, and an operation, or stop; the answer is the "
+                "last step's result"
+            ),
+            best_metric="step_accuracy",
+            headline=(("step_accuracy", "step accuracy (teacher-forced)"), ("program_accuracy", "program accuracy")),
+            # like the binder, most of its layers start from scratch
+            head_learning_rate=1e-3,
+        ),
     )
 }
 

@@ -12,10 +12,13 @@ DDP).
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from mycelium_datasets.defaults import DEFAULT_BACKBONE, EMBEDDED_BACKBONES, portable_backbone_name, resolve_backbone
 from mycelium_models.metrics import accuracy_macro_f1, io_span_f1, load_metric, span_set  # noqa: F401 - re-exported
@@ -39,7 +42,9 @@ class NoEvaluationSplitError(ValueError):
 # 1.2.0: the solver ranks operation sequences (rank_operations), the fallback of op parsing's tier 3 in the loop
 # 1.1.1: the solver's references read more of GSM8K's plain equations (mycelium_datasets.equations)
 # 1.1.0: model cards from a template with a model-index; released together as one solver repo
-STUDENT_VERSION = "1.2.2"
+# 2.0.0: the step decoder (one joint decode of the whole program) answers; checkpoints and epochs are chosen
+# on a validation split carved from train (by template, else id), the test split read once at the end
+STUDENT_VERSION = "2.0.0"
 
 
 @dataclass
@@ -57,6 +62,20 @@ class StudentTrainingArguments:
             "help": "Peak learning rate of the layers a student adds to its backbone (randomly initialised, they may "
             "need a larger step than the pretrained backbone's --learning_rate); default: the student's own (the "
             "binder 1e-3, the others --learning_rate)."
+        },
+    )
+    validation_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "Share of the training split's templates (else ids) held out as the validation split that picks "
+            "the best checkpoint; the test split is only read at the end."
+        },
+    )
+    early_stopping_patience: int = field(
+        default=2,
+        metadata={
+            "help": "Stop training when the validation metric has not improved for this many evaluations (trained "
+            "to a plateau; --num_train_epochs is the most); 0 trains every epoch."
         },
     )
     freeze_embeddings: bool = field(
@@ -138,10 +157,18 @@ def train(kind: str, args: StudentTrainingArguments, training_args, home: str | 
     data = datasets.load_dataset(str(run_dir / artifact))
     if len(data["train"]) == 0:
         raise ValueError(f"{run_dir / artifact} has no training rows")
-    eval_set = data["test"] if "test" in data and len(data["test"]) else None
-    if eval_set is None and training_args.eval_strategy != "no":
+    # every choice (the best checkpoint, the epochs) is made on a validation split carved from train; the test
+    # split is read once, at the end, for the figures reported as unseen
+    data["train"], validation = carve_validation(data["train"], run_dir, args.validation_fraction, training_args.seed)
+    eval_sets = {}
+    if len(validation):
+        eval_sets["validation"] = validation
+    if "test" in data and len(data["test"]):
+        eval_sets["test"] = data["test"]
+    if "validation" not in eval_sets and training_args.eval_strategy != "no":
         raise NoEvaluationSplitError(
-            f"{run_dir / artifact} has no test rows to evaluate on, and --eval_strategy is "
+            f"{run_dir / artifact} has too few training rows to hold out a validation split to choose checkpoints "
+            f"on (--validation_fraction {args.validation_fraction}), and --eval_strategy is "
             f"{training_args.eval_strategy}; train without evaluation: --eval_strategy no --save_strategy no "
             "--load_best_model_at_end false"
         )
@@ -154,13 +181,25 @@ def train(kind: str, args: StudentTrainingArguments, training_args, home: str | 
     # the new head is initialised here, before Trainer seeds the process: seed it, or its weights depend on whatever
     # drew random numbers earlier in the process (two runs of the same data gave tagger F1 0.211 and 0.233)
     set_seed(training_args.seed)
-    recipe = {"tagger": _tagger_recipe, "classifier": _classifier_recipe, "binder": _binder_recipe}[kind]
-    train_set, eval_set, model, collator, compute_metrics = recipe(data, eval_set, tokenizer, backbone, args)
+    recipe = {
+        "tagger": _tagger_recipe,
+        "classifier": _classifier_recipe,
+        "binder": _binder_recipe,
+        "decoder": _decoder_recipe,
+    }[kind]
+    train_set, eval_sets, model, collator, compute_metrics = recipe(data, eval_sets, tokenizer, backbone, args)
+    eval_set = eval_sets.get("validation") if training_args.eval_strategy != "no" else None
     if kind == "binder" and training_args.label_names is None:
         training_args.label_names = ["labels", "answer_labels"]
     if args.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    callbacks = []
+    if args.early_stopping_patience > 0 and eval_set is not None and training_args.load_best_model_at_end:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     trainer = Trainer(
+        callbacks=callbacks,
         optimizers=(_optimizer(model, training_args, args.head_learning_rate or student.head_learning_rate), None),
         model=model,
         args=training_args,
@@ -168,7 +207,7 @@ def train(kind: str, args: StudentTrainingArguments, training_args, home: str | 
         eval_dataset=eval_set,
         data_collator=collator,
         processing_class=tokenizer,
-        compute_metrics=compute_metrics if eval_set is not None else None,
+        compute_metrics=compute_metrics if eval_sets else None,
     )
     logger.info(
         "rank %d of %d: training the %s on %d examples (%s)",
@@ -179,11 +218,50 @@ def train(kind: str, args: StudentTrainingArguments, training_args, home: str | 
         training_args.device,
     )
     trainer.train()
-    metrics = trainer.evaluate() if eval_set is not None else {}
+    metrics = {}
+    if "validation" in eval_sets:
+        metrics.update(trainer.evaluate(eval_sets["validation"], metric_key_prefix="validation"))
+    if "test" in eval_sets:  # read once, after every choice was made
+        metrics.update(trainer.evaluate(eval_sets["test"], metric_key_prefix="eval"))
     if trainer.is_world_process_zero():
         save_student(trainer.model, tokenizer, out, kind, args, metrics, _lineage(run_dir, artifact), home=home)
         (out / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=2))
     return metrics
+
+
+def validation_groups(rows, run_dir: Path) -> list[str]:
+    """What keeps similar problems together when a validation split is carved: each row's template when the run's
+    ``problems`` artifact records one (gsm_symbolic), else its id."""
+    templates: dict[str, int] = {}
+    if (run_dir / "problems" / "README.md").is_file():
+        import datasets
+
+        problems = datasets.load_dataset(str(run_dir / "problems"))
+        for split in problems.values():
+            if "template" in split.column_names:
+                templates.update(zip(split["id"], split["template"]))
+    return [f"template-{templates[i]}" if templates.get(i, -1) >= 0 else f"id-{i}" for i in rows["id"]]
+
+
+def carve_validation(rows, run_dir: Path, fraction: float, seed: int = 0):
+    """``(train, validation)``: about ``fraction`` of ``rows``' groups (templates, else ids:
+    :func:`validation_groups`) by a stable hash, at least one group when there are two or more; ``fraction`` 0
+    holds out nothing."""
+    import hashlib
+
+    groups = validation_groups(rows, run_dir)
+    distinct = sorted(set(groups))
+    if fraction <= 0 or len(distinct) < 2:
+        return rows, rows.select([])
+
+    def draw(group: str) -> float:
+        return int(hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()[:12], 16) / 16**12
+
+    held = {g for g in distinct if draw(g) < fraction} or {min(distinct, key=draw)}
+    if len(held) == len(distinct):
+        held.discard(max(distinct, key=draw))
+    keep = [k for k, g in enumerate(groups) if g not in held]
+    return rows.select(keep), rows.select([k for k, g in enumerate(groups) if g in held])
 
 
 def check_tokenization(rows, tokenizer, backbone: str, built_with: str, n: int = 32) -> None:
@@ -233,7 +311,7 @@ def _optimizer(model, training_args, head_learning_rate: float | None):
     )
 
 
-def _tagger_recipe(data, eval_set, tokenizer, backbone, args):
+def _tagger_recipe(data, eval_sets, tokenizer, backbone, args):
     from transformers import DataCollatorForTokenClassification
 
     from mycelium_models.modeling_mycelium import MyceliumTagger
@@ -249,14 +327,14 @@ def _tagger_recipe(data, eval_set, tokenizer, backbone, args):
         }
 
     train_set = data["train"].map(prepare, batched=True, remove_columns=data["train"].column_names)
-    eval_set = eval_set.map(prepare, batched=True, remove_columns=eval_set.column_names) if eval_set else None
+    eval_sets = {k: v.map(prepare, batched=True, remove_columns=v.column_names) for k, v in eval_sets.items()}
     metric = load_metric("io_span_f1")
 
     def compute_metrics(p):
         return metric.compute(predictions=p.predictions.argmax(-1).tolist(), references=p.label_ids.tolist())
 
     model = MyceliumTagger.from_backbone(backbone, backbone_name=portable_backbone_name(args.backbone))
-    return train_set, eval_set, model, DataCollatorForTokenClassification(tokenizer), compute_metrics
+    return train_set, eval_sets, model, DataCollatorForTokenClassification(tokenizer), compute_metrics
 
 
 def classifier_labels(data) -> list[str]:
@@ -272,12 +350,12 @@ def classifier_labels(data) -> list[str]:
     return names
 
 
-def _classifier_recipe(data, eval_set, tokenizer, backbone, args):
+def _classifier_recipe(data, eval_sets, tokenizer, backbone, args):
     from transformers import DataCollatorWithPadding
 
     from mycelium_models.modeling_mycelium import MyceliumOpClassifier
 
-    names = classifier_labels(data)
+    names = classifier_labels({"train": data["train"], **eval_sets})
     label2id = {n: i for i, n in enumerate(names)}
 
     def prepare(batch):
@@ -285,7 +363,7 @@ def _classifier_recipe(data, eval_set, tokenizer, backbone, args):
         return {**encoded, "labels": [label2id[label] for label in batch["label"]]}
 
     train_set = data["train"].map(prepare, batched=True, remove_columns=data["train"].column_names)
-    eval_set = eval_set.map(prepare, batched=True, remove_columns=eval_set.column_names) if eval_set else None
+    eval_sets = {k: v.map(prepare, batched=True, remove_columns=v.column_names) for k, v in eval_sets.items()}
     metric = load_metric("op_accuracy")
 
     def compute_metrics(p):
@@ -301,7 +379,7 @@ def _classifier_recipe(data, eval_set, tokenizer, backbone, args):
         label2id=label2id,
         pooling=args.pooling,
     )
-    return train_set, eval_set, model, DataCollatorWithPadding(tokenizer), compute_metrics
+    return train_set, eval_sets, model, DataCollatorWithPadding(tokenizer), compute_metrics
 
 
 def binder_constants(train) -> list[str]:
@@ -338,7 +416,7 @@ def binding_rows(batch, *, tokenizer, op_names, max_length, max_operands) -> dic
     return out
 
 
-def _binder_recipe(data, eval_set, tokenizer, backbone, args):
+def _binder_recipe(data, eval_sets, tokenizer, backbone, args):
     from mycelium_datasets.dag import ARITY, MAX_OPERANDS
     from mycelium_datasets.op_graph import OP_NAMES
     from mycelium_models.modeling_mycelium import MyceliumBinder
@@ -349,8 +427,10 @@ def _binder_recipe(data, eval_set, tokenizer, backbone, args):
     train_set = data["train"].map(
         binding_rows, batched=True, remove_columns=data["train"].column_names, fn_kwargs=kwargs
     )
-    if eval_set is not None:
-        eval_set = eval_set.map(binding_rows, batched=True, remove_columns=eval_set.column_names, fn_kwargs=kwargs)
+    eval_sets = {
+        k: v.map(binding_rows, batched=True, remove_columns=v.column_names, fn_kwargs=kwargs)
+        for k, v in eval_sets.items()
+    }
     metric = load_metric("binding_accuracy")
 
     def compute_metrics(p):
@@ -370,7 +450,46 @@ def _binder_recipe(data, eval_set, tokenizer, backbone, args):
         arity={op: list(bounds) for op, bounds in ARITY.items()},
         max_operands=MAX_OPERANDS,
     )
-    return train_set, eval_set, model, BinderCollator(tokenizer.pad_token_id, MAX_OPERANDS), compute_metrics
+    return train_set, eval_sets, model, BinderCollator(tokenizer.pad_token_id, MAX_OPERANDS), compute_metrics
+
+
+def _decoder_recipe(data, eval_sets, tokenizer, backbone, args):
+    from mycelium_models.modeling_mycelium import MyceliumStepDecoder, MyceliumStepDecoderConfig
+    from mycelium_models.steps import StepCollator, program_rows
+
+    constants = binder_constants(data["train"])
+    max_steps = MyceliumStepDecoderConfig().max_steps
+    kwargs = {"tokenizer": tokenizer, "constants": constants, "max_length": args.max_length, "max_steps": max_steps}
+
+    def programs(rows, split):
+        encoded = rows.map(program_rows, batched=True, remove_columns=rows.column_names, fn_kwargs=kwargs)
+        errors = collections.Counter(e for e in encoded["step_error"] if e)
+        if errors:  # counted, never silently lost: these programs use what a step cannot write
+            logger.info("decoder/%s: %d of %d problems are not step programs: %s", split, sum(errors.values()),
+                        len(rows), dict(errors.most_common(5)))
+        return encoded.filter(lambda e: not e, input_columns="step_error").remove_columns("step_error")
+
+    train_set = programs(data["train"], "train")
+    eval_sets = {k: programs(v, k) for k, v in eval_sets.items()}
+
+    def compute_metrics(p):
+        hits = np.asarray(p.predictions)
+        counted = hits >= 0
+        rows = counted.any(-1)
+        whole = ((hits == 1) | ~counted).all(-1) & rows
+        return {
+            "step_accuracy": float((hits == 1).sum() / max(1, counted.sum())),
+            "program_accuracy": float(whole.sum() / max(1, rows.sum())),
+        }
+
+    model = MyceliumStepDecoder.from_backbone(
+        backbone,
+        backbone_name=portable_backbone_name(args.backbone),
+        constants=constants,
+        max_steps=max_steps,
+        max_input_tokens=args.max_length,
+    )
+    return train_set, eval_sets, model, StepCollator(tokenizer.pad_token_id), compute_metrics
 
 
 def save_student(

@@ -529,7 +529,7 @@ def test_a_missing_input_column_is_an_error_naming_it(tmp_path, stage, module, f
 @pytest.fixture(scope="module")
 def tiny_solver():
     """Randomly initialised tiny students over the embedded backbone's tokenizer; the tagger tags every token OP,
-    so every non-empty problem reaches the classifier and the executor."""
+    so every non-empty problem reaches the classifier (or the step decoder) and the executor."""
     import torch
     from transformers import AutoTokenizer, BertConfig
 
@@ -537,7 +537,12 @@ def tiny_solver():
     from mycelium_datasets.defaults import resolve_backbone
     from mycelium_datasets.op_graph import OP_NAMES
     from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
-    from mycelium_models.modeling_mycelium import MyceliumBinder, MyceliumBinderConfig
+    from mycelium_models.modeling_mycelium import (
+        MyceliumBinder,
+        MyceliumBinderConfig,
+        MyceliumStepDecoder,
+        MyceliumStepDecoderConfig,
+    )
     from mycelium_models.solver import MyceliumSolver
 
     torch.manual_seed(0)
@@ -558,20 +563,25 @@ def tiny_solver():
             backbone_config=backbone, op_names=list(OP_NAMES), arity={k: list(v) for k, v in ARITY.items()}
         )
     )
-    return MyceliumSolver(tagger, tokenizer, classifier, tokenizer, binder, tokenizer, device="cpu")
+    decoder = MyceliumStepDecoder(MyceliumStepDecoderConfig(backbone_config=backbone, constants=["2", "100"]))
+    return MyceliumSolver(
+        tagger, tokenizer, classifier, tokenizer, binder, tokenizer, "cpu", decoder=decoder, decoder_tokenizer=tokenizer
+    )
 
 
-def test_the_solver_answers_none_with_a_named_stage_for_each_bad_problem(tiny_solver):
+@pytest.mark.parametrize("solve", ["solve", "solve_chain"])
+def test_the_solver_answers_none_with_a_named_stage_for_each_bad_problem(tiny_solver, solve):
+    reader = "decoder" if solve == "solve" else "tagger"  # the decoder reads 256 tokens, the tagger 512
     bad = {
         "": ("SEGMENTATION", "empty"),
         " \t\n ": ("SEGMENTATION", "empty"),
         "A problem without any number at all, is it?": ("EXTRACTION", "operand"),
-        HUGE: ("SEGMENTATION", "longer than the tagger reads"),  # not answered from its first 512 tokens
+        HUGE: ("SEGMENTATION", f"longer than the {reader} reads"),  # not answered from its beginning alone
         "🍎🍎🍎 🍌🍌 👨‍👩‍👧 🤔❓": ("EXTRACTION", "operand"),
         None: ("SEGMENTATION", "not a string"),
     }
     problems = list(bad)
-    traces = tiny_solver.solve([*problems, "Tom has 3 apples and buys 4 more."])
+    traces = getattr(tiny_solver, solve)([*problems, "Tom has 3 apples and buys 4 more."])
     assert len(traces) == len(problems) + 1
     for problem, trace in zip(problems, traces):
         stage, word = bad[problem]
@@ -584,6 +594,7 @@ def test_cli_solve_prints_a_stage_for_a_bad_problem(tiny_solver, tmp_path: Path,
         ("tagger", tiny_solver.tagger, tiny_solver.tagger_tokenizer),
         ("classifier", tiny_solver.classifier, tiny_solver.classifier_tokenizer),
         ("binder", tiny_solver.binder, tiny_solver.binder_tokenizer),
+        ("decoder", tiny_solver.decoder, tiny_solver.decoder_tokenizer),
     ):
         model.save_pretrained(tmp_path / name)
         tokenizer.save_pretrained(tmp_path / name)

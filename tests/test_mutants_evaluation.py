@@ -35,7 +35,10 @@ RIGHT = {"b": {EGGS, PENS}, "c": {PENS}, "d": {EGGS}}
 
 
 class ScriptedStudents:
-    """``solve`` as the real solver has it; answers from the reference bindings it was given."""
+    """``solve`` and ``solve_chain`` as the real solver has them (with no step decoder); answers from the reference
+    bindings it was given."""
+
+    decoder = None
 
     def __init__(self):
         self.bindings = {}
@@ -47,6 +50,8 @@ class ScriptedStudents:
         self.calls.append((rung, list(texts)))
         self.units[rung] = units
         return [self.trace(text, text in RIGHT[rung]) for text in texts]
+
+    solve_chain = solve
 
     def trace(self, text, right):
         trace = {"problem": text, "answer": None, "stage": None, "reason": "", "units": [], "ops": [], "answer_op": -1}
@@ -173,7 +178,7 @@ def test_the_written_evaluation(evaluated, tmp_path):
         "The same 2 problems (those with a validated reference DAG), one learned student swapped in per rung; "
         "the drop between rungs names the student to improve.",
         "| (a) | reference units + operations + binding (the executor's ceiling) | 2/2 | 1.000 |",
-        "| (c) | reference units, learned operations + binding | 1/2 | 0.500 |",
+        "| (c) | chain: reference units, learned classifier + binder | 1/2 | 0.500 |",
         "![attribution](attribution.png)",
         "| SELECTION | 1 | 50.0% |",
         "| EXECUTION | 0 | 0.0% |",

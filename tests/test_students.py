@@ -183,7 +183,7 @@ def test_span_f1():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, teacher_path):
-    """``mycelium run`` end to end on 40 gsm_symbolic problems: artifacts, the three students, eval, report."""
+    """``mycelium run`` end to end on 40 gsm_symbolic problems: artifacts, the four students, eval, report."""
     out = tmp_path_factory.mktemp("students")
     summary = run(out, split_options({"size": 40, "student_epochs": 2}))
     assert "e2e_accuracy_test" in summary["students"]
@@ -192,8 +192,14 @@ def run_dir(tmp_path_factory, teacher_path):
 
 @pytest.fixture(scope="module")
 def models_dir(run_dir):
-    for kind, metric in (("tagger", "eval_f1"), ("classifier", "eval_accuracy"), ("binder", "eval_op_accuracy")):
-        assert metric in json.loads((run_dir / "models" / kind / "metrics.json").read_text())
+    for kind, metric in (
+        ("tagger", "eval_f1"),
+        ("classifier", "eval_accuracy"),
+        ("binder", "eval_op_accuracy"),
+        ("decoder", "eval_step_accuracy"),
+    ):
+        metrics = json.loads((run_dir / "models" / kind / "metrics.json").read_text())
+        assert metric in metrics and f"validation_{metric[5:]}" in metrics  # chosen on validation, read on test
     return run_dir / "models"
 
 
@@ -202,6 +208,7 @@ def test_recipes_save_loadable_students_with_cards(models_dir):
         ("tagger", "f1", "io_tags"),
         ("classifier", "accuracy", "op_classes"),
         ("binder", "op_accuracy", "bindings"),
+        ("decoder", "step_accuracy", "bindings"),
     ):
         folder = models_dir / kind
         for name in ("model.safetensors", "config.json", "tokenizer.json", "README.md", "metrics.json"):

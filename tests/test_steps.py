@@ -1,0 +1,204 @@
+"""The step decoder's programs (mycelium_models.steps) and the decoder itself (MyceliumStepDecoder): bindings as
+chains of binary steps, the tensors, training on a real batch, and the beam search with execution."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import pytest
+import torch
+
+from mycelium_datasets.dag import execute
+from mycelium_datasets.numbers import quantities
+from mycelium_models.modeling_mycelium import POINTER_CODE, STEP_OPS, MyceliumStepDecoder, MyceliumStepDecoderConfig
+from mycelium_models.steps import (
+    CONSTANT,
+    QUANTITY,
+    RESULT,
+    StepCollator,
+    StepError,
+    encode,
+    node_values,
+    program_steps,
+    quantity_regions,
+    search,
+)
+
+ADD, SUB, MUL, DIV = (STEP_OPS.index(op) for op in ("add", "sub", "mul", "div"))
+
+
+def q(i):
+    return {"kind": "quantity", "index": i}
+
+
+def r(i):
+    return {"kind": "op", "index": i}
+
+
+def c(i):
+    return {"kind": "constant", "index": i}
+
+
+def run_program(steps, values):
+    """Execute a program over node values (quantities then constants, by code)."""
+    results = []
+
+    def value(code):
+        kind, index = divmod(code, POINTER_CODE)
+        return values[(kind, index)] if kind < 2 else results[index]
+
+    for left, right, op in steps:
+        a, b = value(left), value(right)
+        results.append({ADD: a + b, SUB: a - b, MUL: a * b, DIV: a / b}[op])
+    return results[-1]
+
+
+def test_an_n_ary_operation_is_a_left_to_right_chain_and_results_come_before_their_users():
+    # layout order: op0 = sub(op1, q3) is the answer; op1 = add(q0, q1, q2) comes later in the layout
+    ops = [{"op": "sub", "operands": [r(1), q(3)]}, {"op": "add", "operands": [q(0), q(1), q(2)]}]
+    steps = program_steps(ops, 0)
+    assert steps == [(QUANTITY + 0, QUANTITY + 1, ADD), (RESULT + 0, QUANTITY + 2, ADD), (RESULT + 1, QUANTITY + 3, SUB)]
+    values = {(0, 0): Fraction(1), (0, 1): Fraction(2), (0, 2): Fraction(3), (0, 3): Fraction(10)}
+    assert run_program(steps, values) == (1 + 2 + 3) - 10
+
+
+def test_a_shared_result_is_computed_once_and_unused_operations_are_left_out():
+    ops = [
+        {"op": "mul", "operands": [q(0), c(0)]},  # used twice
+        {"op": "add", "operands": [r(0), r(0)]},  # the same node on both sides: not a step
+        {"op": "div", "operands": [q(1), q(2)]},  # not on the answer's path
+        {"op": "sub", "operands": [r(0), q(1)]},
+        {"op": "add", "operands": [r(0), r(3)]},
+    ]
+    assert program_steps(ops, 4) == [
+        (QUANTITY + 0, CONSTANT + 0, MUL),
+        (RESULT + 0, QUANTITY + 1, SUB),
+        (RESULT + 0, RESULT + 1, ADD),
+    ]
+    with pytest.raises(StepError, match="same operand"):
+        program_steps(ops, 1)
+
+
+@pytest.mark.parametrize(
+    ("ops", "answer", "reason"),
+    [
+        ([{"op": "floor", "operands": [q(0)]}], 0, "not a step operation"),
+        ([{"op": "add", "operands": [q(0), {"kind": "constant", "index": -1}]}], 0, "outside the vocabulary"),
+        ([{"op": "add", "operands": [q(0), r(1)]}, {"op": "add", "operands": [r(0), q(1)]}], 0, "its own result"),
+        ([{"op": "add", "operands": [q(0), r(5)]}], 0, "does not exist"),
+        ([{"op": "add", "operands": [q(0)]}], 0, "1 operand"),
+        ([{"op": "add", "operands": [q(0), q(1)]}], 3, "no answer"),
+    ],
+)
+def test_what_a_program_cannot_write_is_an_error_naming_why(ops, answer, reason):
+    with pytest.raises(StepError, match=reason):
+        program_steps(ops, answer)
+
+
+def test_real_bindings_execute_to_the_same_answer_as_their_programs(tmp_path):
+    """On real validated problems: the program of a binding executes to the binding's own answer."""
+    from mycelium_datasets.bindings import bind
+    from mycelium_datasets.op_graph import validate_trace
+
+    problem = "Tom has 10 apples. He buys 3 bags of 4 apples each and eats 5. How many apples does he have?"
+    spans = [{"text": t, "char_start": 0, "char_end": len(t)} for t in ("3 * 4 = 12", "10 + 12 = 22", "22 - 5 = 17")]
+    cot = "\n".join(s["text"] for s in spans)
+    offset = 0
+    for s in spans:
+        s["char_start"] = cot.index(s["text"], offset)
+        s["char_end"] = offset = s["char_start"] + len(s["text"])
+    row = validate_trace(problem, "17", spans, [[] for _ in spans])
+    assert row["validated"]
+    for op in row["ops"]:  # the whole problem as each operation's region
+        op["region"] = {"char_start": 0, "char_end": len(problem), "text": problem}
+    binding = bind(problem, row["ops"], [])
+    found = quantities(problem)
+    steps = program_steps(binding["ops"], binding["answer_op"])
+    values = {(0, k): v for k, (v, _, _) in enumerate(found)}
+    assert len(steps) == 3
+    assert run_program(steps, values) == execute(binding["ops"], binding["answer_op"], found, [])[0] == 17
+
+
+def test_quantities_are_shown_inside_or_outside_the_units_or_unknown():
+    spans = [(0, 2), (10, 12), (20, 22)]
+    assert quantity_regions(spans, None) == [0, 0, 0]
+    assert quantity_regions(spans, [(8, 14)]) == [1, 2, 1]
+    assert quantity_regions(spans, []) == [1, 1, 1]
+
+
+@pytest.fixture(scope="module")
+def tiny_decoder():
+    from transformers import AutoTokenizer, BertConfig
+
+    from mycelium_datasets.defaults import resolve_backbone
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone())
+    backbone = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    ).to_dict()
+    config = MyceliumStepDecoderConfig(backbone_config=backbone, constants=["2", "100"], state_size=16, max_steps=4)
+    return MyceliumStepDecoder(config).eval(), tokenizer
+
+
+PROBLEM = "Tom has 3 apples and buys 4 more. Then he buys 5 bags of 2 pears. How many pieces of fruit does he have?"
+
+
+def _features(tokenizer, problem, steps=None, units=None):
+    return encode(tokenizer, problem, quantities(problem), units, 256, steps, 64)
+
+
+def test_teacher_forced_training_lowers_the_loss_on_a_real_batch(tiny_decoder):
+    model, tokenizer = tiny_decoder
+    steps = [(QUANTITY + 0, QUANTITY + 1, ADD), (QUANTITY + 2, QUANTITY + 3, MUL), (RESULT + 0, RESULT + 1, ADD)]
+    other = "Sara had 20 dollars. She spent 8 dollars. How much is left?"
+    batch = StepCollator(tokenizer.pad_token_id)(
+        [_features(tokenizer, PROBLEM, steps), _features(tokenizer, other, [(QUANTITY + 0, QUANTITY + 1, SUB)])]
+    )
+    assert batch["labels"].shape == (2, 4, 3)  # three steps and STOP; the shorter program padded
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(60):
+        out = model(**batch)
+        losses.append(out.loss.item())
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    assert losses[-1] < losses[0] / 4, losses[::10]
+    hits = model(**batch).step_hits
+    assert hits.shape == (2, model.config.max_steps + 1)
+    assert hits[0, :4].tolist() == [1, 1, 1, 1] and hits[1, :2].tolist() == [1, 1] and (hits[1, 2:] == -1).all()
+    # the fitted decoder's beam finds the program and its exact answer
+    features = StepCollator(tokenizer.pad_token_id)([_features(tokenizer, PROBLEM)])
+    values = [node_values(quantities(PROBLEM), model.config.constants, features["quantity_spans"].shape[1])]
+    program = search(model, features, values, [PROBLEM], num_beams=4)[0]
+    assert program.steps == steps and program.answer == 17
+
+
+def test_the_beam_never_keeps_a_division_by_zero_and_takes_a_number_of_the_problem(tiny_decoder):
+    model, tokenizer = tiny_decoder
+    problem = "A tank holds 0 liters and 7 buckets. How many liters are in each bucket?"
+    features = StepCollator(tokenizer.pad_token_id)([_features(tokenizer, problem)])
+    values = [node_values(quantities(problem), model.config.constants, features["quantity_spans"].shape[1])]
+    for beams in (1, 4):
+        program = search(model, features, values, [problem], num_beams=beams, rules=())[0]
+        if program.steps:
+            assert all(value is not None for value in program.values)
+            assert any(code < CONSTANT for step in program.steps for code in step[:2])
+
+
+@pytest.mark.parametrize("size", [2000, 100_000])
+def test_a_problem_with_thousands_of_numbers_is_decoded_in_bounded_time(tiny_decoder, size):
+    """Pairwise scoring grows with the square of the nodes: the decoder takes at most ``max_quantities`` of them
+    and reads at most ``max_input_tokens`` tokens, so 2,000 numbers (or 300,000 characters) stay cheap."""
+    model, tokenizer = tiny_decoder
+    problem = " ".join(str(k % 97 + 1) for k in range(size)) + " How many?"
+    started = time.time()
+    features = StepCollator(tokenizer.pad_token_id)([_features(tokenizer, problem)])
+    values = [node_values(quantities(problem), model.config.constants, features["quantity_spans"].shape[1])]
+    program = search(model, features, values, [problem], num_beams=8)[0]
+    assert time.time() - started < 60
+    assert all(code % POINTER_CODE < 64 for step in program.steps for code in step[:2] if code < CONSTANT)
