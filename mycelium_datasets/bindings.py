@@ -43,7 +43,8 @@ from .runner import map_batches
 # 1.1.1: operations are executed with solve2 (a system of two linear equations, mycelium_datasets.systems); rows
 # as before
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
-VERSION = "1.1.1"
+# 1.1.2: problems reads the equation shape; rows of the other shapes as before
+VERSION = "1.1.2"
 INPUT_COLUMNS = ("id", "problem", "ops", "validated", "op_status", "executed_answer")
 
 POINTER = {"kind": datasets.Value("string"), "index": datasets.Value("int32"), "value": datasets.Value("string")}

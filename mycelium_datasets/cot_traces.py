@@ -38,7 +38,8 @@ from .teacher import DEFAULT_SYSTEM_PROMPT, build_prompt, generate, load_teacher
 logger = logging.getLogger(__name__)
 
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
-VERSION = "1.1.0"
+# 1.1.1: problems reads the equation shape; rows of the other shapes as before
+VERSION = "1.1.1"
 INPUT_COLUMNS = ("id", "problem", "answer", "solution", "status")
 
 ATTEMPT = {

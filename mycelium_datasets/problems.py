@@ -6,7 +6,9 @@ Sources (``ProblemsConfig.source``):
   the template index and the reference CoT; ``metadata.variables`` (the true intermediate values) go to ``meta_json``.
 - a ``FILE.jsonl``: one problem per line, in the GSM8K shape (``question``, ``answer`` ending in ``#### N``), the
   MATH shape (``problem``, ``solution`` with ``\\boxed{}``, optional ``answer``) or the plain shape (``problem``,
-  ``answer``, optional ``solution`` and ``id``); the shape is recognized per line.
+  ``answer``, optional ``solution`` and ``id``) or the equation shape (``problem``, ``answer``, ``equation`` and
+  no ``solution``: MAWPS's ``x=56*9``, ASDiv's ``7+2=9``; the reference CoT is written from the equation one step a
+  line, :mod:`mycelium_datasets.worked`); the shape is recognized per line.
 - ``gsm8k`` / ``math500``: the Hub datasets ``openai/gsm8k`` (``main``) and ``HuggingFaceH4/MATH-500``;
 - any other ``org/name``: a Hub dataset id, read with ``datasets.load_dataset``.
 
@@ -33,12 +35,14 @@ from pathlib import Path
 import datasets
 
 from .answers import normalize_gold
+from .worked import solution_from_equation
 from .defaults import DEFAULT_SOURCE, hub_offline
 
 logger = logging.getLogger(__name__)
 
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
-VERSION = "1.1.0"
+# 1.2.0: the equation shape (MAWPS, ASDiv): a reference CoT written from the equation, one step a line
+VERSION = "1.2.0"
 
 FEATURES = datasets.Features(
     {
@@ -172,13 +176,15 @@ def _row(
 
 
 def detect_shape(record: dict) -> str:
-    """``gsm8k``, ``math`` or ``plain`` for a record, from its fields (see the module docstring)."""
+    """``gsm8k``, ``math``, ``equation`` or ``plain`` for a record, from its fields (see the module docstring)."""
     if "question" in record and "problem" not in record:
         return "gsm8k"
     if "problem" in record and "solution" in record and record.get("answer") in (None, ""):
         return "math"
     if "problem" in record and "solution" in record and isinstance(record.get("solution"), str):
         return "math" if "\\boxed" in record["solution"] else "plain"
+    if "problem" in record and isinstance(record.get("equation"), str) and record.get("solution") is None:
+        return "equation"
     return "plain"
 
 
@@ -236,6 +242,8 @@ def normalize_record(record, default_id: str, source: str) -> dict:
                 reason=f"field 'answer' must be a string or number, got {type(raw).__name__}",
             )
         gold, status = normalize_gold(raw, "plain")
+    if shape == "equation":  # MAWPS / ASDiv: the reference CoT is written from the equation, step by step
+        solution = solution_from_equation(record["equation"])
     raw_text = None if raw is None else str(raw)
     reason = {
         "missing_answer": "no gold answer",

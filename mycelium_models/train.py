@@ -44,7 +44,8 @@ class NoEvaluationSplitError(ValueError):
 # 1.1.0: model cards from a template with a model-index; released together as one solver repo
 # 2.0.0: the step decoder (one joint decode of the whole program) answers; checkpoints and epochs are chosen
 # on a validation split carved from train (by template, else id), the test split read once at the end
-STUDENT_VERSION = "2.0.0"
+# 2.0.1: problems reads the equation shape; students of the other shapes as before
+STUDENT_VERSION = "2.0.1"
 
 
 @dataclass

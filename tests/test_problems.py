@@ -131,3 +131,40 @@ def test_missing_shared_data_skips_on_a_fresh_machine_and_fails_under_ci(monkeyp
     monkeypatch.setenv("MYCELIUM_REQUIRE_SHARED_DATA", "1")
     with pytest.raises(pytest.fail.Exception, match="required here"):
         shared_file("no-such-file.jsonl")
+
+
+def test_an_equation_becomes_a_reference_cot_one_step_a_line(tmp_path):
+    from mycelium_datasets.worked import solution_from_equation
+
+    assert solution_from_equation("x=25000.0-(1500.0*8.0)") == "1500 * 8 = 12000\n25000 - 12000 = 13000\n#### 13000"
+    assert solution_from_equation("7+2=9") == "7 + 2 = 9\n#### 9"  # ASDiv writes the result on the right
+    assert solution_from_equation("X=16-3-4") == "16 - 3 = 13\n13 - 4 = 9\n#### 9"  # a chain, one step at a time
+    assert solution_from_equation("x=3/4") == "3 / 4 = 0.75\n#### 0.75"
+    for unwritable in ("x+3=5", "x=5/0", "x=5", "6-2=4; 4+1=5", "3<5", "x=2^3", "", None, 12, "x=" + "1+" * 400 + "1"):
+        assert solution_from_equation(unwritable) is None, unwritable
+    path = write_jsonl(
+        tmp_path / "mwp.jsonl",
+        [
+            {"id": "m1", "problem": "Tom has 3 boxes of 4 apples. How many apples?", "answer": "12", "equation": "x=3*4"},
+            {"id": "m2", "problem": "Ann has 5 pens and 2 more. How many?", "answer": "7", "equation": "x+5=2"},
+            {"id": "m3", "problem": "What is 2+2?", "answer": "4", "equation": "2+2=4", "solution": "2 + 2 = 4"},
+        ],
+    )
+    rows = build_problems(ProblemsConfig(source=str(path), test_fraction=0.0))["train"].to_list()
+    assert [(r["shape"], r["status"], r["solution"]) for r in rows] == [
+        ("equation", "ok", "3 * 4 = 12\n#### 12"),
+        ("equation", "ok", None),  # kept, without a reference CoT: a teacher writes its own
+        ("plain", "ok", "2 + 2 = 4"),  # a given solution wins
+    ]
+    assert json.loads(rows[0]["meta_json"])["equation"] == "x=3*4"
+
+
+def test_real_mawps_and_asdiv_equations_become_reference_cots():
+    from mycelium_datasets.answers import answers_match
+
+    for name, written in (("mawps.jsonl", 0.98), ("asdiv.jsonl", 0.65)):
+        rows = read_source(ProblemsConfig(source=str(shared_file(f"mwp/{name}"))))
+        with_cot = [r for r in rows if r["status"] == "ok" and r["solution"]]
+        assert len(with_cot) >= written * len(rows), (name, len(with_cot), len(rows))
+        agree = sum(answers_match(r["solution"].rsplit("#### ", 1)[1], r["answer"]).match for r in with_cot)
+        assert agree >= 0.9 * len(with_cot), (name, agree, len(with_cot))
