@@ -4,10 +4,10 @@
 
 - an artifact folder (``DIR/README.md`` + ``DIR/data/*.parquet``): one dataset repo ``ORG/NAME``;
 - a model folder (``DIR/config.json`` + ``DIR/README.md``, e.g. ``RUN/models/tagger``): one model repo ``ORG/NAME``;
-- a models folder (``RUN/models`` with ``tagger/``, ``classifier/``, ``binder/``): one model repo ``ORG/NAME``, the
-  **solver**: each student in its subfolder, unchanged but for its card, and a solver card on top, so that
-  ``MyceliumSolver.from_pretrained("ORG/NAME", revision="vX.Y.Z")`` (and ``mycelium solve --models ORG/NAME``)
-  loads all three, and each student still loads alone with ``from_pretrained("ORG/NAME", subfolder="tagger")``;
+- a models folder (``RUN/models`` with ``tagger/``, ``classifier/``, ``binder/``, ``decoder/``): one model repo
+  ``ORG/NAME``, the **solver**: each student in its subfolder, unchanged but for its card, and a solver card on top,
+  so that ``MyceliumSolver.from_pretrained("ORG/NAME", revision="vX.Y.Z")`` (and ``mycelium solve --models
+  ORG/NAME``) loads them all, and each student still loads alone with ``from_pretrained("ORG/NAME", subfolder="tagger")``;
 - a run folder: every artifact in it, one dataset repo each, ``ORG/NAME-<artifact>`` (e.g. ``ORG/NAME-cot_traces``),
   and its models folder as the solver repo ``ORG/NAME-solver``. One repo per artifact keeps each artifact's card,
   version tag and ``load_dataset("ORG/NAME-<artifact>")`` exactly as the design describes them; the cards link each
@@ -454,10 +454,11 @@ def _solver_card(repo_id: str, tag: str, cards: dict, data_repos: dict[str, str]
 
 # Mycelium solver
 
-Three small students that answer math word problems from the problem text alone, with no chain of thought: the
-tagger finds the operation units, the classifier names each unit's operations, the binder points every operand at a
-quantity of the problem, another operation's result or a constant and picks the answer operation; a small executor
-runs the resulting operation DAG.
+Small students that answer math word problems from the problem text alone, with no chain of thought: the tagger
+finds the operation units, and the step decoder writes the whole program in one decode, each step two operands (a
+quantity of the problem, a constant or an earlier step's result) and an operation scored together, every hypothesis
+of its beam executed exactly as it grows. The classifier (each unit's operations) and the binder (every operand a
+pointer) are the chain the decoder replaced, kept for comparison.
 
 ## Use
 

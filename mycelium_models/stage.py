@@ -91,7 +91,7 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
             "answer, so there is nothing to train the students on (use more problems: --size / --limit)"
         )
     info = process_info()
-    test_rows = training_rows(out_dir, "test")
+    validated = {artifact: _has_validation(out_dir, artifact) for artifact in training_rows(out_dir)}
     results = {}
     for kind, student in STUDENTS.items():
         artifact = student.artifact
@@ -110,7 +110,7 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
             models_dir=str(work / "models"),
             head_learning_rate=config.student_head_learning_rate,
         )
-        training_args = training_arguments(config, work / "checkpoints", kind, evaluate=test_rows[artifact] > 0)
+        training_args = training_arguments(config, work / "checkpoints", kind, evaluate=validated[artifact])
         logger.info("training the %s on %s", kind, out_dir / artifact)
         metrics = train(kind, args, training_args, home=final)
         if info.is_main:
@@ -133,11 +133,23 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
     return results
 
 
+def _has_validation(out_dir: Path, artifact: str) -> bool:
+    """Whether the student set's training split holds out a validation split to choose checkpoints on (two or more
+    templates, else ids: :func:`mycelium_models.train.carve_validation`); without one the student trains for its
+    epochs and is not evaluated along the way."""
+    import datasets
+
+    from mycelium_models.train import StudentTrainingArguments, carve_validation
+
+    rows = datasets.load_dataset(str(out_dir / artifact), split="train")
+    return len(carve_validation(rows, out_dir, StudentTrainingArguments.validation_fraction)[1]) > 0
+
+
 def training_defaults(config: StudentsConfig, kind: str | None = None, evaluate: bool = True) -> dict:
     """The ``TrainingArguments`` options of the student ``kind``: those of ``mycelium run`` and of each ``mycelium
     loop`` round, and the parser defaults of ``mycelium train`` (which flags and ``--config`` override; the recipe
-    never overwrites them). With ``evaluate``, the test split is evaluated each epoch and the best checkpoint (by the
-    student's ``best_metric``) is kept; no device is named, so Trainer takes the best there is (CUDA, MPS, else CPU;
+    never overwrites them). With ``evaluate``, the validation split is evaluated each epoch and the best checkpoint
+    (by the student's ``best_metric``) is kept; no device is named, so Trainer takes the best there is (CUDA, MPS, else CPU;
     ``--use_cpu`` to choose the CPU)."""
     defaults = {
         "num_train_epochs": config.student_epochs,
@@ -165,7 +177,7 @@ def training_defaults(config: StudentsConfig, kind: str | None = None, evaluate:
 
 def training_arguments(config: StudentsConfig, output_dir: Path, kind: str, evaluate: bool = True):
     """The ``TrainingArguments`` of the student ``kind`` trained by ``mycelium run`` (and by each ``mycelium loop``
-    round); ``evaluate`` when its student set has test rows."""
+    round); ``evaluate`` when its student set holds out a validation split."""
     from transformers import TrainingArguments
 
     return TrainingArguments(output_dir=str(output_dir), **training_defaults(config, kind, evaluate))

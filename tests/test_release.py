@@ -58,7 +58,12 @@ def models_dir(run_dir) -> Path:
     from mycelium_datasets.defaults import resolve_backbone
     from mycelium_datasets.op_graph import OP_NAMES
     from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
-    from mycelium_models.modeling_mycelium import MyceliumBinder, MyceliumBinderConfig
+    from mycelium_models.modeling_mycelium import (
+        MyceliumBinder,
+        MyceliumBinderConfig,
+        MyceliumStepDecoder,
+        MyceliumStepDecoderConfig,
+    )
     from mycelium_models.train import StudentTrainingArguments, _lineage, classifier_labels, save_student
 
     torch.manual_seed(0)
@@ -98,6 +103,11 @@ def models_dir(run_dir) -> Path:
     )
     metrics = {"eval_op_accuracy": 0.5}
     save_student(binder, tokenizer, out / "binder", "binder", args, metrics, _lineage(run_dir, "bindings"))
+    decoder = MyceliumStepDecoder(
+        MyceliumStepDecoderConfig(backbone_config=backbone, backbone_name="all-minilm-l6-v2", constants=["2"])
+    )
+    metrics = {"eval_step_accuracy": 0.5, "eval_program_accuracy": 0.25}
+    save_student(decoder, tokenizer, out / "decoder", "decoder", args, metrics, _lineage(run_dir, "bindings"))
     add_end_to_end(out, 0.25, "test", source="gsm_symbolic")  # as `mycelium run` does after its evaluation
     return out
 
@@ -418,7 +428,7 @@ import transformers
 
 repo = sys.argv[1]
 for name, auto in (("tagger", "AutoModelForTokenClassification"), ("classifier", "AutoModelForSequenceClassification"),
-                   ("binder", "AutoModel")):
+                   ("binder", "AutoModel"), ("decoder", "AutoModel")):
     model = getattr(transformers, auto).from_pretrained(repo, subfolder=name, trust_remote_code=True)
     print(name, type(model).__name__)
 assert "mycelium_models" not in sys.modules
@@ -436,6 +446,8 @@ def test_each_student_loads_from_its_subfolder_without_the_package(solver_releas
         "MyceliumOpClassifier",
         "binder",
         "MyceliumBinder",
+        "decoder",
+        "MyceliumStepDecoder",
     ]
 
 
