@@ -558,9 +558,12 @@ def test_run_writes_report_and_an_evaluation_whose_attribution_adds_up(run_dir):
         assert needed in report, needed
     # rung (a): the reference units, operations and binding through the solver's executor reproduce every gold
     ladder = summary["ladder"]
-    assert list(ladder) == ["a", "b", "c", "d"] and ladder["a"]["n"] == summary["reference_validated"] > 0
+    rungs = ["a", "b", "c", "d", "decoder_reference_regions", "decoder_tagger_regions", "decoder_no_regions"]
+    assert list(ladder) == rungs and ladder["a"]["n"] == summary["reference_validated"] > 0
     assert ladder["a"]["correct"] == ladder["a"]["n"]
-    assert ladder["d"]["correct"] == sum(1 for p in predictions if p["correct"] and p["ladder"]["d"])
+    answered = "decoder_tagger_regions"  # the solver's own answers: the decoder with the tagger's regions
+    assert ladder[answered]["correct"] == sum(1 for p in predictions if p["correct"] and p["ladder"][answered])
+    assert [w["beams"] for w in summary["beam"]] == [1, 4, 8, 16]
     for png in ("attribution.png", "op_status.png", "training.png"):
         assert (run_dir / "report" / png).stat().st_size > 1000, png
 
