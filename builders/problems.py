@@ -35,9 +35,11 @@ class ProblemsBuilder(ArtifactBuilder):
         return {"source": source_provenance(self.config)}
 
     def extra_identity(self) -> dict:
-        source = self.config.source
-        if Path(source).is_file():
-            return {"source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest()}
+        files = [part.source for part in self.config.parts() if Path(part.source).is_file()]
+        if len(files) == 1 and files[0] == self.config.source:
+            return {"source_sha256": hashlib.sha256(Path(files[0]).read_bytes()).hexdigest()}
+        if files:  # a mix: every file's digest, by its name in the mix
+            return {"source_sha256": {f: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files}}
         return {}
 
     def _build(self, upstream, work_dir, info):

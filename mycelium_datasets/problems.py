@@ -11,6 +11,8 @@ Sources (``ProblemsConfig.source``):
   line, :mod:`mycelium_datasets.worked`); the shape is recognized per line.
 - ``gsm8k`` / ``math500``: the Hub datasets ``openai/gsm8k`` (``main``) and ``HuggingFaceH4/MATH-500``;
 - any other ``org/name``: a Hub dataset id, read with ``datasets.load_dataset``.
+- several of these separated by commas (a YAML config may give a list): a **mix**, read one after the other (``limit``
+  applies to each), each row keeping its own ``source`` and its own split rule; ids must be unique across the mix.
 
 Every input row becomes an output row. Rows that cannot be used keep a ``status`` other than ``ok`` and a
 ``status_reason``; nothing is dropped. Rows are split into ``train`` and ``test`` by template when the source has
@@ -23,6 +25,7 @@ Output columns: ``id``, ``source``, ``problem``, ``answer`` (normalized gold, st
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -42,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
 # 1.2.0: the equation shape (MAWPS, ASDiv): a reference CoT written from the equation, one step a line
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 
 FEATURES = datasets.Features(
     {
@@ -85,9 +88,11 @@ class ProblemsConfig:
 
     Args:
         source (`str`, *optional*, defaults to `"gsm_symbolic"`):
-            ``gsm_symbolic``, ``gsm8k``, ``math500``, a path to a ``.jsonl`` file, or a Hub dataset id ``org/name``.
+            ``gsm_symbolic``, ``gsm8k``, ``math500``, a path to a ``.jsonl`` file, or a Hub dataset id ``org/name``;
+            several, separated by commas, mix them.
         limit (`int`, *optional*):
-            Keep only the first ``limit`` problems of the source (for ``gsm_symbolic``: generate that many).
+            Keep only the first ``limit`` problems of the source (of each source of a mix; for ``gsm_symbolic``:
+            generate that many).
         size (`int`, *optional*, defaults to 200):
             Number of ``gsm_symbolic`` problems to generate when no ``limit`` is given.
         seed (`int`, *optional*, defaults to 42):
@@ -101,7 +106,8 @@ class ProblemsConfig:
     """
 
     source: str = field(
-        default=DEFAULT_SOURCE, metadata={"help": "gsm_symbolic, gsm8k, math500, FILE.jsonl or org/name"}
+        default=DEFAULT_SOURCE,
+        metadata={"help": "gsm_symbolic, gsm8k, math500, FILE.jsonl or org/name; several, comma-separated, mix them."},
     )
     limit: int | None = field(default=None, metadata={"help": "Keep only the first N problems."})
     size: int = field(default=200, metadata={"help": "gsm_symbolic problems to generate when no limit is given."})
@@ -122,8 +128,25 @@ class ProblemsConfig:
             raise ValueError(f"test_fraction must be in [0, 1], got {self.test_fraction}")
         self.source_kind()  # validates the name early, with the list of valid choices
 
+    def parts(self) -> list[ProblemsConfig]:
+        """The config of each source of a mix (``[self]`` for one source), in the order they are read."""
+        names = [name.strip() for name in self.source.split(",")]
+        if len(names) == 1:
+            return [self]
+        if not all(names):
+            raise SourceError(f"source {self.source!r} has an empty name in its comma-separated list")
+        if len(set(names)) < len(names):
+            raise SourceError(f"source {self.source!r} names a source twice")
+        return [dataclasses.replace(self, source=name) for name in names]
+
     def source_kind(self) -> str:
-        """``generated``, ``jsonl``, ``hub`` — or a :class:`SourceError` listing the valid choices."""
+        """``generated``, ``jsonl``, ``hub``, ``mix`` (several, each checked) — or a :class:`SourceError` listing
+        the valid choices."""
+        parts = self.parts()
+        if len(parts) > 1:
+            for part in parts:
+                part.source_kind()
+            return "mix"
         if self.source in GENERATED_SOURCES:
             return "generated"
         if self.source in HUB_SOURCES:
@@ -139,7 +162,10 @@ class ProblemsConfig:
 
 def valid_sources_text() -> str:
     names = ", ".join((*GENERATED_SOURCES, *HUB_SOURCES))
-    return f"valid choices: {names}, a path to a FILE.jsonl, or a Hub dataset id org/name"
+    return (
+        f"valid choices: {names}, a path to a FILE.jsonl, a Hub dataset id org/name, or several of these separated by "
+        "commas"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -349,7 +375,9 @@ def iter_hub(hub_id: str, config: str | None, split: str, limit: int | None, nam
 def read_source(config: ProblemsConfig) -> list[dict]:
     """All rows of the configured source, in source order (ids made unique or an error naming the duplicate)."""
     kind = config.source_kind()
-    if kind == "generated":
+    if kind == "mix":
+        rows = [row for part in config.parts() for row in read_source(part)]
+    elif kind == "generated":
         rows = list(iter_gsm_symbolic(config.limit or config.size, config.seed))
     elif kind == "jsonl":
         rows = list(iter_jsonl(config.source, config.limit))

@@ -154,6 +154,8 @@ def source_provenance(config) -> dict:
     """The problem source, where it came from and its license."""
     source = config.source
     kind = config.source_kind()
+    if kind == "mix":  # each source with its own terms and digest
+        return {"name": source, "kind": kind, "parts": [source_provenance(part) for part in config.parts()]}
     out = {"name": source, "kind": kind}
     if source in SOURCE_LICENSES:
         out["license"], out["license_note"] = SOURCE_LICENSES[source]
@@ -225,7 +227,7 @@ def lineage_licenses(provenance: dict) -> list[LicensePart]:
     attention was captured (``jsd_spans`` and everything after it hold their output). Each model once, first role."""
     parts = []
     source = provenance.get("source")
-    if source:
+    for source in (source or {}).get("parts") or ([source] if source else []):
         link = SOURCE_LINKS.get(source.get("name")) or (
             f"https://huggingface.co/datasets/{source['hub_id']}" if source.get("hub_id") else None
         )

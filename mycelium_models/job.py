@@ -61,6 +61,8 @@ def load_preset(name_or_path: str) -> dict:
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise ValueError(f"config {name_or_path!r} must be a mapping of option: value")
+    if isinstance(data.get("source"), list):  # a YAML list of sources is a mix
+        data["source"] = ",".join(str(name) for name in data["source"])
     known = {f.name for cls in option_classes() for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:

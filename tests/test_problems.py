@@ -80,6 +80,31 @@ def test_duplicate_ids_are_an_error_naming_them(tmp_path):
         read_source(ProblemsConfig(source=str(path)))
 
 
+def test_a_mix_keeps_each_source_its_rows_ids_and_split(tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", [{"problem": f"What is {i}+1?", "answer": str(i + 1)} for i in range(30)])
+    b = write_jsonl(tmp_path / "b.jsonl", [{"problem": f"What is {i}*2?", "answer": str(2 * i)} for i in range(20)])
+    alone = {name: build_problems(ProblemsConfig(source=str(path), limit=25, test_fraction=0.3)) for name, path in
+             (("a", a), ("b", b))}
+    mix = build_problems(ProblemsConfig(source=f"{a}, {b}", limit=25, test_fraction=0.3))
+    for split in ("train", "test"):  # the same rows, ids and split as each source alone: a mix adds, never moves
+        assert list(mix[split]["id"]) == list(alone["a"][split]["id"]) + list(alone["b"][split]["id"])
+        assert set(mix[split]["source"]) == {"a", "b"}
+    assert len(mix["train"]) + len(mix["test"]) == 25 + 20  # limit applies to each source
+
+
+def test_a_mix_refuses_a_source_twice_an_empty_name_or_a_missing_part(tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", [{"problem": "1+1?", "answer": "2"}])
+    with pytest.raises(SourceError, match="twice"):
+        ProblemsConfig(source=f"{a},{a}")
+    with pytest.raises(SourceError, match="empty name"):
+        ProblemsConfig(source=f"{a},")
+    with pytest.raises(SourceError, match="not found"):
+        ProblemsConfig(source=f"{a},/nonexistent/b.jsonl")
+    dup = write_jsonl(tmp_path / "dup.jsonl", [{"id": "a-000001", "problem": "2+2?", "answer": "4"}])
+    with pytest.raises(SourceError, match="duplicate id 'a-000001'"):
+        read_source(ProblemsConfig(source=f"{a},{dup}"))
+
+
 def test_empty_source_is_a_clear_error(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text("\n\n")
@@ -168,3 +193,21 @@ def test_real_mawps_and_asdiv_equations_become_reference_cots():
         assert len(with_cot) >= written * len(rows), (name, len(with_cot), len(rows))
         agree = sum(answers_match(r["solution"].rsplit("#### ", 1)[1], r["answer"]).match for r in with_cot)
         assert agree >= 0.9 * len(with_cot), (name, agree, len(with_cot))
+
+
+def test_a_mix_names_each_source_and_its_terms_in_the_lineage(tmp_path):
+    from mycelium_datasets.provenance import lineage_licenses, source_provenance
+
+    a = write_jsonl(tmp_path / "a.jsonl", [{"problem": "1+1?", "answer": "2"}])
+    provenance = source_provenance(ProblemsConfig(source=f"gsm_symbolic,{a}"))
+    assert provenance["kind"] == "mix" and [p["name"] for p in provenance["parts"]] == ["gsm_symbolic", "a.jsonl"]
+    parts = lineage_licenses({"source": provenance})
+    assert [(p.name, p.license) for p in parts] == [("gsm_symbolic", "apache-2.0"), ("a.jsonl", None)]
+
+
+def test_a_yaml_list_of_sources_is_a_mix(tmp_path):
+    from mycelium_models.job import load_preset
+
+    config = tmp_path / "mix.yaml"
+    config.write_text("source: [gsm_symbolic, ../x.jsonl]\n")
+    assert load_preset(str(config))["source"] == "gsm_symbolic,../x.jsonl"
