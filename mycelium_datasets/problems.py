@@ -38,8 +38,8 @@ from pathlib import Path
 import datasets
 
 from .answers import normalize_gold
-from .worked import solution_from_equation
 from .defaults import DEFAULT_SOURCE, hub_offline
+from .worked import solution_from_equation
 
 logger = logging.getLogger(__name__)
 

@@ -226,8 +226,8 @@ def lineage_licenses(provenance: dict) -> list[LicensePart]:
     source; the teachers when they generated the CoTs (reference CoTs are the source's own text); the models whose
     attention was captured (``jsd_spans`` and everything after it hold their output). Each model once, first role."""
     parts = []
-    source = provenance.get("source")
-    for source in (source or {}).get("parts") or ([source] if source else []):
+    whole = provenance.get("source")
+    for source in (whole or {}).get("parts") or ([whole] if whole else []):
         link = SOURCE_LINKS.get(source.get("name")) or (
             f"https://huggingface.co/datasets/{source['hub_id']}" if source.get("hub_id") else None
         )

@@ -807,7 +807,10 @@ class MyceliumStepDecoder(_MyceliumPreTrainedModel):
 
     def take(self, s: StepDecoderState, step: int, left, right, op) -> StepDecoderState:
         """The state after each problem takes step ``(left, right, op)`` (node indices ``(B,)``, op ids ``(B,)``):
-        the result fills node slot ``Q + C + step``; ``left < 0`` leaves a problem as it was (it has stopped)."""
+        the result fills node slot ``Q + C + step``; ``left < 0`` leaves a problem as it was (it has stopped). After
+        the last step (``step == max_steps``) only STOP is allowed, so there is no slot and nothing changes."""
+        if step >= self.config.max_steps:
+            return s
         batch, n, hidden = s.nodes.shape
         active = left >= 0
         rows = torch.arange(batch, device=s.nodes.device)

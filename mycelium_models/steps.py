@@ -15,6 +15,7 @@ execution rules out dropped before it can take a place in the beam (:data:`RULES
 
 from __future__ import annotations
 
+import collections
 import math
 import re
 from dataclasses import dataclass, field
@@ -131,6 +132,32 @@ def encode(
     return features
 
 
+def step_constants(programs: list[list[dict]], min_programs: int = 5) -> list[str]:
+    """The step decoder's constant vocabulary from the ``ops`` of a ``bindings`` training split: every constant
+    value that at least ``min_programs`` programs use, the most used first (ties by value). Each constant is a node
+    that every step scores against every other node, so a long tail of rare ones costs the square of its length in
+    training and decoding (``benchmarks/bench_decoder.py``) and teaches little."""
+    counts: collections.Counter = collections.Counter()
+    for ops in programs:
+        counts.update({o["value"] for op in ops for o in op["operands"] if o["kind"] == "constant"})
+    return [v for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_programs]
+
+
+def in_vocabulary(ops: list[dict], constants: list[str]) -> list[dict]:
+    """``ops`` with each constant operand pointing into ``constants`` by its value (``-1`` when not in it): the
+    decoder's vocabulary is its own, not the ``bindings`` artifact's index space."""
+    index = {value: k for k, value in enumerate(constants)}
+    return [
+        {
+            **op,
+            "operands": [
+                {**o, "index": index.get(o["value"], -1)} if o["kind"] == "constant" else o for o in op["operands"]
+            ],
+        }
+        for op in ops
+    ]
+
+
 def program_rows(
     batch: dict, *, tokenizer, constants: list[str], max_length: int, max_steps: int, max_quantities: int = 64
 ) -> dict:
@@ -143,7 +170,7 @@ def program_rows(
         found = [(q["value"], q["char_start"], q["char_end"]) for q in quantities]
         spans = [(u["char_start"], u["char_end"]) for u in units]
         try:
-            steps = program_steps(ops, answer)
+            steps = program_steps(in_vocabulary(ops, constants), answer)
             if len(steps) > max_steps:
                 raise StepError(f"{len(steps)} steps, more than {max_steps}")
             features = encode(tokenizer, problem, found, spans, max_length, steps, max_quantities)

@@ -178,6 +178,22 @@ def test_teacher_forced_training_lowers_the_loss_on_a_real_batch(tiny_decoder):
     assert program.steps == steps and program.answer == 17
 
 
+def test_a_program_of_exactly_max_steps_steps_trains_and_decodes(tiny_decoder):
+    """The STOP after the last possible step has no result slot to fill (a 12-step GSM8K program once crashed
+    training with an index past the nodes)."""
+    model, tokenizer = tiny_decoder
+    problem = "Ann has 1 cat, 2 dogs, 3 fish, 4 birds and 5 mice. How many pets?"
+    steps = [(QUANTITY + 0, QUANTITY + 1, ADD)] + [(RESULT + k, QUANTITY + k + 2, ADD) for k in range(3)]
+    assert len(steps) == model.config.max_steps
+    batch = StepCollator(tokenizer.pad_token_id)([_features(tokenizer, problem, steps)])
+    out = model(**batch)
+    assert torch.isfinite(out.loss) and (out.step_hits[0] >= 0).all()  # every step and the final STOP are scored
+    values = [node_values(quantities(problem), model.config.constants, batch["quantity_spans"].shape[1])]
+    program = search(model, StepCollator(tokenizer.pad_token_id)([_features(tokenizer, problem)]), values, [problem],
+                     num_beams=4)[0]
+    assert len(program.steps) <= model.config.max_steps
+
+
 def test_the_beam_never_keeps_a_division_by_zero_and_takes_a_number_of_the_problem(tiny_decoder):
     model, tokenizer = tiny_decoder
     problem = "A tank holds 0 liters and 7 buckets. How many liters are in each bucket?"
@@ -202,3 +218,17 @@ def test_a_problem_with_thousands_of_numbers_is_decoded_in_bounded_time(tiny_dec
     program = search(model, features, values, [problem], num_beams=8)[0]
     assert time.time() - started < 60
     assert all(code % POINTER_CODE < 64 for step in program.steps for code in step[:2] if code < CONSTANT)
+
+
+def test_the_constant_vocabulary_keeps_what_enough_programs_use_and_points_by_value():
+    from mycelium_models.steps import in_vocabulary, step_constants
+
+    def op(*values):
+        return {"op": "mul", "operands": [{"kind": "constant", "index": 7, "value": v} for v in values]}
+
+    programs = [[op("100", "60")], [op("100")], [op("100", "3.5")], [op("60")]]
+    assert step_constants(programs, 2) == ["100", "60"]  # most used first; 3.5 is used once
+    assert step_constants(programs, 1) == ["100", "60", "3.5"]
+    remapped = in_vocabulary(programs[2], ["100", "60"])  # the artifact's index 7 means nothing to the decoder
+    assert [o["index"] for o in remapped[0]["operands"]] == [0, -1]
+    assert programs[2][0]["operands"][0]["index"] == 7  # the input is not changed
