@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
 # 1.1.1: problems reads the equation shape; rows of the other shapes as before
-VERSION = "1.1.2"
+VERSION = "1.1.3"
 INPUT_COLUMNS = ("id", "problem", "answer", "solution", "status")
 
 ATTEMPT = {
