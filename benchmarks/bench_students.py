@@ -1,11 +1,12 @@
 """Students: no-CoT solver throughput vs the embedded teacher's CoT generation on the same problems, and training
-throughput of the three students, in one run.
+throughput of the students, in one run.
 
     python benchmarks/bench_students.py [--problems 48] [--teacher-problems 8] [--max-new-tokens 512]
 
 Builds a small run folder (gsm_symbolic, embedded defaults), trains the three students (2 epochs each,
-Trainer's train_samples_per_second), then times MyceliumSolver.solve on the test problems (batch of all; also with
-greedy binding, and the tagger alone) against
+Trainer's train_samples_per_second), then times MyceliumSolver.solve on the test problems (batch of all: the step
+decoder's executing beam at its trained width; also greedy (beam 1), the demoted chain ``solve_chain``, and the
+tagger alone) against
 batched teacher generation (batch 8, greedy, max_new_tokens) on the first of those problems. Writes
 benchmarks/results/students.json; the last line prints the solver/teacher ratio (goal >= 300x).
 """
@@ -70,11 +71,10 @@ def main() -> None:
                 times.append(time.perf_counter() - started)
             return len(problems) / statistics.median(times)
 
-        beams = solver.binder.config.binding_beams
+        beams = solver.decoder.config.program_beams
         solver_rate = rate(lambda: solver.solve(problems))
-        solver.binder.config.binding_beams = 1
-        results["solver_greedy_binding_problems_per_s"] = rate(lambda: solver.solve(problems))
-        solver.binder.config.binding_beams = beams
+        results["solver_greedy_problems_per_s"] = rate(lambda: solver.solve_with_decoder(problems, num_beams=1))
+        results["chain_problems_per_s"] = rate(lambda: solver.solve_chain(problems))
         results["tagger_only_problems_per_s"] = rate(lambda: solver.units(problems))
         model, tokenizer = load_teacher("smollm2-135m-instruct")
         prompts = [build_prompt(tokenizer, p, DEFAULT_SYSTEM_PROMPT) for p in problems[: args.teacher_problems]]
@@ -88,8 +88,9 @@ def main() -> None:
     for kind in STUDENTS:
         print(f"{kind}: {results[f'{kind}_training']['seconds']:.1f}s for 2 epochs")
     print(
-        f"solver {solver_rate:.1f} problems/s (binding beam {beams}; greedy binding "
-        f"{results['solver_greedy_binding_problems_per_s']:.1f}; the tagger alone "
+        f"solver {solver_rate:.1f} problems/s (decoder beam {beams}; greedy "
+        f"{results['solver_greedy_problems_per_s']:.1f}; the chain {results['chain_problems_per_s']:.1f}; "
+        "the tagger alone "
         f"{results['tagger_only_problems_per_s']:.1f}); teacher CoT {teacher_rate:.3f} problems/s "
         f"(batch 8, up to {args.max_new_tokens} new tokens)"
     )
