@@ -244,12 +244,12 @@ class Program:
 def _masks(values: list[list], n_ops: int, op_names, rules) -> torch.Tensor:
     """``(h, N, N, ops)``: True where a step is ruled out by its operands' values (division by zero always; the
     ``identity`` and ``negative`` rules when on), from float copies of the exact values (``nan`` for a node that
-    has none)."""
+    has none: a step never takes it, since nothing could execute it)."""
     v = torch.tensor([[float(x) if x is not None else math.nan for x in row] for row in values], dtype=torch.float64)
     a, b = v[:, :, None], v[:, None, :]
     out = torch.zeros(v.shape[0], v.shape[1], v.shape[1], n_ops, dtype=torch.bool)
     for k, name in enumerate(op_names):
-        bad = torch.zeros_like(out[..., 0])
+        bad = torch.isnan(a) | torch.isnan(b)
         if name == "div":
             bad |= b == 0
         if "identity" in rules:
@@ -298,7 +298,10 @@ def search(
             scores = model.action_scores(s, t).float()
             ruled_out = _masks([h[2] for h in alive], n_ops, op_names, rules).reshape(len(alive), -1)
             scores[:, :n_actions] = scores[:, :n_actions].masked_fill(ruled_out.to(scores.device), NEG)
-            total = torch.tensor([h[0] for h in alive], device=scores.device)[:, None] + scores.log_softmax(-1)
+            # what is ruled out stays out after normalising (when every action is, log_softmax alone would make
+            # them all equally likely)
+            logp = scores.log_softmax(-1).masked_fill(scores <= NEG / 2, NEG)
+            total = torch.tensor([h[0] for h in alive], device=scores.device)[:, None] + logp
             top = total.flatten().topk(min(2 * num_beams, total.numel()))
             grown, parents, lefts, rights, ops = [], [], [], [], []
             for score, flat in zip(top.values.tolist(), top.indices.tolist()):

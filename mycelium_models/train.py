@@ -45,7 +45,7 @@ class NoEvaluationSplitError(ValueError):
 # 2.0.0: the step decoder (one joint decode of the whole program) answers; checkpoints and epochs are chosen
 # on a validation split carved from train (by template, else id), the test split read once at the end
 # 2.0.1: problems reads the equation shape; students of the other shapes as before
-STUDENT_VERSION = "2.1.2"
+STUDENT_VERSION = "2.1.3"
 
 
 @dataclass

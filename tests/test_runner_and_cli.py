@@ -81,7 +81,7 @@ def test_cli_build_problems_from_jsonl(tmp_path, capsys):
         (["build", "problems", "--out", "X", "--source", "gsm9k"], "valid choices: gsm_symbolic, gsm8k, math500"),
         (
             ["run", "--out", "X", "--config", "huge"],
-            "unknown config 'huge'; valid choices: default, gsm8k, teacher, tiny",
+            "unknown config 'huge'; valid choices: default, gsm8k, mwp, teacher, tiny",
         ),
         (["build", "cot_traces", "--out", "X", "--cot_source", "gpt"], "valid choices: reference, teacher"),
     ],
