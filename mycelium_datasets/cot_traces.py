@@ -21,6 +21,7 @@ Output columns: the input's, plus ``teacher``, ``cot_source``, ``prompt``, ``cot
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
 # 1.1.1: problems reads the equation shape; rows of the other shapes as before
-VERSION = "1.1.3"
+VERSION = "1.1.4"
 INPUT_COLUMNS = ("id", "problem", "answer", "solution", "status")
 
 ATTEMPT = {
@@ -285,13 +286,15 @@ def make_traces(
 def build_cot_traces(
     problems: datasets.DatasetDict,
     config: CotTracesConfig,
-    work_dir: Path,
+    work_dir: str | os.PathLike,
     info: ProcessInfo | None = None,
 ) -> datasets.DatasetDict | None:
-    """Run the configured CoT source (and cascade) over every split; resumable through ``work_dir``.
+    """Run the configured CoT source (and cascade) over every split; resumable through ``work_dir`` (a folder,
+    `str` or `os.PathLike`, made when missing).
 
     Returns the traces on the main process, `None` on the others.
     """
+    work_dir = Path(work_dir)
     info = info or ProcessInfo()
     result = datasets.DatasetDict()
     for split, dataset in problems.items():

@@ -20,6 +20,7 @@ Output columns: the input's, plus ``segmenter``, ``n_prompt_tokens``, ``cot_toke
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 # 1.1.0: jsd_clause reads the JSD of the token that holds a candidate word (1.0.0: the next one);
 # cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
 # 1.1.1: problems reads the equation shape; rows of the other shapes as before
-VERSION = "1.1.3"
+VERSION = "1.1.4"
 INPUT_COLUMNS = ("id", "prompt", "problem", "cot", "status")
 OUTPUT_COLUMNS = (
     "segmenter",
@@ -255,9 +256,11 @@ def make_spans(
 
 
 def build_jsd_spans(
-    traces: datasets.DatasetDict, config: JsdSpansConfig, work_dir: Path, info: ProcessInfo | None = None
+    traces: datasets.DatasetDict, config: JsdSpansConfig, work_dir: str | os.PathLike, info: ProcessInfo | None = None
 ) -> datasets.DatasetDict:
-    """Capture and segment every split of ``cot_traces`` (resumable, sharded under a distributed launch)."""
+    """Capture and segment every split of ``cot_traces`` (resumable through ``work_dir``, a folder, `str` or
+    `os.PathLike`; sharded under a distributed launch)."""
+    work_dir = Path(work_dir)
     info = info or ProcessInfo()
     result = datasets.DatasetDict()
     for split, dataset in traces.items():

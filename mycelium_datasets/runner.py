@@ -71,7 +71,7 @@ def map_in_parts(
     dataset: datasets.Dataset,
     function: Callable,
     *,
-    work_dir: Path,
+    work_dir: str | os.PathLike,
     features: datasets.Features,
     fn_kwargs: dict | None = None,
     batch_size: int = 8,
@@ -84,6 +84,7 @@ def map_in_parts(
     Returns the full mapped dataset, in input order, on every process once all of them have finished their share.
     """
     info = info or ProcessInfo()
+    work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     shard = (
         split_dataset_by_node(dataset, rank=info.rank, world_size=info.world_size) if info.world_size > 1 else dataset

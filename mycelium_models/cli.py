@@ -282,7 +282,7 @@ def models_run_dir(models: str, run_dir: str | None, split: str, source_given: b
 
 def _eval(argv: list[str]) -> int:
     from mycelium_datasets.problems import ProblemsConfig, build_problems
-    from mycelium_models.evaluation import evaluate_students, references_from_run, write_eval
+    from mycelium_models.evaluation import evaluate_students, references_from_run, scoring_rows, write_eval
     from mycelium_models.solver import MyceliumSolver
 
     parser = HfArgumentParser((EvalArguments, ProblemsConfig), prog="mycelium eval", description=COMMANDS["eval"])
@@ -304,17 +304,7 @@ def _eval(argv: list[str]) -> int:
 
             problems = datasets.load_dataset(str(Path(args.run_dir) / "problems"))
             source = f"{args.run_dir}/problems"
-        rows = [
-            {
-                "id": r["id"],
-                "problem": r["problem"],
-                "answer": r["answer"] if r["status"] == "ok" else None,
-                "solution": r["solution"],
-            }
-            for split, data in problems.items()
-            if args.split in ("all", split)
-            for r in data
-        ]
+        rows = scoring_rows(r for split, data in problems.items() if args.split in ("all", split) for r in data)
         if not rows:
             raise ValueError(f"no problems in split {args.split!r} of {source}")
         references = references_from_run(args.run_dir) if args.run_dir else None

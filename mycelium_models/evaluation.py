@@ -43,13 +43,20 @@ rungs names the student to improve next.
 
 Without a CoT (a problem with no solution and no trace) the first two rules do not apply. The counts add up to the
 number of wrong answers.
+
+**Not scored**: a problem is scored only when it has a usable gold answer: a ``problems`` row whose ``status`` is
+``ok`` (:func:`scoring_rows`). Every other row is kept in the predictions, marked ``scored: false`` with its own
+``status`` and ``status_reason`` (``missing_answer``, ``invalid_row`` ...), and counted in ``not_scored``; when no
+problem is scored, ``accuracy`` is ``None`` (``null`` in ``eval.json``), never 0.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import logging
 import time
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -64,6 +71,9 @@ STAGES = (
     "EXECUTION",
     "UNATTRIBUTED",
 )
+NO_GOLD = "no_gold_answer"  # the not-scored reason of a problem given without an answer (and without a status)
+
+logger = logging.getLogger(__name__)
 
 
 def _value(text) -> Fraction | None:
@@ -263,6 +273,38 @@ def _attribute_program(trace: dict, gold_value, gold, binding: dict | None) -> t
     return "DEPENDENCY", "the reference's operations on the reference's numbers, combined in another order"
 
 
+def scoring_rows(rows: Iterable[dict]) -> list[dict]:
+    """The problems to score, from rows of a ``problems`` artifact: ``id``, ``problem``, ``solution``, ``status``,
+    ``status_reason`` and the gold ``answer``, kept only where ``status`` is ``ok`` (a row that cannot be used is
+    answered but not scored, with its own reason)."""
+    return [
+        {
+            "id": r["id"],
+            "problem": r["problem"],
+            "answer": r["answer"] if r["status"] == "ok" else None,
+            "solution": r.get("solution"),
+            "status": r["status"],
+            "status_reason": r.get("status_reason") or "",
+        }
+        for r in rows
+    ]
+
+
+def gold_answer(problem: dict) -> str | None:
+    """A problem's gold answer, or `None` when it has none to score against (no ``answer``, or a ``status`` other
+    than ``ok``)."""
+    return problem.get("answer") if problem.get("status", "ok") == "ok" else None
+
+
+def not_scored(problem: dict) -> tuple[str, str]:
+    """``(status, reason)`` of a problem that is not scored: its own ``status`` and ``status_reason`` from the
+    ``problems`` artifact, or ``no_gold_answer`` for a problem given without an answer."""
+    status = problem.get("status") or "ok"
+    if status == "ok":
+        return NO_GOLD, "no gold answer"
+    return status, problem.get("status_reason") or status
+
+
 def evaluate_students(
     solver,
     problems: list[dict],
@@ -272,10 +314,12 @@ def evaluate_students(
     spacy_pipeline: str | None = None,
     progress: bool = True,
 ) -> tuple[dict, list[dict]]:
-    """Answer ``problems`` (dicts with ``id``, ``problem``, ``answer``, optional ``solution``) with ``solver`` and
-    score them. ``references`` maps an id to a reference (``cot``, ``cot_answer``, ``cot_correct``,
+    """Answer ``problems`` (dicts with ``id``, ``problem``, ``answer``, optional ``solution``, ``status`` and
+    ``status_reason``, e.g. from :func:`scoring_rows`) with ``solver`` and score those with a gold answer (see
+    :func:`gold_answer`). ``references`` maps an id to a reference (``cot``, ``cot_answer``, ``cot_correct``,
     ``finish_reason``, ``ops``, ``validated``), e.g. from a run's ``cot_traces`` + ``op_pairs``; a problem without
-    one gets a reference from its ``solution`` when it has one. Returns the summary and one row per problem."""
+    one gets a reference from its ``solution`` when it has one. Returns the summary and one row per problem; with
+    nothing scored, the summary's ``accuracy`` is `None` and a warning says why."""
     from tqdm.auto import tqdm
 
     from mycelium_datasets.answers import answers_match
@@ -299,7 +343,7 @@ def evaluate_students(
 
     rows = []
     for p, trace in zip(problems, traces):
-        gold = p.get("answer")
+        gold = gold_answer(p)
         reference = references.get(p["id"])
         row = {
             "id": p["id"],
@@ -307,6 +351,8 @@ def evaluate_students(
             "gold": gold,
             "answer": trace["answer"],
             "scored": gold is not None,
+            "status": p.get("status") or "ok",
+            "status_reason": p.get("status_reason") or "",
             "correct": None,
             "stage": None,
             "reason": "",
@@ -318,7 +364,8 @@ def evaluate_students(
             "teacher_correct": (reference or {}).get("cot_correct") if reference and reference.get("cot") else None,
         }
         if gold is None:
-            row["reason"] = "no gold answer: not scored"
+            row["status"], reason = not_scored(p)
+            row["reason"] = f"not scored: {reason}"
         else:
             row["correct"] = bool(
                 trace["answer"] is not None and answers_match(trace["answer"], gold, timeout=verify_timeout).match
@@ -327,6 +374,12 @@ def evaluate_students(
                 row["stage"], row["reason"] = attribute(trace, gold, reference)
         rows.append(row)
     summary = summarize(rows, solve_seconds)
+    if not summary["n_scored"]:
+        logger.warning(
+            "nothing scored: none of the %d problems has a usable gold answer (%s); accuracy is null",
+            summary["n"],
+            ", ".join(f"{status} ×{count}" for status, count in summary["not_scored"].items()) or "no problems",
+        )
     summary["ladder"] = oracle_ladder(solver, problems, references, rows, verify_timeout)
     summary["beam"] = beam_effect(solver, problems, verify_timeout)
     for row, rungs in zip(rows, summary["ladder"].pop("per_problem")):
@@ -356,7 +409,7 @@ def oracle_ladder(solver, problems: list[dict], references: dict, rows: list[dic
     chosen, bindings = [], []
     for k, p in enumerate(problems):
         binding = reference_binding(p.get("problem") or "", references.get(p["id"]))
-        if binding is not None and p.get("answer") is not None:
+        if binding is not None and gold_answer(p) is not None:
             chosen.append(k)
             bindings.append(binding)
     texts = [problems[k]["problem"] for k in chosen]
@@ -400,7 +453,7 @@ def oracle_ladder(solver, problems: list[dict], references: dict, rows: list[dic
             "description": description,
             "correct": correct,
             "n": len(chosen),
-            "accuracy": correct / len(chosen) if chosen else 0.0,
+            "accuracy": correct / len(chosen) if chosen else None,
         }
     ladder["per_problem"] = per_problem
     return ladder
@@ -414,7 +467,7 @@ def beam_effect(solver, problems: list[dict], verify_timeout: float, widths=BEAM
     ``correct``, ``n``, ``accuracy``, ``seconds`` and ``problems_per_second`` (empty without a step decoder)."""
     from mycelium_datasets.answers import answers_match
 
-    scored = [p for p in problems if p.get("answer") is not None]
+    scored = [p for p in problems if gold_answer(p) is not None]
     if solver.decoder is None or not scored:
         return []
     texts = [p["problem"] or "" for p in scored]
@@ -442,6 +495,8 @@ def beam_effect(solver, problems: list[dict], verify_timeout: float, widths=BEAM
 
 
 def summarize(rows: list[dict], solve_seconds: float | None = None) -> dict:
+    """The counts of scored rows: ``accuracy`` (`None` when nothing is scored), the attribution of the wrong
+    answers, and ``not_scored`` (rows without a usable gold answer, per ``status``)."""
     scored = [r for r in rows if r["scored"]]
     correct = sum(1 for r in scored if r["correct"])
     counts = collections.Counter(r["stage"] for r in scored if not r["correct"])
@@ -451,7 +506,8 @@ def summarize(rows: list[dict], solve_seconds: float | None = None) -> dict:
         "n": len(rows),
         "n_scored": len(scored),
         "correct": correct,
-        "accuracy": correct / len(scored) if scored else 0.0,
+        "accuracy": correct / len(scored) if scored else None,
+        "not_scored": dict(collections.Counter(r.get("status") or NO_GOLD for r in rows if not r["scored"])),
         "wrong": wrong,
         "attribution": {stage: counts.get(stage, 0) for stage in STAGES},
         "attribution_share": {stage: counts.get(stage, 0) / wrong if wrong else 0.0 for stage in STAGES},
@@ -536,6 +592,15 @@ def _md(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def accuracy_text(summary: dict) -> str:
+    """The end-to-end accuracy of an evaluation summary for a report: ``**0.250** (1/4)``, or, when nothing was
+    scored, what was not (never a 0.000 of nothing)."""
+    if summary.get("accuracy") is None:
+        reasons = ", ".join(f"{status} ×{n}" for status, n in (summary.get("not_scored") or {}).items())
+        return f"n/a: nothing scored (none of {summary['n']} problems has a usable gold answer: {reasons or 'none'})"
+    return f"**{summary['accuracy']:.3f}** ({summary['correct']}/{summary['n_scored']})"
+
+
 def render_eval_markdown(summary: dict, rows: list[dict], title: str, plot: str | None) -> str:
     lines = [
         f"# {title}",
@@ -545,8 +610,7 @@ def render_eval_markdown(summary: dict, rows: list[dict], title: str, plot: str 
         "| measure | value |",
         "| --- | --- |",
         f"| problems | {summary['n']} (scored: {summary['n_scored']}) |",
-        "| **end-to-end accuracy (students, no CoT)** | "
-        f"**{summary['accuracy']:.3f}** ({summary['correct']}/{summary['n_scored']}) |",
+        f"| **end-to-end accuracy (students, no CoT)** | {accuracy_text(summary)} |",
         f"| solver gave an answer | {summary['solver_answered']} |",
         f"| problems with a validated reference DAG | {summary['reference_validated']} |",
     ]
@@ -557,8 +621,11 @@ def render_eval_markdown(summary: dict, rows: list[dict], title: str, plot: str 
         )
     if summary.get("problems_per_second"):
         lines.append(f"| solver throughput | {summary['problems_per_second']} problems/s |")
+    lines += not_scored_markdown(summary, rows)
     lines += ladder_markdown(summary.get("ladder"))
     lines += beam_markdown(summary.get("beam"))
+    if not summary["n_scored"]:
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         "## Error attribution",
@@ -591,6 +658,20 @@ def render_eval_markdown(summary: dict, rows: list[dict], title: str, plot: str 
             ops = _ops_text(r)
             lines.append(f"- `{r['id']}`: {_md((r['problem'] or '')[:220])}  \n  {_md(ops)} -> **{r['answer']}**")
     return "\n".join(lines) + "\n"
+
+
+def not_scored_markdown(summary: dict, rows: list[dict], examples: int = 3) -> list[str]:
+    """The problems that were answered but not scored, per status, with a few examples and each one's reason."""
+    counts = summary.get("not_scored") or {}
+    if not counts:
+        return []
+    lines = ["", "## Not scored", "", "Answered by the students but not scored: no usable gold answer.", ""]
+    lines += ["| status | problems | example reasons |", "| --- | --- | --- |"]
+    for status, n in counts.items():
+        shown = [r for r in rows if not r["scored"] and r.get("status") == status][:examples]
+        reasons = "; ".join(f"`{r['id']}`: {_md(r['reason'][:120])}" for r in shown)
+        lines.append(f"| {status} | {n} | {reasons} |")
+    return lines
 
 
 def _ops_text(row: dict) -> str:

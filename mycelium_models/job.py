@@ -8,6 +8,7 @@ A run is configured by one flat set of options, each the field of one config dat
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -15,15 +16,25 @@ import time
 from importlib import resources
 from pathlib import Path
 
+import datasets
 import yaml
 
-from mycelium_datasets.builders import config_classes
-from mycelium_datasets.pipeline import build_artifacts
+from mycelium_datasets.builders import config_classes, load_artifact
+from mycelium_datasets.pipeline import build, build_artifacts
 from mycelium_datasets.run_folder import RunLock
 from mycelium_datasets.runner import process_info
 from mycelium_models.stage import StudentsConfig
 
 logger = logging.getLogger(__name__)
+
+# A reference-CoT run is refused when fewer than this share of its usable training problems have a solution: the
+# students would learn from a minority of the problems given, which is never what was meant.
+MIN_REFERENCE_SHARE = 0.5
+
+
+class UnfitProblemsError(ValueError):
+    """The run's ``problems`` cannot train and evaluate the students as configured; raised right after ``problems``
+    is built, before any other stage runs."""
 
 
 def run_config_classes() -> dict[str, type]:
@@ -80,6 +91,64 @@ def split_options(options: dict) -> dict[str, object]:
     return {part: instances[cls] for part, cls in run_config_classes().items()}
 
 
+def _statuses(statuses: list[str]) -> str:
+    return ", ".join(f"{status} ×{n}" for status, n in collections.Counter(statuses).most_common())
+
+
+def check_problems(problems: datasets.DatasetDict, configs: dict[str, object]) -> None:
+    """Refuse a run whose students could not be trained or evaluated on ``problems`` (checked right after the
+    ``problems`` artifact is built, so a run never trains for a minute and then fails): no usable training problem;
+    no ``test`` split, or none of its rows usable (the run evaluates the students on it); with ``--cot_source
+    reference``, fewer than :data:`MIN_REFERENCE_SHARE` of the usable training problems with a reference CoT (a
+    ``solution``). Raises :class:`UnfitProblemsError`, one line naming every problem and the flag that fixes it.
+    A reference run that misses only a few CoTs goes on, with a warning naming how many. Nothing is checked with
+    ``--no_students`` (the artifacts keep every row with its status)."""
+    if not configs["students"].students:
+        return
+    source = configs["problems"].source
+    found = []
+    train = problems["train"]
+    usable = [solution for status, solution in zip(train["status"], train["solution"]) if status == "ok"]
+    if not usable:
+        found.append(
+            f"none of its {len(train)} training problems is usable ({_statuses(train['status'])}; each row's "
+            "status_reason in the problems artifact says why): fix the source"
+        )
+    test = problems.get("test")
+    if test is None:
+        found.append(
+            f"it has no 'test' split, which the students are evaluated on (--test_fraction "
+            f"{configs['problems'].test_fraction} put none of {len(train)} problems there): raise --test_fraction "
+            "or give more problems"
+        )
+    elif not any(status == "ok" for status in test["status"]):
+        found.append(
+            f"none of its {len(test)} test problems is usable ({_statuses(test['status'])}), so nothing could be "
+            "scored: fix the source or raise --test_fraction"
+        )
+    if configs["cot_traces"].cot_source == "reference" and usable:
+        missing = sum(1 for solution in usable if not (solution or "").strip())
+        if missing > (1 - MIN_REFERENCE_SHARE) * len(usable):
+            found.append(
+                f"{missing} of its {len(usable)} usable training problems have no reference CoT (no 'solution'), "
+                "and --cot_source reference trains the students on those CoTs: pass --cot_source teacher to have "
+                "the teacher write them, or give problems with solutions"
+            )
+        elif missing:
+            logger.warning(
+                "%d of %d usable training problems from %s have no reference CoT (no 'solution'): the students "
+                "learn from the others (--cot_source teacher writes them)",
+                missing,
+                len(usable),
+                source,
+            )
+    if found:
+        raise UnfitProblemsError(
+            f"the students cannot be trained and evaluated on the problems from {source}: {'; '.join(found)} "
+            "(or pass --no_students to build the artifacts alone)"
+        )
+
+
 def run(
     out_dir: str | Path,
     configs: dict[str, object],
@@ -90,8 +159,10 @@ def run(
 ) -> dict:
     """The main job, end to end into ``out_dir``: every artifact, then (unless ``--no_students``) the students
     trained on the training split, evaluated alone on the unseen test split, and ``DIR/report/``. Returns a
-    summary. Holds the run folder's lock throughout (``wait=False``: fail at once if another process writes there);
-    ``verify`` / ``rebuild`` / ``num_proc`` as in :func:`~mycelium_datasets.pipeline.build_artifacts`."""
+    summary. Problems the students cannot be trained or evaluated on are refused right after ``problems`` is built
+    (:func:`check_problems`). Holds the run folder's lock throughout (``wait=False``: fail at once if another
+    process writes there); ``verify`` / ``rebuild`` / ``num_proc`` as in
+    :func:`~mycelium_datasets.pipeline.build_artifacts`."""
     with RunLock(out_dir, wait=wait):
         return _run(Path(out_dir), configs, verify, rebuild, num_proc)
 
@@ -105,7 +176,14 @@ def _run(out_dir: Path, configs: dict[str, object], verify: bool, rebuild: bool,
     (out_dir / "run_config.json").write_text(
         json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2, sort_keys=True)
     )
+    # problems first: a run it cannot serve is refused before any other stage runs (every process reads the same
+    # files, so all of them refuse together)
+    t = time.time()
+    build(out_dir, "problems", configs, verify=verify, rebuild=rebuild, num_proc=num_proc)
+    check_problems(load_artifact(out_dir / "problems"), configs)
+    problems_seconds = time.time() - t
     summary, seconds = build_artifacts(out_dir, configs, verify=verify, rebuild=rebuild, num_proc=num_proc)
+    seconds["problems"] = round(seconds["problems"] + problems_seconds, 1)
     students = configs["students"]
     if students.students:
         t = time.time()

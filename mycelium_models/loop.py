@@ -220,7 +220,7 @@ def write_round_artifact(round_dir: Path, name: str, data: datasets.DatasetDict,
 def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students) -> dict:
     """Write round ``r``'s training sets (the run's plus everything added so far) as artifacts, retrain every
     student on them, and evaluate the round's students on the run's test split; returns the evaluation summary."""
-    from mycelium_models.evaluation import evaluate_students, references_from_run, write_eval
+    from mycelium_models.evaluation import evaluate_students, references_from_run, scoring_rows, write_eval
     from mycelium_models.model_card import add_end_to_end, problem_source
     from mycelium_models.solver import MyceliumSolver
     from mycelium_models.stage import training_arguments
@@ -258,10 +258,7 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students)
         train(kind, args, training_args)
         shutil.rmtree(round_dir / ".mycelium" / f"checkpoints-{kind}", ignore_errors=True)
     test = datasets.load_dataset(str(run_dir / "problems"))["test"]
-    test_rows = [
-        {"id": row["id"], "problem": row["problem"], "answer": row["answer"] if row["status"] == "ok" else None}
-        for row in test
-    ]
+    test_rows = scoring_rows(test.select_columns(["id", "problem", "answer", "status", "status_reason"]))
     solver = MyceliumSolver.from_pretrained(round_dir / "models")
     summary, predictions = evaluate_students(solver, test_rows, references_from_run(run_dir, "test"))
     summary.update({"split": "test", "round": r})
@@ -291,6 +288,12 @@ def run_loop(args: LoopArguments) -> dict:
     for needed in ("run_config.json", "eval/eval.json", "models/tagger/config.json", "io_tags/README.md"):
         if not (run_dir / needed).is_file():
             raise FileNotFoundError(f"{run_dir / needed} is missing: run `mycelium run --out {run_dir}` first")
+    eval0 = json.loads((run_dir / "eval" / "eval.json").read_text())
+    if eval0["accuracy"] is None:  # every round is measured against it
+        raise ValueError(
+            f"{run_dir / 'eval'} scored no problem (no test problem has a usable gold answer), so no round's gain "
+            "can be measured: build the run from problems with answers"
+        )
     run_config = json.loads((run_dir / "run_config.json").read_text())
     students = StudentsConfig(**run_config.get("students", {}))
     backbone = run_config["io_tags"]["student_tokenizer"]
@@ -301,7 +304,6 @@ def run_loop(args: LoopArguments) -> dict:
 
     base = {name: datasets.load_dataset(str(run_dir / name)) for name in artifacts}
 
-    eval0 = json.loads((run_dir / "eval" / "eval.json").read_text())
     rounds = [
         {
             "round": 0,

@@ -85,7 +85,7 @@ def _plot_training(models_dir: Path, path: Path) -> bool:
 
 def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
     """Write ``DIR/report/report.md`` (+ PNGs) from what the run folder holds; returns the report's path."""
-    from mycelium_models.evaluation import STAGES, plot_attribution, render_eval_markdown
+    from mycelium_models.evaluation import STAGES, accuracy_text, plot_attribution, render_eval_markdown
 
     out_dir = Path(out_dir)
     report = out_dir / "report"
@@ -105,7 +105,7 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
     if summary:
         lines.append(
             f"| **end-to-end accuracy, students alone, no CoT, {summary.get('split', 'test')} split** | "
-            f"**{summary['accuracy']:.3f}** ({summary['correct']}/{summary['n_scored']}) |"
+            f"{accuracy_text(summary)} |"
         )
         if summary.get("teacher_accuracy") is not None:
             lines.append(

@@ -31,6 +31,7 @@ batch gives ``answer: None`` with its failing stage, never an exception.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -45,6 +46,20 @@ STUDENT_NAMES = tuple(STUDENTS)  # each student's subfolder: tagger, classifier,
 REQUIRED_STUDENTS = ("tagger", "classifier", "binder")  # a folder trained before the decoder answers with the chain
 
 logger = logging.getLogger(__name__)
+
+Problems = str | Iterable[str]  # one problem, or a batch of them
+
+
+def as_batch(problems: Problems, *per_problem) -> tuple[bool, list, tuple]:
+    """``(single, batch, per_problem)``: a string is one problem (as a transformers pipeline takes one), so it is
+    wrapped in a batch of one together with each of its ``per_problem`` arguments (``units``, ``operations``:
+    that problem's alone, or `None`); any other iterable (a list, a tuple, a dataset's column) is a batch. Bytes, a
+    mapping or a non-iterable is a `TypeError`: nothing is ever read character by character or key by key."""
+    if isinstance(problems, str):
+        return True, [problems], tuple(None if arg is None else [arg] for arg in per_problem)
+    if isinstance(problems, (bytes, bytearray, Mapping)) or not isinstance(problems, Iterable):
+        raise TypeError(f"problems must be a string or a list of strings, got {type(problems).__name__}")
+    return False, list(problems), per_problem
 
 
 class ModelsNotFoundError(FileNotFoundError):
@@ -328,15 +343,21 @@ class MyceliumSolver:
 
     def solve_with_decoder(
         self,
-        problems: list[str],
+        problems: Problems,
         units: list[list[tuple[int, int]]] | None = None,
         regions: bool = True,
         num_beams: int | None = None,
         rules: tuple[str, ...] | None = None,
-    ) -> list[dict]:
+    ) -> list[dict] | dict:
         """Answer each problem with the step decoder (one decode of the whole program); the units (the tagger's,
         or ``units`` when given) tell the decoder which quantities lie in operation text, unless ``regions`` is
-        False. Returns the same traces as :meth:`solve`; each step is one operation with two operands."""
+        False. Returns the same traces as :meth:`solve` (one trace for one problem given as a string); each step is
+        one operation with two operands."""
+        single, problems, (units,) = as_batch(problems, units)
+        traces = self._solve_with_decoder(problems, units, regions, num_beams, rules)
+        return traces[0] if single else traces
+
+    def _solve_with_decoder(self, problems, units, regions, num_beams, rules) -> list[dict]:
         from mycelium_models.steps import pointer
 
         traces = self._empty_traces(problems)
@@ -404,12 +425,16 @@ class MyceliumSolver:
 
     def solve(
         self,
-        problems: list[str],
+        problems: Problems,
         units: list[list[tuple[int, int]]] | None = None,
         operations: list[list[dict]] | None = None,
-    ) -> list[dict]:
+    ) -> list[dict] | dict:
         """Answer each problem; returns per problem its trace: ``answer``, ``stage`` (the first failing stage, or
         ``None`` when an answer was produced), ``units``, ``ops``, ``answer_op``.
+
+        ``problems`` is a list of problem texts (a list of traces comes back), or one problem as a string (its
+        trace comes back, as a transformers pipeline answers one input; ``units`` and ``operations`` are then
+        that problem's own).
 
         With a step decoder (every models folder trained since students 2.0.0) and no ``operations``, the decoder
         answers (:meth:`solve_with_decoder`, the tagger's units as its regions). ``units`` (per problem, character
@@ -421,12 +446,18 @@ class MyceliumSolver:
 
     def solve_chain(
         self,
-        problems: list[str],
+        problems: Problems,
         units: list[list[tuple[int, int]]] | None = None,
         operations: list[list[dict]] | None = None,
-    ) -> list[dict]:
+    ) -> list[dict] | dict:
         """Answer each problem with the tagger -> classifier -> binder chain, each committing before the next
-        (the design the step decoder replaced, kept for the ladder's comparison); arguments as :meth:`solve`."""
+        (the design the step decoder replaced, kept for the ladder's comparison); arguments and results as
+        :meth:`solve`."""
+        single, problems, (units, operations) = as_batch(problems, units, operations)
+        traces = self._solve_chain(problems, units, operations)
+        return traces[0] if single else traces
+
+    def _solve_chain(self, problems, units, operations) -> list[dict]:
         traces = self._empty_traces(problems)
         valid = [i for i, t in enumerate(traces) if t["stage"] is None]
         if not valid:

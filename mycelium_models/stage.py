@@ -190,7 +190,7 @@ def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float
     import datasets
 
     from mycelium_datasets.card import run_relative
-    from mycelium_models.evaluation import evaluate_students, references_from_run, write_eval
+    from mycelium_models.evaluation import evaluate_students, references_from_run, scoring_rows, write_eval
     from mycelium_models.model_card import add_end_to_end, problem_source
     from mycelium_models.solver import MyceliumSolver
 
@@ -198,10 +198,7 @@ def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float
     problems = datasets.load_dataset(str(out_dir / "problems"))
     if split not in problems:
         raise ValueError(f"{out_dir / 'problems'} has no {split!r} split; splits: {list(problems)}")
-    rows = [
-        {"id": r["id"], "problem": r["problem"], "answer": r["answer"] if r["status"] == "ok" else None}
-        for r in problems[split].select_columns(["id", "problem", "answer", "status"])
-    ]
+    rows = scoring_rows(problems[split].select_columns(["id", "problem", "answer", "status", "status_reason"]))
     solver = MyceliumSolver.from_pretrained(out_dir / "models")
     summary, predictions = evaluate_students(
         solver, rows, references_from_run(out_dir, split), verify_timeout=verify_timeout

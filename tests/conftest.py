@@ -125,6 +125,68 @@ def tiny_teacher(tmp_path_factory, teacher_path) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def tiny_solver():
+    """Randomly initialised tiny students over the embedded backbone's tokenizer; the tagger tags every token OP,
+    so every non-empty problem reaches the classifier (or the step decoder) and the executor."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig
+
+    from mycelium_datasets.dag import ARITY
+    from mycelium_datasets.defaults import resolve_backbone
+    from mycelium_datasets.op_graph import OP_NAMES
+    from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
+    from mycelium_models.modeling_mycelium import (
+        MyceliumBinder,
+        MyceliumBinderConfig,
+        MyceliumStepDecoder,
+        MyceliumStepDecoderConfig,
+    )
+    from mycelium_models.solver import MyceliumSolver
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone())
+    backbone = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    ).to_dict()
+    tagger = MyceliumTagger(MyceliumTaggerConfig(backbone_config=backbone))
+    with torch.no_grad():
+        tagger.head.bias.copy_(torch.tensor([-10.0, 10.0]))
+    classifier = MyceliumOpClassifier(
+        MyceliumOpClassifierConfig(
+            backbone_config=backbone, num_labels=len(OP_NAMES), id2label=dict(enumerate(OP_NAMES))
+        )
+    )
+    binder = MyceliumBinder(
+        MyceliumBinderConfig(
+            backbone_config=backbone, op_names=list(OP_NAMES), arity={k: list(v) for k, v in ARITY.items()}
+        )
+    )
+    decoder = MyceliumStepDecoder(MyceliumStepDecoderConfig(backbone_config=backbone, constants=["2", "100"]))
+    return MyceliumSolver(
+        tagger,
+        tokenizer,
+        classifier,
+        tokenizer,
+        binder,
+        tokenizer,
+        "cpu",
+        decoder=decoder,
+        decoder_tokenizer=tokenizer,
+    )
+
+
+def save_solver(solver, folder: Path) -> Path:
+    """Save each student of ``solver`` with its tokenizer into ``folder/<student>/``: a models folder as a run
+    writes it (what ``MyceliumSolver.from_pretrained`` and ``mycelium solve --models`` read)."""
+    for name in ("tagger", "classifier", "binder", "decoder"):
+        model = getattr(solver, name)
+        if model is not None:
+            model.save_pretrained(folder / name)
+            getattr(solver, f"{name}_tokenizer").save_pretrained(folder / name)
+    return folder
+
+
 def run_single_and_distributed(argv: list[str], tmp_path: Path, port: int) -> tuple[Path, Path, str]:
     """Run ``mycelium ARGV`` once in one process (--out tmp/one) and once under torchrun with two CPU processes
     (--out tmp/two); returns both run folders and the distributed run's stderr."""

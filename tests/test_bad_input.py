@@ -23,7 +23,7 @@ from mycelium_datasets.op_pairs import make_ops
 from mycelium_models.cli import main
 from mycelium_models.job import load_preset, split_options
 
-from conftest import write_jsonl
+from conftest import save_solver, write_jsonl
 
 HUGE = ("Tom has 3 apples and buys 4 more. " * 3000)[:100_000]
 DEEP = "{" * 2000 + "1" + "}" * 2000
@@ -526,49 +526,6 @@ def test_a_missing_input_column_is_an_error_naming_it(tmp_path, stage, module, f
         getattr(mod, function)(*args)
 
 
-@pytest.fixture(scope="module")
-def tiny_solver():
-    """Randomly initialised tiny students over the embedded backbone's tokenizer; the tagger tags every token OP,
-    so every non-empty problem reaches the classifier (or the step decoder) and the executor."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig
-
-    from mycelium_datasets.dag import ARITY
-    from mycelium_datasets.defaults import resolve_backbone
-    from mycelium_datasets.op_graph import OP_NAMES
-    from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
-    from mycelium_models.modeling_mycelium import (
-        MyceliumBinder,
-        MyceliumBinderConfig,
-        MyceliumStepDecoder,
-        MyceliumStepDecoderConfig,
-    )
-    from mycelium_models.solver import MyceliumSolver
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone())
-    backbone = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
-    ).to_dict()
-    tagger = MyceliumTagger(MyceliumTaggerConfig(backbone_config=backbone))
-    with torch.no_grad():
-        tagger.head.bias.copy_(torch.tensor([-10.0, 10.0]))
-    classifier = MyceliumOpClassifier(
-        MyceliumOpClassifierConfig(
-            backbone_config=backbone, num_labels=len(OP_NAMES), id2label=dict(enumerate(OP_NAMES))
-        )
-    )
-    binder = MyceliumBinder(
-        MyceliumBinderConfig(
-            backbone_config=backbone, op_names=list(OP_NAMES), arity={k: list(v) for k, v in ARITY.items()}
-        )
-    )
-    decoder = MyceliumStepDecoder(MyceliumStepDecoderConfig(backbone_config=backbone, constants=["2", "100"]))
-    return MyceliumSolver(
-        tagger, tokenizer, classifier, tokenizer, binder, tokenizer, "cpu", decoder=decoder, decoder_tokenizer=tokenizer
-    )
-
-
 @pytest.mark.parametrize("solve", ["solve", "solve_chain"])
 def test_the_solver_answers_none_with_a_named_stage_for_each_bad_problem(tiny_solver, solve):
     reader = "decoder" if solve == "solve" else "tagger"  # the decoder reads 256 tokens, the tagger 512
@@ -590,14 +547,77 @@ def test_the_solver_answers_none_with_a_named_stage_for_each_bad_problem(tiny_so
 
 
 def test_cli_solve_prints_a_stage_for_a_bad_problem(tiny_solver, tmp_path: Path, capsys):
-    for name, model, tokenizer in (
-        ("tagger", tiny_solver.tagger, tiny_solver.tagger_tokenizer),
-        ("classifier", tiny_solver.classifier, tiny_solver.classifier_tokenizer),
-        ("binder", tiny_solver.binder, tiny_solver.binder_tokenizer),
-        ("decoder", tiny_solver.decoder, tiny_solver.decoder_tokenizer),
-    ):
-        model.save_pretrained(tmp_path / name)
-        tokenizer.save_pretrained(tmp_path / name)
+    save_solver(tiny_solver, tmp_path)
     assert main(["solve", "--models", str(tmp_path), "", "🍎🍎🍎 🤔"]) == 0
     out = capsys.readouterr().out
     assert out.count("answer: None") == 2 and "failed at SEGMENTATION" in out
+
+
+# -- the Python API's inputs: a string is one problem, a path may be a str --------------------------------------------
+
+PROBLEM = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+
+
+def _answered(trace: dict) -> tuple:
+    return trace["answer"], trace["stage"], trace["ops"], trace["units"]
+
+
+@pytest.mark.parametrize("solve", ["solve", "solve_chain", "solve_with_decoder"])
+def test_a_string_is_one_problem_and_a_list_or_a_tuple_is_a_batch(tiny_solver, solve):
+    method = getattr(tiny_solver, solve)
+    one = method(PROBLEM)  # as a transformers pipeline takes one input: one trace, never one per character
+    assert isinstance(one, dict) and one["problem"] == PROBLEM
+    batch = method([PROBLEM, "Ann has 5 pens and loses 2."])
+    assert isinstance(batch, list) and len(batch) == 2
+    assert _answered(batch[0]) == _answered(one)
+    assert [_answered(t) for t in method((PROBLEM,))] == [_answered(one)]
+    assert method([]) == []
+
+
+def test_a_single_problem_takes_its_own_units(tiny_solver):
+    units = [(0, 24)]  # "Tom has 3 apples and buy"
+    one = tiny_solver.solve_chain(PROBLEM, units=units)
+    assert [(u["char_start"], u["char_end"]) for u in one["units"]] == units
+    assert _answered(one) == _answered(tiny_solver.solve_chain([PROBLEM], units=[units])[0])
+
+
+@pytest.mark.parametrize(
+    "problems", [PROBLEM.encode(), 7, {"problem": PROBLEM}, None], ids=["bytes", "int", "dict", "none"]
+)
+@pytest.mark.parametrize("solve", ["solve", "solve_chain", "solve_with_decoder"])
+def test_what_is_neither_a_string_nor_a_list_of_them_is_a_type_error(tiny_solver, solve, problems):
+    with pytest.raises(TypeError, match="string or a list"):
+        getattr(tiny_solver, solve)(problems)
+
+
+def _same(batch: dict) -> dict:
+    return batch
+
+
+class _PathLike:
+    """An ``os.PathLike`` that is not a ``pathlib.Path``."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
+@pytest.mark.parametrize("kind", ["str", "pathlike"])
+def test_work_dirs_take_a_str_or_any_path_like(tmp_path, tiny_teacher, kind, monkeypatch):
+    from mycelium_datasets.cot_traces import CotTracesConfig, build_cot_traces
+    from mycelium_datasets.jsd_spans import JsdSpansConfig, build_jsd_spans
+    from mycelium_datasets.problems import ProblemsConfig, build_problems
+    from mycelium_datasets.runner import map_in_parts
+
+    monkeypatch.chdir(tmp_path)
+    as_kind = {"str": str, "pathlike": _PathLike}[kind]
+    problems = build_problems(ProblemsConfig(size=4, test_fraction=0.0))
+    traces = build_cot_traces(problems, CotTracesConfig(), work_dir=as_kind("work/cot"))
+    assert len(traces["train"]) == 4 and any((tmp_path / "work" / "cot").rglob("*.parquet"))
+    spans = build_jsd_spans(traces, JsdSpansConfig(capture_teacher=tiny_teacher), work_dir=as_kind("work/spans"))
+    assert len(spans["train"]) == 4 and any((tmp_path / "work" / "spans").rglob("*.parquet"))
+    train = problems["train"]
+    mapped = map_in_parts(train, _same, work_dir=as_kind("work/map"), features=train.features)
+    assert mapped.to_list() == train.to_list() and any((tmp_path / "work" / "map").glob("*.parquet"))

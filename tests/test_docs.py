@@ -1,10 +1,16 @@
-"""The README's claims point at tests that exist: a renamed or deleted test breaks this, not the reader's trust."""
+"""The README's claims point at tests that exist, and every Python example of the README and docs/ runs as written:
+a renamed test or a stale example breaks this, not the reader's trust."""
 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMED = re.compile(r"`(tests/[\w/]+\.py)(?:::([\w*]+))?`")
@@ -36,3 +42,71 @@ def test_the_check_sees_a_missing_test(tmp_path):
     (tmp_path / "t.py").write_text("def test_here():\n    pass\n")
     assert _test_names(tmp_path / "t.py") == {"test_here"}
     assert "test_gone" not in _test_names(tmp_path / "t.py")
+
+
+# -- every Python example of the README and docs/ runs, verbatim ------------------------------------------------------
+
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SOLVER_REPO, SOLVER_REVISION = "my-org/mycelium-demo-solver", "v1.0.0"  # the README's released solver
+
+
+def python_examples(path: Path) -> list[tuple[int, str]]:
+    """Each fenced ``python`` block of a Markdown file: the line it starts on and its code, as written."""
+    text = path.read_text(encoding="utf-8")
+    return [(text.count("\n", 0, m.start()) + 1, m.group(1)) for m in PYTHON_BLOCK.finditer(text)]
+
+
+EXAMPLES = [(path, line, code) for path in DOCS for line, code in python_examples(path)]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, tiny_solver) -> tuple[Path, dict]:
+    """A folder to run the examples in, holding what they read: ``runs/demo/cot_traces`` (the data stages of
+    ``mycelium run --out runs/demo --config tiny`` up to it) and, in a Hub cache read offline, the released solver
+    ``my-org/mycelium-demo-solver`` at ``v1.0.0`` (tiny students, laid out as ``mycelium release`` uploads them)."""
+    from mycelium_datasets.pipeline import build
+    from mycelium_models.job import load_preset, split_options
+
+    from conftest import save_solver
+
+    cwd = tmp_path_factory.mktemp("readme")
+    build(cwd / "runs" / "demo", "cot_traces", split_options(load_preset("tiny")))
+    repo = cwd / "hub" / f"models--{SOLVER_REPO.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / SOLVER_REVISION).write_text(commit)
+    save_solver(tiny_solver, repo / "snapshots" / commit)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_CACHE": str(cwd / "hub")}
+    return cwd, env
+
+
+def run_example(code: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """Run ``code`` as a user would paste it: a fresh Python process in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    "path, line, code", EXAMPLES, ids=[f"{path.relative_to(ROOT)}:{line}" for path, line, _ in EXAMPLES]
+)
+def test_every_python_example_runs_verbatim(workspace, path, line, code):
+    cwd, env = workspace
+    result = run_example(code, cwd, env)
+    assert result.returncode == 0, f"{path.name}:{line} failed:\n{result.stderr[-3000:]}"
+
+
+def test_the_examples_are_found_and_a_failing_one_fails(tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(python_examples(ROOT / "README.md")) == readme.count("```python") >= 3
+    page = tmp_path / "page.md"
+    page.write_text("text\n\n```python\nimport sys\n\nsys.exit(3)\n```\n\n```bash\nfalse\n```\n")
+    assert python_examples(page) == [(3, "import sys\n\nsys.exit(3)\n")]
+    assert run_example(python_examples(page)[0][1], tmp_path, dict(os.environ)).returncode == 3

@@ -3,6 +3,9 @@ counts add up to the failures."""
 
 from __future__ import annotations
 
+import collections
+import json
+
 import pytest
 
 from mycelium_datasets.defaults import load_spacy
@@ -490,3 +493,78 @@ def test_a_reference_is_bound_only_when_validated_with_operations_and_only_once(
     fresh = {k: v for k, v in reference.items() if k != "binding"}
     first = reference_binding(PROBLEM, fresh)
     assert fresh["binding"] is first and reference_binding(PROBLEM, fresh) is first  # kept in the reference
+
+
+# -- problems without a usable gold answer: answered, not scored, each with its own reason ----------------------------
+
+UNSCORABLE = [
+    {"id": "no-answer", "problem": "Tom has 3 apples and buys 4 more. How many apples does he have?"},
+    {"id": "no-problem", "answer": "3"},
+    {"id": "empty", "problem": "   ", "answer": "2"},
+]
+
+
+def _problems(tmp_path, records, test_fraction=0.0):
+    from mycelium_datasets.problems import ProblemsConfig, build_problems
+
+    from conftest import write_jsonl
+
+    source = write_jsonl(tmp_path / "problems.jsonl", records)
+    return build_problems(ProblemsConfig(source=str(source), test_fraction=test_fraction))["train"]
+
+
+def test_with_nothing_scored_the_accuracy_is_none_with_one_warning_and_each_rows_own_reason(
+    tiny_solver, tmp_path, caplog
+):
+    import logging
+
+    from mycelium_models.evaluation import evaluate_students, scoring_rows
+
+    problems = _problems(tmp_path, UNSCORABLE)
+    statuses = dict(zip(problems["id"], zip(problems["status"], problems["status_reason"])))
+    assert all(status != "ok" for status, _ in statuses.values())
+    with caplog.at_level(logging.WARNING, logger="mycelium_models.evaluation"):
+        summary, rows = evaluate_students(tiny_solver, scoring_rows(problems), progress=False)
+    assert summary["n"] == 3 and summary["n_scored"] == 0 and summary["accuracy"] is None
+    assert summary["not_scored"] == dict(collections.Counter(status for status, _ in statuses.values()))
+    assert [r.levelno for r in caplog.records if r.name == "mycelium_models.evaluation"] == [logging.WARNING]
+    for row in rows:  # the problems artifact's own status and reason, not a blanket "no gold answer"
+        status, reason = statuses[row["id"]]
+        assert not row["scored"] and row["correct"] is None and row["status"] == status
+        assert reason and reason in row["reason"]
+    assert summary["ladder"]["a"]["accuracy"] is None and summary["beam"] == []
+
+
+def test_only_rows_with_a_usable_gold_are_scored(tiny_solver, tmp_path):
+    from mycelium_models.evaluation import evaluate_students, scoring_rows
+
+    records = [*UNSCORABLE, {"id": "ok", "problem": "Ann has 5 pens and loses 2. How many are left?", "answer": "3"}]
+    summary, rows = evaluate_students(tiny_solver, scoring_rows(_problems(tmp_path, records)), progress=False)
+    assert summary["n"] == 4 and summary["n_scored"] == 1 and summary["accuracy"] in (0.0, 1.0)
+    assert sum(summary["not_scored"].values()) == 3 and [r["scored"] for r in rows] == [False, False, False, True]
+    # a problem given with an answer but a status other than ok is not scored either
+    given = [{"id": "x", "problem": "Ann has 5 pens.", "answer": "5", "status": "invalid_row", "status_reason": "r"}]
+    summary, rows = evaluate_students(tiny_solver, given, progress=False)
+    assert summary["n_scored"] == 0 and rows[0]["status"] == "invalid_row" and rows[0]["gold"] is None
+
+
+def test_eval_writes_null_accuracy_and_a_report_without_a_score_when_nothing_is_scored(tiny_solver, tmp_path):
+    from mycelium_models.cli import main
+
+    from conftest import save_solver, write_jsonl
+
+    models = save_solver(tiny_solver, tmp_path / "models")
+    source = write_jsonl(tmp_path / "unscored.jsonl", UNSCORABLE)
+    out = tmp_path / "eval"
+    assert main(["eval", "--models", str(models), "--source", str(source), "--out", str(out)]) == 0
+    summary = json.loads((out / "eval.json").read_text())
+    assert summary["n_scored"] == 0 and summary["accuracy"] is None
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert {p["id"]: p["status"] for p in predictions} == {
+        "no-answer": "missing_answer",
+        "no-problem": "invalid_row",
+        "empty": "empty_problem",
+    }
+    report = (out / "report.md").read_text()
+    assert "0.000" not in report and "0/0" not in report  # no score of nothing
+    assert all(status in report for status in ("missing_answer", "invalid_row", "empty_problem"))

@@ -93,7 +93,7 @@ def test_scores_and_attribution(evaluated):
     assert [r["correct"] for r in rows] == [True, False, None, False]
     assert [r["stage"] for r in rows] == [None, "SELECTION", None, "UNATTRIBUTED"]
     assert [r["scored"] for r in rows] == [True, True, False, True]
-    assert rows[2]["reason"] == "no gold answer: not scored"
+    assert rows[2]["reason"] == "not scored: no gold answer" and rows[2]["status"] == "no_gold_answer"
     assert [r["answer"] for r in rows] == ["31", "24", "5", "5"]
     assert [r["reference_validated"] for r in rows] == [True, True, False, False]
     assert [r["teacher_correct"] for r in rows] == [True, True, None, None]
@@ -152,8 +152,9 @@ def test_the_caller_s_references_are_used_and_the_teacher_is_scored_only_where_i
     assert summary["teacher_accuracy"] == 1.0 and summary["teacher_n"] == 1
     assert [r["stage"] for r in rows] == ["UNATTRIBUTED", "UNATTRIBUTED"]
     ladder = summary["ladder"]
+    # no problem on the ladder: no accuracy, never 0
     assert {r: (ladder[r]["correct"], ladder[r]["n"], ladder[r]["accuracy"]) for r in "abcd"} == {
-        r: (0, 0, 0.0) for r in "abcd"
+        r: (0, 0, None) for r in "abcd"
     }
     assert [rung for rung, _ in students.calls] == ["d"]  # an empty ladder asks the students nothing more
 
@@ -232,7 +233,7 @@ def test_summary_of_known_rows():
 
 def test_summary_with_nothing_scored_or_no_time():
     summary = summarize([row(None, scored=False)], solve_seconds=0.0)
-    assert summary["accuracy"] == 0.0 and summary["wrong"] == 0
+    assert summary["accuracy"] is None and summary["wrong"] == 0  # nothing scored: no accuracy, never 0
     assert set(summary["attribution_share"].values()) == {0.0}
     assert summary["teacher_accuracy"] is None and summary["teacher_n"] == 0
     assert summary["solve_seconds"] == 0.0 and summary["problems_per_second"] is None

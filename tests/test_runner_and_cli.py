@@ -133,3 +133,62 @@ def test_generation_sharded_over_two_processes_equals_one(tmp_path, tiny_teacher
     b = read_artifact(two / "cot_traces")["train"]
     assert [r["id"] for r in b] == [f"q{i}" for i in range(7)]
     assert a == b
+
+
+# -- mycelium run refuses problems it cannot serve, right after building them -----------------------------------------
+
+
+def _records(n: int, with_solution: int, answer: bool = True) -> list[dict]:
+    records = []
+    for k in range(n):
+        record = {"id": f"p{k}", "problem": f"Tom has {k + 2} apples and buys 4 more. How many has he?"}
+        if answer:
+            record["answer"] = str(k + 6)
+        if k < with_solution:
+            record["solution"] = f"{k + 2} + 4 = {k + 6}\n#### {k + 6}"
+        records.append(record)
+    return records
+
+
+def test_run_refuses_problems_without_reference_cots_or_a_test_split_before_any_other_stage(tmp_path, capsys):
+    from mycelium_datasets.builders import BUILDERS
+
+    src = write_jsonl(tmp_path / "my.jsonl", _records(6, with_solution=1))
+    out = tmp_path / "run"
+    assert main(["run", "--source", str(src), "--out", str(out), "--test_fraction", "0"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mycelium: error:")]
+    assert len(errors) == 1 and "--cot_source teacher" in errors[0] and "--test_fraction" in errors[0]
+    assert (out / "problems").is_dir() and "test" not in datasets.load_dataset(str(out / "problems"))
+    assert not [name for name in BUILDERS if name != "problems" and (out / name).exists()]
+    assert not (out / "models").exists()
+
+
+@pytest.mark.parametrize(
+    "records, options, outcome",
+    [
+        (_records(6, with_solution=1), {"test_fraction": 0.5}, "--cot_source teacher"),
+        (_records(6, with_solution=1), {"test_fraction": 0.5, "cot_source": "teacher"}, "ok"),
+        (_records(10, with_solution=8), {"test_fraction": 0.5}, "warned"),  # a few missing: the others train
+        (_records(6, with_solution=6), {"test_fraction": 0.0}, "--test_fraction"),
+        (_records(6, with_solution=0, answer=False), {"test_fraction": 0.5}, "refused"),
+        (_records(6, with_solution=1), {"test_fraction": 0.0, "students": False}, "ok"),  # the artifacts alone
+    ],
+    ids=["reference-cots-missing", "teacher", "a-few-missing", "no-test-split", "no-usable-row", "no-students"],
+)
+def test_check_problems_refuses_only_what_the_students_cannot_use(tmp_path, records, options, outcome, caplog):
+    import logging
+
+    from mycelium_datasets.problems import build_problems
+    from mycelium_models.job import UnfitProblemsError, check_problems, split_options
+
+    configs = split_options({"source": str(write_jsonl(tmp_path / "my.jsonl", records)), **options})
+    problems = build_problems(configs["problems"])
+    if options["test_fraction"]:
+        assert {"train", "test"} <= set(problems) and len(problems["train"]) > 1  # the case is what it says
+    if outcome in ("ok", "warned"):
+        with caplog.at_level(logging.WARNING, logger="mycelium_models.job"):
+            check_problems(problems, configs)
+        assert bool([r for r in caplog.records if r.name == "mycelium_models.job"]) == (outcome == "warned")
+    else:
+        with pytest.raises(UnfitProblemsError, match=outcome if outcome.startswith("--") else None):
+            check_problems(problems, configs)  # naming the flag that fixes it, where one does
