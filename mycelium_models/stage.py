@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -59,8 +58,11 @@ class StudentsConfig:
 
 
 def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -> str:
-    from mycelium_models import model_card, modeling_mycelium, train
-    from mycelium_models.templates import MODEL_CARD
+    """What a kept student must match: its training set's fingerprint, the training settings, the backbone and the
+    students' code, hashed over every module ``mycelium_models.train`` runs (``versions.students_code``: the same
+    code closure and syntax-tree hash as an artifact's fingerprint and the version table), so an edit to any of
+    them (the binder's input encoding in ``pointers``, the DAG constants in ``dag``, the card template) retrains."""
+    from mycelium_models.versions import students_code
 
     marker = json.loads((out_dir / ".mycelium" / f"{STUDENTS[kind].artifact}.json").read_text())
     h = hashlib.sha256()
@@ -68,10 +70,7 @@ def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -
         marker["fingerprint"],
         json.dumps(dataclasses.asdict(config), sort_keys=True),
         backbone,
-        inspect.getsource(train),
-        inspect.getsource(modeling_mycelium),
-        inspect.getsource(model_card),  # a kept student's card is the one this code writes
-        MODEL_CARD.read_text(encoding="utf-8"),
+        students_code(),
     ):
         h.update(part.encode())
     return h.hexdigest()[:16]
@@ -149,8 +148,8 @@ def training_defaults(config: StudentsConfig, kind: str | None = None, evaluate:
     """The ``TrainingArguments`` options of the student ``kind``: those of ``mycelium run`` and of each ``mycelium
     loop`` round, and the parser defaults of ``mycelium train`` (which flags and ``--config`` override; the recipe
     never overwrites them). With ``evaluate``, the validation split is evaluated each epoch and the best checkpoint
-    (by the student's ``best_metric``) is kept; no device is named, so Trainer takes the best there is (CUDA, MPS, else CPU;
-    ``--use_cpu`` to choose the CPU)."""
+    (by the student's ``best_metric``) is kept; no device is named, so Trainer takes the best there is (CUDA, MPS,
+    else CPU; ``--use_cpu`` to choose the CPU)."""
     defaults = {
         "num_train_epochs": config.student_epochs,
         "per_device_train_batch_size": config.student_batch_size,

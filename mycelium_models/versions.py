@@ -75,6 +75,13 @@ def _version_constant(builder) -> str:
     return f"{owner.__module__}.{owner.__name__}.VERSION"
 
 
+def students_code() -> str:
+    """The hash of the students' code: every module of both packages that ``mycelium_models.train`` runs (and the
+    data files of those that are packages, such as the model card template). A kept student's identity includes it
+    (``stage``), and the version table records it under ``students``."""
+    return code_hash(code_closure(STUDENTS_MODULE, PACKAGES))
+
+
 def versioned() -> dict[str, Versioned]:
     """Every artifact in pipeline order, then the students."""
     out = {

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import mycelium_datasets
+import mycelium_models
 from mycelium_datasets.run_folder import module_hash
 from mycelium_models import versions
 
@@ -113,3 +120,48 @@ def test_the_dataset_card_template_counts(tmp_path, monkeypatch):
     (package / "card.md").write_text("# {{ artifact }} (v{{ version }})\n")
     assert module_hash("mycelium_hash_probe_pkg") != before
     assert "mycelium_datasets.cards" in versions.versioned()["problems"].modules
+
+
+PROBE_IDENTITY = """
+import json, sys
+from pathlib import Path
+from mycelium_models import pointers
+from mycelium_models.stage import StudentsConfig, _identity
+
+run = Path(sys.argv[1])
+(run / ".mycelium").mkdir(parents=True)
+(run / ".mycelium" / "bindings.json").write_text(json.dumps({"fingerprint": "0123456789abcdef"}))
+source = Path(pointers.__file__)
+if not source.is_relative_to(sys.argv[2]):
+    sys.exit(f"refusing to edit {source}: not in the copy {sys.argv[2]}")
+ids = [_identity(run, "binder", StudentsConfig(), "backbone")]
+source.write_text(source.read_text() + "\\n# a comment changes nothing the binder does\\n")
+ids.append(_identity(run, "binder", StudentsConfig(), "backbone"))
+source.write_text(source.read_text() + "\\nPROBE_OFFSET = 1\\n")
+ids.append(_identity(run, "binder", StudentsConfig(), "backbone"))
+print(json.dumps({"pointers": str(source), "identities": ids}))
+"""
+
+
+def test_editing_the_binders_input_encoding_retrains_the_binder(tmp_path):
+    """A kept student's identity covers every module its training runs (the code closure), not a hand-kept list:
+    an edit to ``pointers`` (the binder's input encoding) gives the binder a new identity, so ``mycelium run``
+    retrains it; a comment does not. Run on a copy of the packages in a fresh process, so no file here is edited."""
+    code = tmp_path / "code"
+    for package in (mycelium_datasets, mycelium_models):
+        folder = Path(package.__file__).parent
+        shutil.copytree(folder, code / folder.name, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_IDENTITY, str(tmp_path / "run"), str(code)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(code)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(result["pointers"]).is_relative_to(code)  # the copy was edited, not this checkout
+    before, commented, edited = result["identities"]
+    assert commented == before
+    assert edited != before
