@@ -209,6 +209,8 @@ class MyceliumBinderConfig(_BackboneConfigMixin, PretrainedConfig):
             quantities and the constants attend to each other before pointing (0: none).
         classifier_dropout (`float`, *optional*, defaults to 0.1): dropout on the representations.
         binding_beams (`int`, *optional*, defaults to 4): whole-problem bindings kept while decoding (1: greedy).
+        max_input_tokens (`int`, *optional*, defaults to 256): the longest problem in tokens, as trained (the solver
+            reads the same length).
     """
 
     model_type = "mycelium_binder"
@@ -227,12 +229,14 @@ class MyceliumBinderConfig(_BackboneConfigMixin, PretrainedConfig):
         interaction_layers: int = 2,
         classifier_dropout: float = 0.1,
         binding_beams: int = 4,
+        max_input_tokens: int = 256,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.backbone_config = backbone_config
         self.backbone_name = backbone_name
         self.binding_beams = binding_beams
+        self.max_input_tokens = max_input_tokens
         self.interaction_layers = interaction_layers
         self.op_names = list(op_names or [])
         self.constants = list(constants or [])

@@ -128,7 +128,6 @@ class MyceliumSolver:
         binder,
         binder_tokenizer,
         device: str = "cpu",
-        max_length: int = 256,
         decoder=None,
         decoder_tokenizer=None,
     ):
@@ -138,7 +137,6 @@ class MyceliumSolver:
         self.decoder = decoder.to(device).eval() if decoder is not None else None
         self.decoder_tokenizer = decoder_tokenizer
         self.device = device
-        self.max_length = max_length
 
     @classmethod
     def from_pretrained(
@@ -287,7 +285,7 @@ class MyceliumSolver:
                     units[i],
                     operations[i],
                     config.op_names,
-                    self.max_length,
+                    config.max_input_tokens,
                     config.max_operands,
                 )
                 for i in chunk

@@ -45,7 +45,9 @@ class NoEvaluationSplitError(ValueError):
 # 2.0.0: the step decoder (one joint decode of the whole program) answers; checkpoints and epochs are chosen
 # on a validation split carved from train (by template, else id), the test split read once at the end
 # 2.0.1: problems reads the equation shape; students of the other shapes as before
-STUDENT_VERSION = "2.1.3"
+# 2.1.4: the binder records the length it was trained on (config.max_input_tokens) and every saved tokenizer
+# its model_max_length: the solver reads what the students were trained to read
+STUDENT_VERSION = "2.1.4"
 
 
 @dataclass
@@ -459,6 +461,7 @@ def _binder_recipe(data, eval_sets, tokenizer, backbone, args):
         constants=binder_constants(data["train"]),
         arity={op: list(bounds) for op, bounds in ARITY.items()},
         max_operands=MAX_OPERANDS,
+        max_input_tokens=args.max_length,
     )
     return train_set, eval_sets, model, BinderCollator(tokenizer.pad_token_id, MAX_OPERANDS), compute_metrics
 
@@ -512,6 +515,7 @@ def save_student(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.model_max_length = args.max_length  # what the student was trained to read: the solver truncates there
     tokenizer.save_pretrained(str(out))
     write_model_card(out, kind, args, metrics, lineage, home)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -517,6 +517,20 @@ def test_the_qwen2_example_config_trains_with_gradient_checkpointing(run_dir, ti
     assert list(models.glob(".checkpoints-classifier/checkpoint-*/tokenizer.json"))
 
 
+def test_the_length_a_student_was_trained_on_is_what_the_solver_reads(run_dir, tiny_qwen2, tmp_path):
+    """``--max_length`` is a model fact: the binder's config and the saved tokenizer keep it, and the solver reads
+    the binder's (it used to read 256 tokens whatever the binder was trained on)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from mycelium_models.cli import main
+
+    models = tmp_path / "models"
+    argv = ["train", "binder", "--run_dir", str(run_dir), "--models_dir", str(models), "--backbone", tiny_qwen2]
+    assert main([*argv, "--max_steps", "1", "--max_length", "48", "--use_cpu"]) == 0
+    assert AutoModel.from_pretrained(models / "binder").config.max_input_tokens == 48
+    assert AutoTokenizer.from_pretrained(models / "binder").model_max_length == 48
+
+
 def test_training_keeps_the_options_it_is_given(run_dir, tiny_qwen2, tmp_path):
     """--eval_strategy / --save_strategy / --load_best_model_at_end are used as given (they used to be replaced)."""
     from mycelium_models.cli import main
