@@ -31,8 +31,8 @@ class OpPairsBuilder(ArtifactBuilder):
         "Tier 3 (a CoT step no parser reads, read with the operation classifier) needs trained students, which do "
         "not exist when this artifact is built: here every parse_tier is 1 or 2; `mycelium loop` reads its mop-up "
         "CoTs with tier 3.",
-        "Trigonometry, complex numbers, systems of equations, modular arithmetic and answers reached in words are not "
-        "parsed; such problems get `no_ops` or `wrong_answer`.",
+        "Trigonometry, complex numbers, systems beyond two linear equations in two unknowns, modular arithmetic and "
+        "answers reached in words are not parsed; such problems get `no_ops` or `wrong_answer`.",
     ]
     STAT_COLUMNS = ("op_status", "validated")
     INPUT_COLUMNS = op_pairs.INPUT_COLUMNS
