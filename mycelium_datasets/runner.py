@@ -11,6 +11,9 @@ same number of processes to reuse them (other parts are ignored, never mixed in)
 
 The CPU-only stages (spaCy parses, CoT parsing and execution, the student sets) spread one machine's rows over
 ``num_proc`` worker processes with :func:`map_batches`, whose result is the one process's, batch for batch.
+
+Both show one progress bar per stage and split (:func:`progress_bar`, named like ``jsd_spans/train``) on a terminal
+while this package logs at INFO, ``mycelium``'s default; it counts the rows resumed from finished parts as done.
 """
 
 from __future__ import annotations
@@ -57,6 +60,34 @@ def process_info() -> ProcessInfo:
     return ProcessInfo(state.process_index, state.num_processes, state)
 
 
+def progress_bar(total: int, desc: str, *, initial: int = 0, unit: str = " rows", shown: bool = True):
+    """A ``tqdm`` bar over ``total`` items named ``desc``, shown only on a terminal (never in a log file) and only
+    while this package logs at INFO or below (``mycelium --log_level``; a Python caller who configured no logging
+    sees ``datasets``' own bars instead), never with ``shown=False``. It is cleared when closed: the stage's own log
+    line says what was made."""
+    from tqdm.auto import tqdm
+
+    shown = shown and logger.isEnabledFor(logging.INFO)
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, disable=None if shown else True)
+
+
+class _Counted:
+    """``function`` (``batch -> batch``), moving ``bar`` on by each batch's rows. It pickles, and so is hashed into
+    ``datasets``' fingerprint, as the function alone: the bar is not part of what the map computes."""
+
+    def __init__(self, function: Callable, bar=None) -> None:
+        self.function, self.bar = function, bar
+
+    def __call__(self, batch, **kwargs):
+        out = self.function(batch, **kwargs)
+        if self.bar is not None:
+            self.bar.update(len(batch[next(iter(batch.keys()))]))
+        return out
+
+    def __reduce__(self):
+        return (_Counted, (self.function,))
+
+
 def _write_parquet_atomic(dataset: datasets.Dataset, path: Path) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     dataset.to_parquet(str(tmp))
@@ -91,21 +122,25 @@ def map_in_parts(
     )
     n_parts = -(-len(shard) // part_size)  # none for an empty share: a 0-row Parquet file does not read back
     prefix = f"w{info.world_size:03d}-r{info.rank:03d}"
-    for part in range(n_parts):
-        path = work_dir / f"{prefix}-p{part:05d}.parquet"
-        if path.is_file():
-            continue
-        rows = shard.select(range(part * part_size, min(len(shard), (part + 1) * part_size)))
-        mapped = rows.map(
-            function,
-            batched=True,
-            batch_size=batch_size,
-            fn_kwargs=fn_kwargs or {},
-            features=features,
-            desc=f"{desc} [{prefix} part {part + 1}/{n_parts}]",
-            load_from_cache_file=False,
-        )
-        _write_parquet_atomic(mapped, path)
+    paths = [work_dir / f"{prefix}-p{part:05d}.parquet" for part in range(n_parts)]
+    done = sum(min(part_size, len(shard) - part * part_size) for part, path in enumerate(paths) if path.is_file())
+    who = f" (process {info.rank + 1} of {info.world_size})" if info.world_size > 1 else ""
+    with progress_bar(len(shard), desc + who, initial=done) as bar:
+        for part, path in enumerate(paths):
+            if path.is_file():
+                continue
+            start, stop = part * part_size, min(len(shard), (part + 1) * part_size)
+            mapped = shard.select(range(start, stop)).map(
+                _Counted(function, bar),
+                batched=True,
+                batch_size=batch_size,
+                fn_kwargs=fn_kwargs or {},
+                features=features,
+                desc=f"{desc}{who}, rows {start}-{stop} of {len(shard)}" if n_parts > 1 else desc + who,
+                load_from_cache_file=False,
+            )
+            _write_parquet_atomic(mapped, path)
+            logger.debug("%s: wrote %s (rows %d-%d of %d)", desc + who, path.name, start, stop, len(shard))
     info.barrier()
     parts: list[datasets.Dataset] = []
     for rank in range(info.world_size):
@@ -170,7 +205,8 @@ def map_batches(
     n_batches = -(-len(dataset) // batch_size)
     workers = min(num_proc or 1, n_batches)
     if workers <= 1:
-        return dataset.map(function, desc=desc, **kwargs)
+        with progress_bar(len(dataset), desc) as bar:
+            return dataset.map(_Counted(function, bar), desc=desc, **kwargs)
     if preload is not None:
         preload()
     bounds = [min(len(dataset), batch_size * (n_batches * k // workers)) for k in range(workers + 1)]
@@ -184,14 +220,17 @@ def map_batches(
             for a, b in shards
         ]
         parts = []
-        for (a, b), future in zip(shards, futures):
-            try:
-                parts.append(future.result())
-            except BrokenProcessPool as exc:
-                raise WorkerDiedError(
-                    f"{desc}: a worker process died before rows {a}-{b} of {len(dataset)} came back (killed, out of "
-                    "memory, or a crash in compiled code); rerun with num_proc=1 to see the error in this process"
-                ) from exc
+        with progress_bar(len(dataset), desc) as bar:  # moves as each worker's shard comes back
+            for (a, b), future in zip(shards, futures):
+                try:
+                    parts.append(future.result())
+                except BrokenProcessPool as exc:
+                    raise WorkerDiedError(
+                        f"{desc}: a worker process died before rows {a}-{b} of {len(dataset)} came back (killed, "
+                        "out of memory, or a crash in compiled code); rerun with num_proc=1 to see the error in this "
+                        "process"
+                    ) from exc
+                bar.update(b - a)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return datasets.concatenate_datasets(parts)

@@ -37,7 +37,8 @@ from .runner import map_batches
 # 2.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc;
 # 2.0.0: op_classes has one row per unit labelled with its operation sequence (1.0.0: per operation)
 # 2.1.2: problems reads the equation shape; rows of the other shapes as before
-VERSION = "2.1.5"
+# 2.1.6: the runner's progress bars (one per stage and split, on a terminal); the same rows as 2.1.5
+VERSION = "2.1.6"
 LABEL_JOIN = "+"
 IO_LABELS = ("O", "OP")
 INPUT_COLUMNS = ("id", "problem", "ops", "validated")

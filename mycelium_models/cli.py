@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from mycelium_datasets.pipeline import build
 from mycelium_datasets.problems import SourceError, valid_sources_text
 from mycelium_datasets.run_folder import ArtifactDamagedError, RunFolderBusyError, RunLock
 from mycelium_models.job import load_preset, option_classes, preset_names, run, split_options
+from mycelium_models.logs import LOG_LEVELS, check_log_level, configure_logging
 from mycelium_models.students import STUDENTS
 
 logger = logging.getLogger("mycelium")
@@ -84,9 +84,16 @@ class RunArguments:
             + "); the artifacts are the same bytes and fingerprints with any value (default: this process alone)."
         },
     )
-    log_level: str = field(default="info", metadata={"help": "debug, info, warning or error."})
+    log_level: str = field(
+        default="info",
+        metadata={
+            "help": f"{', '.join(LOG_LEVELS)}: what is printed on stderr, for this package and for datasets' and "
+            "transformers' logs and progress bars (info: a line per artifact and student, our progress bars)."
+        },
+    )
 
     def __post_init__(self) -> None:
+        self.log_level = check_log_level(self.log_level)
         if self.num_proc is not None and self.num_proc < 1:
             raise ValueError(f"--num_proc must be positive, got {self.num_proc}")
 
@@ -159,7 +166,7 @@ def _train(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
     from mycelium_models.stage import StudentsConfig, training_defaults
-    from mycelium_models.train import StudentTrainingArguments, train
+    from mycelium_models.train import StudentTrainingArguments, checkpoints_dir, train
 
     if not argv or argv[0] not in STUDENTS:
         choices = "|".join(STUDENTS)
@@ -182,12 +189,14 @@ def _train(argv: list[str]) -> int:
             print(f"mycelium: error: {exc}", file=sys.stderr)
             return 2
     args, training_args = parser.parse_args_into_dataclasses(args=rest)
-    if not training_args.output_dir:
-        training_args.output_dir = str(Path(args.models_dir or Path(args.run_dir) / "models") / f".checkpoints-{kind}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")
+    scratch = not training_args.output_dir  # checkpoints in the run's work folder, removed when training ends
+    if scratch:
+        training_args.output_dir = str(checkpoints_dir(args.run_dir, kind))
+    # TrainingArguments' --log_level (passive unless given) sets what is printed, as for `mycelium run`
+    configure_logging({"passive": "info", "critical": "error"}.get(training_args.log_level, training_args.log_level))
     try:
         with RunLock(args.run_dir):  # training writes DIR/models: one writer per run folder
-            metrics = train(kind, args, training_args)
+            metrics = train(kind, args, training_args, scratch_output_dir=scratch)
     except (FileNotFoundError, ValueError, RunFolderBusyError) as exc:
         print(f"mycelium: error: {exc}", file=sys.stderr)
         return 2
@@ -286,7 +295,7 @@ def _eval(argv: list[str]) -> int:
     from mycelium_models.solver import MyceliumSolver
 
     parser = HfArgumentParser((EvalArguments, ProblemsConfig), prog="mycelium eval", description=COMMANDS["eval"])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")
+    configure_logging("info")
     try:
         args, problems_config = parser.parse_args_into_dataclasses(args=argv)
         if args.split not in ("all", "train", "test"):
@@ -319,7 +328,7 @@ def _eval(argv: list[str]) -> int:
     print(
         json.dumps({k: summary[k] for k in ("n", "n_scored", "accuracy", "attribution", "teacher_accuracy")}, indent=2)
     )
-    print(f"wrote {path} and {Path(args.out) / 'report.md'}")
+    logger.info("wrote %s and %s", path, Path(args.out) / "report.md")  # stdout is the JSON above alone
     return 0
 
 
@@ -386,11 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         return _verify(rest)
     try:
         run_args, configs, artifact = _parse(f"mycelium {command}", rest, with_artifact=command == "build")
-        logging.basicConfig(
-            level=getattr(logging, run_args.log_level.upper(), logging.INFO),
-            format=f"%(asctime)s [%(name)s{'/rank' + os.environ['RANK'] if 'RANK' in os.environ else ''}] %(message)s",
-            datefmt="%H:%M:%S",
-        )
+        configure_logging(run_args.log_level)
         if command == "run":
             rebuild, wait = not run_args.no_rebuild, not run_args.no_wait
             summary = run(

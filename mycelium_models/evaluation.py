@@ -320,17 +320,18 @@ def evaluate_students(
     ``finish_reason``, ``ops``, ``validated``), e.g. from a run's ``cot_traces`` + ``op_pairs``; a problem without
     one gets a reference from its ``solution`` when it has one. Returns the summary and one row per problem; with
     nothing scored, the summary's ``accuracy`` is `None` and a warning says why."""
-    from tqdm.auto import tqdm
-
     from mycelium_datasets.answers import answers_match
+    from mycelium_datasets.runner import progress_bar
 
     references = dict(references or {})
     started = time.time()
     texts = [p.get("problem") or "" for p in problems]
     traces = []
     batch = 64
-    for start in tqdm(range(0, len(texts), batch), desc="eval/solve", disable=not progress, unit="batch"):
-        traces.extend(solver.solve(texts[start : start + batch]))
+    with progress_bar(len(texts), "evaluation: solving", unit=" problems", shown=progress) as bar:
+        for start in range(0, len(texts), batch):
+            traces.extend(solver.solve(texts[start : start + batch]))
+            bar.update(len(texts[start : start + batch]))
     solve_seconds = time.time() - started
 
     need = [p for p in problems if p["id"] not in references and p.get("solution")]
@@ -338,8 +339,10 @@ def evaluate_students(
         from mycelium_datasets.defaults import load_spacy
 
         docs = load_spacy(spacy_pipeline).pipe([p["problem"] or "" for p in need])
-        for p, doc in tqdm(zip(need, docs), total=len(need), desc="eval/references", disable=not progress):
-            references[p["id"]] = reference_from_solution(p["problem"] or "", p["solution"], p.get("answer"), doc)
+        with progress_bar(len(need), "evaluation: references", unit=" problems", shown=progress) as bar:
+            for p, doc in zip(need, docs):
+                references[p["id"]] = reference_from_solution(p["problem"] or "", p["solution"], p.get("answer"), doc)
+                bar.update()
 
     rows = []
     for p, trace in zip(problems, traces):

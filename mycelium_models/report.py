@@ -57,6 +57,30 @@ def _plot_op_status(out_dir: Path, path: Path) -> dict[str, collections.Counter]
     return counts
 
 
+def training_curves(history: list[dict]) -> dict:
+    """A student's ``training_log.json`` as what its plot draws: ``train`` and ``validation`` losses as
+    ``(epoch, loss)`` points during training, and the model training ended with (the restored best checkpoint when
+    one was kept): ``best``, its epoch and validation loss, and ``test``, its test loss at that epoch (``None``
+    when not evaluated). The evaluations after training are logged at the last epoch; they belong to the restored
+    checkpoint's epoch, found by its validation loss (the same model on the same rows gives the same loss)."""
+    end = next((k for k, h in enumerate(history) if "train_runtime" in h), len(history))
+    during, after = history[:end], history[end + 1 :]
+    validation = [(h["epoch"], h["eval_loss"]) for h in during if "eval_loss" in h]
+    final = next((h["validation_loss"] for h in after if "validation_loss" in h), None)
+    test = next((h["eval_loss"] for h in after if "eval_loss" in h), None)
+    epoch = max((e for e, _ in validation), default=None)
+    if final is not None and validation:
+        epoch = min(validation, key=lambda point: abs(point[1] - final))[0]
+    elif epoch is None:
+        epoch = max((h.get("epoch", 0) for h in history), default=0)
+    return {
+        "train": [(h["epoch"], h["loss"]) for h in during if "loss" in h],
+        "validation": validation,
+        "best": (epoch, final) if final is not None else None,
+        "test": (epoch, test) if test is not None else None,
+    }
+
+
 def _plot_training(models_dir: Path, path: Path) -> bool:
     logs = {}
     for kind in STUDENTS:
@@ -68,12 +92,15 @@ def _plot_training(models_dir: Path, path: Path) -> bool:
     plt = _plt()
     fig, axes = plt.subplots(1, len(logs), figsize=(5 * len(logs), 3), squeeze=False)
     for ax, (kind, history) in zip(axes[0], logs.items()):
-        train = [(h["epoch"], h["loss"]) for h in history if "loss" in h]
-        evals = [(h["epoch"], h["eval_loss"]) for h in history if "eval_loss" in h]
-        if train:
-            ax.plot(*zip(*train), label="train loss")
-        if evals:
-            ax.plot(*zip(*evals), marker="o", label="eval loss (test split)")
+        curves = training_curves(history)
+        if curves["train"]:
+            ax.plot(*zip(*curves["train"]), label="train loss")
+        if curves["validation"]:
+            ax.plot(*zip(*curves["validation"]), marker="o", label="validation loss, each epoch")
+        if curves["best"] is not None:
+            ax.plot(*curves["best"], marker="*", markersize=14, linestyle="none", label="restored best checkpoint")
+        if curves["test"] is not None:
+            ax.plot(*curves["test"], marker="s", linestyle="none", label="its test loss")
         ax.set_title(kind)
         ax.set_xlabel("epoch")
         ax.legend()
@@ -81,6 +108,16 @@ def _plot_training(models_dir: Path, path: Path) -> bool:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def path_from_here(folder: str | Path, run_dir: str | Path) -> tuple[str, str]:
+    """``folder`` (of the run ``run_dir``) as code opens it, and from where: from the current directory, where the
+    run was started, when it is inside it (``runs/demo/models``), else from the run folder's parent as cards name it
+    (``demo/models``); never by an absolute path, which is this machine's."""
+    try:
+        return Path(folder).resolve().relative_to(Path.cwd().resolve()).as_posix(), "the folder the run was started in"
+    except ValueError:
+        return run_relative(folder, run_dir), "the folder that holds the run folder"
 
 
 def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
@@ -161,14 +198,13 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
                 ):
                     lines.append(f"| {kind} | {key[5:]} | {value:.4f} |")
         lines.append("")
+        models, where = path_from_here(out_dir / "models", out_dir)
         if _plot_training(out_dir / "models", report / "training.png"):
             lines += ["![training curves](training.png)", ""]
         lines += [
             "Models: "
             + ", ".join(f"[`models/{kind}`](../models/{kind}/README.md)" for kind in metrics)
-            + ' (`MyceliumSolver.from_pretrained("'
-            + run_relative(out_dir / "models", out_dir)
-            + '")`).',
+            + f' (`MyceliumSolver.from_pretrained("{models}")` from {where}).',
             "",
         ]
 

@@ -2,9 +2,11 @@
 split, and keep both steps resumable.
 
 A trained student is kept (not retrained) when its identity — the training set's fingerprint, the training settings,
-the backbone and the recipe's code — matches ``DIR/models/<student>/mycelium.json``. A student is trained in a
-work folder and swapped into ``DIR/models/<student>`` only when complete, so an interrupted run never leaves a
-half-saved model behind.
+the backbone and the recipe's code — matches the ``identity`` of ``DIR/models/<student>/mycelium.json``; any other
+student there (one that ``mycelium train`` wrote, whose stamp has no identity, or one of other settings) is
+retrained, with a warning, so the run's models, evaluation, report and release are always what its configuration
+trains. A student is trained in a work folder (its checkpoints too) and swapped into ``DIR/models/<student>`` only
+when complete, so an interrupted run never leaves a half-saved model behind.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -
     marker = json.loads((out_dir / ".mycelium" / f"{STUDENTS[kind].artifact}.json").read_text())
     h = hashlib.sha256()
     for part in (
+        kind,  # the binder and the decoder train on one artifact with one config
         marker["fingerprint"],
         json.dumps(dataclasses.asdict(config), sort_keys=True),
         backbone,
@@ -96,11 +99,19 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
         artifact = student.artifact
         identity = _identity(out_dir, kind, config, backbone)
         final = out_dir / "models" / kind
-        stamp = final / "mycelium.json"
-        if stamp.is_file() and json.loads(stamp.read_text()).get("identity") == identity:
+        kept = _stamp(final)
+        if kept.get("identity") == identity:
             logger.info("the %s is up to date (%s); not retraining", kind, identity)
             results[kind] = json.loads((final / "metrics.json").read_text())
             continue
+        if final.exists() and info.is_main and not kept.get("identity"):
+            logger.warning(
+                "%s was not trained by `mycelium run` (by `mycelium train`?): retraining it with the run's settings "
+                "(to keep a student trained otherwise, give `mycelium train` a --models_dir outside the run)",
+                final,
+            )
+        elif final.exists() and info.is_main:
+            logger.info("the %s was trained with other settings or code; retraining it", kind)
         work = out_dir / ".mycelium" / "work" / f"models-{kind}" / identity
         shutil.rmtree(work, ignore_errors=True)
         args = StudentTrainingArguments(
@@ -110,15 +121,11 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
             head_learning_rate=config.student_head_learning_rate,
         )
         training_args = training_arguments(config, work / "checkpoints", kind, evaluate=validated[artifact])
-        logger.info("training the %s on %s", kind, out_dir / artifact)
-        metrics = train(kind, args, training_args, home=final)
+        logger.debug("training the %s on %s in %s", kind, out_dir / artifact, work)
+        stamp = {"identity": identity, "config": dataclasses.asdict(config)}
+        metrics = train(kind, args, training_args, home=final, stamp=stamp, scratch_output_dir=True)
         if info.is_main:
             produced = work / "models" / kind
-            (produced / "mycelium.json").write_text(
-                json.dumps(
-                    {"identity": identity, "artifact": artifact, "config": dataclasses.asdict(config)}, indent=2
-                )
-            )
             old = final.with_name(f".{kind}.old")
             shutil.rmtree(old, ignore_errors=True)
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -127,9 +134,20 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
             os.replace(produced, final)
             shutil.rmtree(old, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
+            if not any(work.parent.iterdir()):
+                work.parent.rmdir()
         info.barrier()
         results[kind] = metrics
     return results
+
+
+def _stamp(folder: Path) -> dict:
+    """A model folder's ``mycelium.json`` (what its weights were trained from and with), ``{}`` when it has none or
+    an unreadable one."""
+    try:
+        return json.loads((folder / "mycelium.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _has_validation(out_dir: Path, artifact: str) -> bool:
@@ -162,6 +180,10 @@ def training_defaults(config: StudentsConfig, kind: str | None = None, evaluate:
         "report_to": "none",
         "logging_steps": 10,
         "train_sampling_strategy": "group_by_length",  # batches of similar lengths: little compute goes to padding
+        # pinned memory only speeds copies to an accelerator; without one torch warns at every DataLoader
+        "dataloader_pin_memory": _has_accelerator(),
+        # checkpoints only restore the best epoch (nothing resumes from them): no optimizer state (3x the weights)
+        "save_only_model": True,
         "eval_strategy": "epoch" if evaluate else "no",
         "save_strategy": "epoch" if evaluate else "no",
     }
@@ -172,6 +194,13 @@ def training_defaults(config: StudentsConfig, kind: str | None = None, evaluate:
     if kind == "binder":
         defaults["label_names"] = ["labels", "answer_labels"]
     return defaults
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 def training_arguments(config: StudentsConfig, output_dir: Path, kind: str, evaluate: bool = True):

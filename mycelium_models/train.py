@@ -5,9 +5,12 @@ Each reads its training set from a run folder (``DIR/io_tags``, ``DIR/op_classes
 :class:`MyceliumTagger` / :class:`MyceliumOpClassifier` / :class:`MyceliumBinder` around the backbone with
 ``Trainer`` (the backbone at ``--learning_rate``, the student's own new layers at ``--head_learning_rate``), keeps
 the best checkpoint (span F1 for the tagger, accuracy for the classifier, operand-binding accuracy for the binder),
-and saves safetensors, config, tokenizer and a model card with the metrics and the training data's lineage into
-``DIR/models/<student>``. The recipe runs unchanged under ``accelerate launch`` / ``torchrun`` (Trainer handles
-DDP).
+and saves safetensors, config, tokenizer, a model card with the metrics and the training data's lineage, and
+``mycelium.json`` (what the weights were trained from and with) into ``DIR/models/<student>``. The recipe runs
+unchanged under ``accelerate launch`` / ``torchrun`` (Trainer handles DDP).
+
+Training reports through ``logging`` and one progress bar on a terminal (``mycelium_datasets.runner.progress_bar``),
+never on stdout: Trainer's log dicts are DEBUG lines, kept in ``training_log.json``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from __future__ import annotations
 import collections
 import json
 import logging
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from transformers import TrainerCallback
 
 from mycelium_datasets.defaults import DEFAULT_BACKBONE, EMBEDDED_BACKBONES, portable_backbone_name, resolve_backbone
+from mycelium_datasets.runner import progress_bar
 from mycelium_models.metrics import accuracy_macro_f1, io_span_f1, load_metric, span_set  # noqa: F401 - re-exported
 from mycelium_models.model_card import USE_BEGIN, USE_END, render_model_card  # noqa: F401 - markers re-exported
 from mycelium_models.students import get_student
@@ -47,7 +53,9 @@ class NoEvaluationSplitError(ValueError):
 # 2.0.1: problems reads the equation shape; students of the other shapes as before
 # 2.1.4: the binder records the length it was trained on (config.max_input_tokens) and every saved tokenizer
 # its model_max_length: the solver reads what the students were trained to read
-STUDENT_VERSION = "2.1.4"
+# 2.1.5: each student folder holds mycelium.json (what it was trained from and with), checkpoints hold weights only
+# and live outside the models folder; training logs instead of printing; the same weights as 2.1.4
+STUDENT_VERSION = "2.1.5"
 
 
 @dataclass
@@ -148,16 +156,72 @@ def write_model_card(
     ModelCard(text).save(out / "README.md")
 
 
-def train(kind: str, args: StudentTrainingArguments, training_args, home: str | Path | None = None) -> dict:
-    """Train the student ``kind`` (``tagger``, ``classifier`` or ``binder``) and save it; returns the evaluation
-    metrics.
+def checkpoints_dir(run_dir: str | Path, kind: str) -> Path:
+    """Where ``mycelium train`` keeps a student's checkpoints while it trains (a work folder of the run, never
+    released, removed when training ends): ``DIR/.mycelium/work/checkpoints-<student>``."""
+    return Path(run_dir) / ".mycelium" / "work" / f"checkpoints-{kind}"
+
+
+class TrainingProgress(TrainerCallback):
+    """Trainer's progress and logs as this package reports them (in place of Trainer's ``ProgressCallback`` and
+    ``PrinterCallback``, which write log dicts to stdout): a bar over the optimizer steps on a terminal, and each log
+    dict as a DEBUG line."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc, self.bar = desc, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and not args.disable_tqdm:
+            self.bar = progress_bar(state.max_steps, self.desc, unit=" steps")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero:
+            logger.debug("%s, epoch %.2f: %s", self.desc, state.epoch or 0, logs)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def align_special_tokens(model, tokenizer) -> None:
+    """Give the model's config the tokenizer's pad / bos / eos ids (those the tokenizer defines), as Trainer would
+    before training, warning that it did: the saved config is the same, and nothing is left for it to warn about."""
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        if getattr(tokenizer, name) is not None:
+            setattr(model.config, name, getattr(tokenizer, name))
+
+
+def train(
+    kind: str,
+    args: StudentTrainingArguments,
+    training_args,
+    home: str | Path | None = None,
+    stamp: dict | None = None,
+    scratch_output_dir: bool = False,
+) -> dict:
+    """Train the student ``kind`` (``tagger``, ``classifier``, ``binder`` or ``decoder``) and save it; returns the
+    evaluation metrics.
 
     ``training_args`` are used as given: evaluation, checkpointing and the metric that picks the best checkpoint are
     defaults of the command's parser (:func:`mycelium_models.stage.training_defaults`), never overwritten here. The
     binder's ``label_names`` are filled in when unset. ``home`` is the folder the model will finally live in, for
-    its card (default: where it is saved)."""
+    its card (default: where it is saved). ``stamp`` adds fields to the saved ``mycelium.json`` (``mycelium run``
+    adds its identity). With ``scratch_output_dir``, ``training_args.output_dir`` (the checkpoints) is a work folder
+    of ours: emptied before training and removed once the model is saved."""
     import datasets
-    from transformers import AutoTokenizer, Trainer, set_seed
+    from transformers import (
+        AutoTokenizer,
+        EarlyStoppingCallback,
+        PrinterCallback,
+        ProgressCallback,
+        Trainer,
+        set_seed,
+    )
 
     student = get_student(kind)
     run_dir = Path(args.run_dir)
@@ -200,16 +264,18 @@ def train(kind: str, args: StudentTrainingArguments, training_args, home: str | 
         "decoder": _decoder_recipe,
     }[kind]
     train_set, eval_sets, model, collator, compute_metrics = recipe(data, eval_sets, tokenizer, backbone, args)
+    align_special_tokens(model, tokenizer)
     eval_set = eval_sets.get("validation") if training_args.eval_strategy != "no" else None
     if kind == "binder" and training_args.label_names is None:
         training_args.label_names = ["labels", "answer_labels"]
     if args.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    callbacks = []
+    callbacks = [TrainingProgress(f"{kind} training")]
     if args.early_stopping_patience > 0 and eval_set is not None and training_args.load_best_model_at_end:
-        from transformers import EarlyStoppingCallback
-
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    checkpoints = Path(training_args.output_dir)
+    if scratch_output_dir and training_args.process_index == 0:  # only the main process writes checkpoints
+        shutil.rmtree(checkpoints, ignore_errors=True)
     trainer = Trainer(
         callbacks=callbacks,
         optimizers=(_optimizer(model, training_args, args.head_learning_rate or student.head_learning_rate), None),
@@ -221,24 +287,53 @@ def train(kind: str, args: StudentTrainingArguments, training_args, home: str | 
         processing_class=tokenizer,
         compute_metrics=compute_metrics if eval_sets else None,
     )
+    for printing in (ProgressCallback, PrinterCallback):  # TrainingProgress reports instead
+        trainer.remove_callback(printing)
+    distributed = f", rank {training_args.process_index} of {training_args.world_size}"
     logger.info(
-        "rank %d of %d: training the %s on %d examples (%s)",
-        training_args.process_index,
-        training_args.world_size,
+        "training the %s on %d examples (%s%s)",
         kind,
         len(train_set),
         training_args.device,
+        distributed if training_args.world_size > 1 else "",
     )
     trainer.train()
+    trainer.remove_callback(EarlyStoppingCallback)  # training is over: the evaluations below stop nothing
     metrics = {}
     if "validation" in eval_sets:
         metrics.update(trainer.evaluate(eval_sets["validation"], metric_key_prefix="validation"))
     if "test" in eval_sets:  # read once, after every choice was made
         metrics.update(trainer.evaluate(eval_sets["test"], metric_key_prefix="eval"))
     if trainer.is_world_process_zero():
-        save_student(trainer.model, tokenizer, out, kind, args, metrics, _lineage(run_dir, artifact), home=home)
-        (out / "training_log.json").write_text(json.dumps(trainer.state.log_history, indent=2))
+        lineage = _lineage(run_dir, artifact)
+        what = {**training_stamp(kind, args, training_args, lineage), **(stamp or {})}
+        history = trainer.state.log_history
+        save_student(trainer.model, tokenizer, out, kind, args, metrics, lineage, home, what, history)
+        if scratch_output_dir:
+            shutil.rmtree(checkpoints, ignore_errors=True)
     return metrics
+
+
+def training_stamp(kind: str, args: StudentTrainingArguments, training_args, lineage: dict) -> dict:
+    """What ``DIR/models/<student>/mycelium.json`` says the weights were trained from and with: the student set (its
+    artifact, version and fingerprint), the backbone, the student's options and every ``TrainingArguments`` option
+    that is not transformers' default (no path of this machine). ``mycelium run`` adds its ``identity``, which it
+    compares to decide whether a student is up to date; a student trained otherwise has ``identity`` null."""
+    from transformers import TrainingArguments
+
+    defaults = TrainingArguments(output_dir="unused").to_dict()
+    given = training_args.to_dict()
+    return {
+        "student": kind,
+        "version": STUDENT_VERSION,
+        "identity": None,
+        "trained_on": {k: lineage.get(k) for k in ("artifact", "version", "fingerprint")},
+        "backbone": portable_backbone_name(args.backbone),
+        "student_arguments": {k: v for k, v in asdict(args).items() if k not in ("run_dir", "models_dir", "backbone")},
+        "training_arguments": {
+            k: v for k, v in sorted(given.items()) if k != "output_dir" and (k not in defaults or v != defaults[k])
+        },
+    }
 
 
 def validation_groups(rows, run_dir: Path) -> list[str]:
@@ -474,16 +569,24 @@ def _decoder_recipe(data, eval_sets, tokenizer, backbone, args):
     max_steps = MyceliumStepDecoderConfig().max_steps
     kwargs = {"tokenizer": tokenizer, "constants": constants, "max_length": args.max_length, "max_steps": max_steps}
 
+    errors, dropped = collections.Counter(), {}
+
     def programs(rows, split):
         encoded = rows.map(program_rows, batched=True, remove_columns=rows.column_names, fn_kwargs=kwargs)
-        errors = collections.Counter(e for e in encoded["step_error"] if e)
-        if errors:  # counted, never silently lost: these programs use what a step cannot write
-            logger.info("decoder/%s: %d of %d problems are not step programs: %s", split, sum(errors.values()),
-                        len(rows), dict(errors.most_common(5)))
+        found = [e for e in encoded["step_error"] if e]
+        errors.update(found)
+        if found:
+            dropped[split] = f"{len(found)} of {len(rows)}"
         return encoded.filter(lambda e: not e, input_columns="step_error").remove_columns("step_error")
 
     train_set = programs(data["train"], "train")
     eval_sets = {k: programs(v, k) for k, v in eval_sets.items()}
+    if errors:  # counted, never silently lost: these programs use what a step cannot write
+        logger.info(
+            "decoder: problems that are not step programs (%s): %s",
+            ", ".join(f"{split} {n}" for split, n in dropped.items()),
+            dict(errors.most_common(5)),
+        )
 
     def compute_metrics(p):
         hits = np.asarray(p.predictions)
@@ -506,16 +609,33 @@ def _decoder_recipe(data, eval_sets, tokenizer, backbone, args):
 
 
 def save_student(
-    model, tokenizer, out: Path, kind: str, args: StudentTrainingArguments, metrics, lineage, home: Path | None = None
+    model,
+    tokenizer,
+    out: Path,
+    kind: str,
+    args: StudentTrainingArguments,
+    metrics,
+    lineage,
+    home: Path | None = None,
+    stamp: dict | None = None,
+    log_history: list[dict] | None = None,
 ) -> None:
     """Everything a model folder holds, as the Hub needs it: safetensors, config with ``auto_map``, the modeling
     file the ``auto_map`` names (copied by ``save_pretrained`` because the classes are registered for the Auto
-    classes), tokenizer, model card (naming ``home``, the folder the model will live in) and metrics. No
-    ``training_args.bin`` (a pickle), and no path of this machine."""
+    classes), tokenizer, model card (naming ``home``, the folder the model will live in), metrics, Trainer's
+    ``log_history`` (``training_log.json``) and ``mycelium.json`` (``stamp``, see
+    :func:`training_stamp`). No ``training_args.bin`` (a pickle), and no path of this machine. The stamp of the
+    model the folder held before is removed first and the new one written last, so a stamp always describes the
+    weights beside it."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "mycelium.json").unlink(missing_ok=True)
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.model_max_length = args.max_length  # what the student was trained to read: the solver truncates there
     tokenizer.save_pretrained(str(out))
     write_model_card(out, kind, args, metrics, lineage, home)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if log_history is not None:
+        (out / "training_log.json").write_text(json.dumps(log_history, indent=2))
+    if stamp is not None:
+        (out / "mycelium.json").write_text(json.dumps(stamp, indent=2))

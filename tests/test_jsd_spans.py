@@ -150,9 +150,11 @@ def test_capture_sharded_over_two_processes_equals_one(tmp_path, tiny_teacher):
         tiny_teacher,
         "--capture_part_size",
         "2",
+        "--log_level",
+        "debug",  # each part written is a debug line
     ]
     one, two, stderr = run_single_and_distributed(common, tmp_path, port=29541)
-    assert "jsd_spans/train [w002-r001" in stderr  # the second rank captured its own shard
+    assert "jsd_spans/train (process 2 of 2): wrote w002-r001-p" in stderr  # the second rank captured its own shard
     a = read_artifact(one / "jsd_spans")["train"]  # from disk: load_dataset would answer both from one cache entry
     b = read_artifact(two / "jsd_spans")["train"]
     assert [r["id"] for r in b] == [f"q{i}" for i in range(5)]

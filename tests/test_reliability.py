@@ -26,7 +26,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 # 12 problems; the capture in parts of two rows, from the teacher's first 10 layers as the default config does (the
 # tiny preset reads all 30: three times the capture's time, for nothing these tests look at)
-RUN = ["run", "--config", "tiny", "--capture_part_size", "2", "--first_layers", "10"]
+RUN = ["run", "--config", "tiny", "--capture_part_size", "2", "--log_level", "debug"]  # debug: each part written
 
 
 def start_cli(argv: list[str], out: Path, hash_seed: int, log: Path) -> subprocess.Popen:
@@ -104,9 +104,9 @@ def test_sigkill_at_known_points_then_rerun_equals_an_uninterrupted_run_on_disk(
     kill_when(run, lambda: complete(out, "op_pairs"), "op_pairs' completion marker")
     assert not complete(out, "bindings")
     resumed = (tmp_path / "kill2.log").read_text()
-    assert f"jsd_spans/train [w001-r000 part {len(parts) + 1}/" in resumed
-    for k in range(1, len(parts) + 1):
-        assert f"jsd_spans/train [w001-r000 part {k}/" not in resumed  # the parts on disk were kept, not redone
+    assert f"jsd_spans/train: wrote w001-r000-p{len(parts):05d}" in resumed
+    for k in range(len(parts)):
+        assert f"jsd_spans/train: wrote w001-r000-p{k:05d}" not in resumed  # the parts on disk were kept, not redone
     # 3. during student training: the tagger is trained and swapped in, the classifier is training
     run = start_cli(RUN, out, hash_seed=4, log=tmp_path / "kill3.log")
     kill_when(run, lambda: (out / ".mycelium" / "work" / "models-classifier").is_dir(), "the classifier's training")

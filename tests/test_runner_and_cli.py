@@ -126,9 +126,11 @@ def test_generation_sharded_over_two_processes_equals_one(tmp_path, tiny_teacher
         "1",
         "--part_size",
         "2",
+        "--log_level",
+        "debug",  # each part written is a debug line
     ]
     one, two, stderr = run_single_and_distributed(common, tmp_path, port=29533)
-    assert "rank1" in stderr and "w002-r001" in stderr  # both ranks ran, each on its own shard
+    assert "rank1" in stderr and ": wrote w002-r001-p" in stderr  # both ranks ran, each on its own shard
     a = read_artifact(one / "cot_traces")["train"]  # from disk: load_dataset would answer both from one cache entry
     b = read_artifact(two / "cot_traces")["train"]
     assert [r["id"] for r in b] == [f"q{i}" for i in range(7)]
@@ -192,3 +194,71 @@ def test_check_problems_refuses_only_what_the_students_cannot_use(tmp_path, reco
     else:
         with pytest.raises(UnfitProblemsError, match=outcome if outcome.startswith("--") else None):
             check_problems(problems, configs)  # naming the flag that fixes it, where one does
+
+
+# -- what a command prints --------------------------------------------------------------------------------------------
+
+
+def test_a_build_prints_only_its_own_log_lines_by_default_and_nothing_at_warning(tmp_path):
+    """A fresh process, as a user runs it: at the default --log_level every stderr line is one of this package's log
+    lines (no library progress bar for a Parquet write or a dataset read back, no warning; our bars only show on a
+    terminal), and at --log_level warning nothing is printed. stdout stays the command's result."""
+    import re
+    import subprocess
+    import sys
+
+    src = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"problem": f"Tom has {i} apples and buys 2 more. How many now?", "answer": str(i + 2)} for i in range(6)],
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    ours = re.compile(r"^\d\d:\d\d:\d\d \[mycelium[\w.]*\] ")
+    for level, out in (("info", "info"), ("warning", "warning")):
+        argv = ["build", "cot_traces", "--source", str(src), "--out", str(tmp_path / out), "--log_level", level]
+        done = subprocess.run(
+            [sys.executable, "-m", "mycelium_models.cli", *argv], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        lines = done.stderr.splitlines()
+        if level == "info":
+            assert lines and all(ours.match(line) for line in lines), lines  # both artifacts said what they wrote
+            assert "\r" not in done.stderr  # no bar redrawn into a log file
+        else:
+            assert lines == []
+        assert done.stdout.startswith("cot_traces: ")
+
+
+def test_an_unknown_log_level_is_a_one_line_error(capsys):
+    assert main(["build", "problems", "--out", "X", "--log_level", "loud"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--log_level" in err and "warning" in err
+
+
+def test_the_tiny_preset_captures_the_default_presets_layers():
+    """The first example (`--config tiny`) reads the teacher's first layers as the default run does, not all of them
+    (three times the capture's time)."""
+    from mycelium_models.job import load_preset, split_options
+
+    tiny, default = (split_options(load_preset(name))["jsd_spans"] for name in ("tiny", "default"))
+    assert tiny.first_layers == default.first_layers > 0 and tiny.layers == default.layers
+
+
+def test_a_tiny_run_prints_its_result_alone_on_stdout_and_a_few_lines_on_stderr(tmp_path, tiny_teacher):
+    """`mycelium run --config tiny` in a fresh process, as a user runs it (the tiny teacher captured, no students:
+    those are `mycelium train`'s test in test_students.py): stdout is one JSON document, stderr a line per artifact
+    at most, each one of this package's log lines (no library bar, no warning)."""
+    import re
+    import subprocess
+    import sys
+
+    argv = ["run", "--config", "tiny", "--capture_teacher", tiny_teacher, "--no_students", "--out", str(tmp_path)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mycelium_models.cli", *argv], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["bindings"]["train"] > 0 and "students" not in summary
+    lines = done.stderr.splitlines()
+    assert 0 < len(lines) < 20, lines
+    assert all(re.match(r"^\d\d:\d\d:\d\d \[mycelium[\w.]*\] ", line) for line in lines), lines

@@ -497,6 +497,8 @@ def test_the_qwen2_example_config_trains_with_gradient_checkpointing(run_dir, ti
         str(models),
         "--config",
         str(QWEN2_EXAMPLE),
+        "--output_dir",  # given, so kept (by default checkpoints are a work folder, removed when training ends)
+        str(tmp_path / "checkpoints"),
     ]
     sizes = [
         "--max_steps",
@@ -514,7 +516,7 @@ def test_the_qwen2_example_config_trains_with_gradient_checkpointing(run_dir, ti
     log = json.loads((models / "classifier" / "training_log.json").read_text())
     assert max(entry.get("step", 0) for entry in log) == 1
     # Trainer got the tokenizer (processing_class): its checkpoints can be loaded as they are
-    assert list(models.glob(".checkpoints-classifier/checkpoint-*/tokenizer.json"))
+    assert list((tmp_path / "checkpoints").glob("checkpoint-*/tokenizer.json"))
 
 
 def test_the_length_a_student_was_trained_on_is_what_the_solver_reads(run_dir, tiny_qwen2, tmp_path):
@@ -542,8 +544,73 @@ def test_training_keeps_the_options_it_is_given(run_dir, tiny_qwen2, tmp_path):
     log = json.loads((models / "classifier" / "training_log.json").read_text())
     evaluations = [entry for entry in log if "eval_loss" in entry]
     assert len(evaluations) == 1 and log[-1] is evaluations[0]  # no evaluation during training, only the final one
-    assert not list(models.glob(".checkpoints-classifier/checkpoint-*"))  # and no checkpoint
     assert "eval_accuracy" in json.loads((models / "classifier" / "metrics.json").read_text())  # the final one
+
+
+def test_mycelium_train_stamps_what_it_trained_and_the_run_retrains_it_leaving_no_checkpoint(
+    run_dir, tmp_path, caplog, capsys
+):
+    """`mycelium train` into a run's models folder writes a stamp that tells the truth (its own options, no run
+    identity), keeps no checkpoint anywhere in the run, and prints no warning (no pinned memory without an
+    accelerator, no PAD-token realignment, no early stopping after training); the next `mycelium run` sees a student
+    it did not train and retrains it, keeping the others it trained."""
+    import logging
+    import shutil
+    import warnings
+
+    import transformers
+
+    from mycelium_models.cli import main
+    from mycelium_models.stage import StudentsConfig, train_students
+    from mycelium_models.students import STUDENTS
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    weights = {kind: (run / "models" / kind / "model.safetensors").stat().st_mtime_ns for kind in STUDENTS}
+    transformers.utils.logging.enable_propagation()  # its warnings reach caplog too
+    try:
+        with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+            warnings.simplefilter("always")
+            assert main(["train", "classifier", "--run_dir", str(run), "--num_train_epochs", "1"]) == 0
+    finally:
+        transformers.utils.logging.disable_propagation()
+    assert [str(w.message) for w in caught] == [] and [r.getMessage() for r in caplog.records] == []
+    printed = json.loads(capsys.readouterr().out)  # stdout is the metrics alone: no Trainer log dict mixed in
+    assert printed == json.loads((run / "models" / "classifier" / "metrics.json").read_text())
+    stamp = json.loads((run / "models" / "classifier" / "mycelium.json").read_text())
+    marker = json.loads((run / ".mycelium" / "op_classes.json").read_text())
+    assert stamp["identity"] is None and stamp["training_arguments"]["num_train_epochs"] == 1
+    assert stamp["trained_on"]["fingerprint"] == marker["fingerprint"]
+    assert not [p for p in run.rglob("*checkpoint*")]  # neither in models/ nor in the work folder
+    assert (run / "models" / "classifier" / "model.safetensors").stat().st_mtime_ns != weights["classifier"]
+
+    config = json.loads((run / "run_config.json").read_text())
+    with caplog.at_level(logging.WARNING):
+        train_students(run, StudentsConfig(**config["students"]), config["io_tags"]["student_tokenizer"])
+    assert any("classifier" in r.getMessage() for r in caplog.records)  # the run says what it replaces
+    retrained = {
+        kind for kind in STUDENTS if (run / "models" / kind / "model.safetensors").stat().st_mtime_ns != weights[kind]
+    }
+    assert retrained == {"classifier"}
+    assert json.loads((run / "models" / "classifier" / "mycelium.json").read_text())["identity"]
+    assert not [p for p in run.rglob("*checkpoint*")]
+
+
+def test_the_training_plot_puts_the_restored_checkpoint_at_its_own_epoch(models_dir):
+    """The evaluations after training are logged at the last epoch; the plot draws them at the epoch of the
+    checkpoint that was restored (they used to be drawn as a drop at the last epoch), and the validation curve
+    holds only the evaluations made during training."""
+    from mycelium_models.report import training_curves
+
+    for kind in ("tagger", "classifier", "binder", "decoder"):
+        history = json.loads((models_dir / kind / "training_log.json").read_text())
+        curves = training_curves(history)
+        during = [h for h in history[: next(k for k, h in enumerate(history) if "train_runtime" in h)]]
+        assert curves["validation"] == [(h["epoch"], h["eval_loss"]) for h in during if "eval_loss" in h]
+        final = next(h["validation_loss"] for h in history if "validation_loss" in h)
+        epoch, loss = curves["best"]
+        assert loss == final and dict(curves["validation"])[epoch] == pytest.approx(final, rel=1e-5), kind
+        assert curves["test"][0] == epoch
 
 
 def test_the_tagger_refuses_io_tags_of_another_tokenizer(run_dir, tiny_qwen2, tmp_path):
@@ -582,7 +649,26 @@ def test_run_writes_report_and_an_evaluation_whose_attribution_adds_up(run_dir):
         assert (run_dir / "report" / png).stat().st_size > 1000, png
 
 
-def test_eval_cli_scores_unseen_problems_from_a_jsonl_file(models_dir, tmp_path):
+def test_the_report_names_the_models_folder_as_code_started_where_the_run_was_opens_it(run_dir, monkeypatch):
+    """From a folder above the run's parent (as `runs/demo` is from the repository's root) the report's
+    from_pretrained path opens the models from there; from elsewhere it names them from the run folder's parent, as
+    cards do, never by an absolute path."""
+    import re
+
+    from mycelium_models.report import write_run_report
+
+    def suggested() -> str:
+        text = write_run_report(run_dir).read_text()
+        return re.search(r'MyceliumSolver\.from_pretrained\("([^"]+)"\)', text).group(1)
+
+    monkeypatch.chdir(run_dir.parent.parent)
+    path = suggested()
+    assert path == f"{run_dir.parent.name}/{run_dir.name}/models" and (Path(path) / "tagger" / "config.json").is_file()
+    monkeypatch.chdir(Path(__file__).parent)
+    assert suggested() == f"{run_dir.name}/models"
+
+
+def test_eval_cli_scores_unseen_problems_from_a_jsonl_file(models_dir, tmp_path, capsys):
     from mycelium_models.cli import main
 
     src = write_jsonl(
@@ -597,6 +683,7 @@ def test_eval_cli_scores_unseen_problems_from_a_jsonl_file(models_dir, tmp_path)
     out = tmp_path / "eval"
     assert main(["eval", "--models", str(models_dir), "--source", str(src), "--out", str(out)]) == 0
     summary = json.loads((out / "eval.json").read_text())
+    assert json.loads(capsys.readouterr().out)["n_scored"] == summary["n_scored"]  # stdout is the one JSON result
     assert summary["n"] == 4 and summary["n_scored"] == 3  # the row with no answer is kept, not scored
     assert sum(summary["attribution"].values()) == summary["wrong"]
     assert (out / "report.md").is_file() and (out / "attribution.png").is_file()
