@@ -44,7 +44,8 @@ from .runner import map_batches
 # as before
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
 # 1.1.2: problems reads the equation shape; rows of the other shapes as before
-VERSION = "1.1.5"
+# 1.1.6: cards: license and description in dataset_info (ds.info.license), the run folder's card; rows as before
+VERSION = "1.1.6"
 INPUT_COLUMNS = ("id", "problem", "ops", "validated", "op_status", "executed_answer")
 
 POINTER = {"kind": datasets.Value("string"), "index": datasets.Value("int32"), "value": datasets.Value("string")}

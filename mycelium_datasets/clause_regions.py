@@ -28,7 +28,8 @@ from .runner import map_batches
 
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
 # 1.1.1: problems reads the equation shape; rows of the other shapes as before
-VERSION = "1.1.4"
+# 1.1.5: cards: license and description in dataset_info (ds.info.license), the run folder's card; rows as before
+VERSION = "1.1.5"
 INPUT_COLUMNS = ("id", "problem", "spans", "iaf_top")
 
 REGION = {"char_start": datasets.Value("int32"), "char_end": datasets.Value("int32"), "text": datasets.Value("string")}

@@ -23,7 +23,8 @@ from .columns import require_columns
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc;
 # rows computed afresh (no datasets map cache)
 # 1.1.1: problems reads the equation shape; rows of the other shapes as before
-VERSION = "1.1.4"
+# 1.1.5: cards: license and description in dataset_info (ds.info.license), the run folder's card; rows as before
+VERSION = "1.1.5"
 INPUT_COLUMNS = ("id", "problem", "spans", "problem_attn", "problem_token_offsets")
 
 TOP = {

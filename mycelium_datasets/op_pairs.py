@@ -58,7 +58,8 @@ __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", 
 # 2.0.0: values may be irrational (LaTeX strings: 3 \\sqrt{13}, 288 \\pi), new op poly_root (tier 2)
 # 2.5.1: problems reads the equation shape; rows of the other shapes as before
 # 2.5.5: the card no longer says systems are not parsed (two linear equations in two unknowns are)
-VERSION = "2.5.5"
+# 2.5.6: cards: license and description in dataset_info (ds.info.license), the run folder's card; rows as before
+VERSION = "2.5.6"
 # 1.1.0: fraction words are also their denominator; an op with neither problem operands nor an IAF region takes its
 # input's region
 INPUT_COLUMNS = ("id", "problem", "answer", "spans", "span_regions")

@@ -45,7 +45,8 @@ logger = logging.getLogger(__name__)
 
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
 # 1.2.0: the equation shape (MAWPS, ASDiv): a reference CoT written from the equation, one step a line
-VERSION = "1.3.2"
+# 1.3.3: cards: license and description in dataset_info (ds.info.license), the run folder's card; rows as before
+VERSION = "1.3.3"
 
 FEATURES = datasets.Features(
     {

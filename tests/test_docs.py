@@ -62,16 +62,17 @@ EXAMPLES = [(path, line, code) for path in DOCS for line, code in python_example
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_solver) -> tuple[Path, dict]:
-    """A folder to run the examples in, holding what they read: ``runs/demo/cot_traces`` (the data stages of
-    ``mycelium run --out runs/demo --config tiny`` up to it) and, in a Hub cache read offline, the released solver
-    ``my-org/mycelium-demo-solver`` at ``v1.0.0`` (tiny students, laid out as ``mycelium release`` uploads them)."""
+    """A folder to run the examples in, holding what they read: ``runs/demo`` up to ``io_tags`` (the data stages of
+    ``mycelium run --out runs/demo --config tiny`` up to it, with the run folder's card) and, in a Hub cache read
+    offline, the released solver ``my-org/mycelium-demo-solver`` at ``v1.0.0`` (tiny students, laid out as
+    ``mycelium release`` uploads them)."""
     from mycelium_datasets.pipeline import build
     from mycelium_models.job import load_preset, split_options
 
     from conftest import save_solver
 
     cwd = tmp_path_factory.mktemp("readme")
-    build(cwd / "runs" / "demo", "cot_traces", split_options(load_preset("tiny")))
+    build(cwd / "runs" / "demo", "io_tags", split_options(load_preset("tiny")))
     repo = cwd / "hub" / f"models--{SOLVER_REPO.replace('/', '--')}"
     commit = "0123456789abcdef0123456789abcdef01234567"
     (repo / "refs").mkdir(parents=True)
