@@ -28,6 +28,18 @@ def _markers(out_dir: Path) -> dict[str, dict]:
     return markers
 
 
+def typed_path(folder: Path, run_dir: Path) -> str:
+    """``folder`` as its user types it next: from the working folder the run was started in (``runs/demo/models``)
+    when it lies inside it, else named from the run folder's parent (``demo/models``); never an absolute path."""
+    cwd = Path.cwd().resolve()
+    try:
+        if cwd != cwd.parent:  # from the file system's root, the path would be the machine's absolute one
+            return Path(folder).resolve().relative_to(cwd).as_posix()
+    except ValueError:
+        pass
+    return run_relative(folder, run_dir)
+
+
 def _plt():
     import matplotlib
 
@@ -167,7 +179,7 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
             "Models: "
             + ", ".join(f"[`models/{kind}`](../models/{kind}/README.md)" for kind in metrics)
             + ' (`MyceliumSolver.from_pretrained("'
-            + run_relative(out_dir / "models", out_dir)
+            + typed_path(out_dir / "models", out_dir)
             + '")`).',
             "",
         ]

@@ -207,6 +207,24 @@ def test_a_run_folder_loads_one_artifact_at_a_time(tmp_path, finished):
     assert rows_on_disk(run, "problems") != rows_on_disk(finished, "problems")
 
 
+def test_the_report_names_the_models_as_they_are_typed_from_where_the_run_started(tmp_path, monkeypatch):
+    """The report's ``from_pretrained`` path is the one to type next: from the working folder of ``mycelium run
+    --out runs/demo`` it is ``runs/demo/models``; a run folder outside the working folder is named from its parent,
+    never by this machine's absolute path."""
+    from mycelium_models.report import write_run_report
+
+    run = tmp_path / "repo" / "runs" / "demo"
+    (run / "models" / "tagger").mkdir(parents=True)
+    (run / "models" / "tagger" / "metrics.json").write_text(json.dumps({"eval_f1": 0.5}))
+    monkeypatch.chdir(tmp_path / "repo")
+    text = write_run_report("runs/demo").read_text()
+    assert 'from_pretrained("runs/demo/models")' in text
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    text = write_run_report(run).read_text()
+    assert 'from_pretrained("demo/models")' in text and str(tmp_path) not in text
+
+
 def test_verify_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert cli_main(["verify", str(tmp_path)]) == 2
     assert "is not a run folder" in capsys.readouterr().err
