@@ -111,3 +111,49 @@ def test_the_examples_are_found_and_a_failing_one_fails(tmp_path):
     page.write_text("text\n\n```python\nimport sys\n\nsys.exit(3)\n```\n\n```bash\nfalse\n```\n")
     assert python_examples(page) == [(3, "import sys\n\nsys.exit(3)\n")]
     assert run_example(python_examples(page)[0][1], tmp_path, dict(os.environ)).returncode == 3
+
+
+# -- links stay inside the repository; install lines work from a clone -----------------------------------------------
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+PIP_INSTALL = re.compile(r"pip install ([^`\n)]+)")
+
+
+def relative_links(path: Path) -> list[str]:
+    """The targets of a Markdown file's links that are not web addresses or anchors within the page."""
+    targets = [m.group(1).split("#")[0] for m in LINK.finditer(path.read_text(encoding="utf-8"))]
+    return [t for t in targets if t and not re.match(r"[a-z]+:", t)]
+
+
+def test_every_link_of_the_readme_and_docs_is_a_file_in_the_repository():
+    broken = []
+    for path in DOCS:
+        for target in relative_links(path):
+            resolved = (path.parent / target).resolve()
+            if not resolved.is_relative_to(ROOT) or not resolved.exists():
+                broken.append(f"{path.relative_to(ROOT)} -> {target}")
+    assert not broken, f"links that leave the repository or name nothing: {broken}"
+    assert "docs/design.md" in relative_links(ROOT / "README.md")  # the design is in the repository
+
+
+def test_the_link_check_sees_a_link_outside_the_repository(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("[design](../shared/DESIGN.md), [hub](https://huggingface.co), [top](#top), [x](x.md#part)\n")
+    assert relative_links(page) == ["../shared/DESIGN.md", "x.md"]
+
+
+def test_no_install_line_names_the_unpublished_distribution():
+    """Until a release is on PyPI, ``pip install <our distribution>`` fails for a reader: the README, the docs and
+    the released cards' template install from the repository (``pip install -e .``, ``scripts/install.sh``)."""
+    import configparser
+
+    from mycelium_models import release
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    ours = config["metadata"]["name"]
+    texts = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8") for path in DOCS}
+    texts["mycelium_models.release.INSTALL"] = release.INSTALL
+    named = {where: PIP_INSTALL.findall(text) for where, text in texts.items()}
+    assert not [(w, line) for w, lines in named.items() for line in lines if ours in line.split()]
+    assert "-e ." in " ".join(named["README.md"]) and (ROOT / "scripts" / "install.sh").is_file()
