@@ -7,6 +7,7 @@ name/version/config/upstream/source) and written as a Hub dataset repo: ``data/<
 
 Layout of a run folder ``DIR``::
 
+    DIR/README.md                                             the run's card: each artifact as a configuration
     DIR/<artifact>/README.md, DIR/<artifact>/data/*.parquet   the artifact (what a release uploads)
     DIR/.mycelium/<artifact>.json                             completion marker: fingerprint, config, counts
     DIR/.mycelium/work/<artifact>/<fingerprint>/              resumable parts while a build runs
@@ -26,9 +27,10 @@ from typing import ClassVar
 
 import datasets
 from datasets.fingerprint import Hasher
+from huggingface_hub import DatasetCard
 
 from mycelium_datasets import provenance
-from mycelium_datasets.card import code_version, render_dataset_card, run_relative
+from mycelium_datasets.card import code_version, render_dataset_card, render_run_card, run_relative
 from mycelium_datasets.run_folder import (
     ArtifactDamagedError,
     check_files,
@@ -180,6 +182,12 @@ class ArtifactBuilder(abc.ABC):
 
     # -- building -------------------------------------------------------------------------------------------------
 
+    @classmethod
+    def schema(cls, features: datasets.Features) -> datasets.Features:
+        """The schema a split of this artifact must have, given the one it has: ``FEATURES``. An artifact whose label
+        set is learned from its rows (``op_classes``) declares the shape and takes the label names the split has."""
+        return cls.FEATURES
+
     @abc.abstractmethod
     def _build(self, upstream: dict[str, datasets.DatasetDict], work_dir: Path, info: ProcessInfo):
         """Return ``(DatasetDict, rows_in, dropped: dict[reason, count], extra_stats: list[str])`` on the main
@@ -215,7 +223,7 @@ class ArtifactBuilder(abc.ABC):
                     f"{self.NAME}: rows in ({rows_in}) != rows out ({rows_out}) + counted drops ({dropped})"
                 )
             for split, d in dataset.items():
-                if d.features != self.FEATURES:
+                if d.features != self.schema(d.features):
                     raise RuntimeError(f"{self.NAME}/{split}: features differ from the declared schema")
             self._write(dataset, fingerprint, markers, rows_in, dropped, extra_stats, time.time() - started)
             shutil.rmtree(self.work_dir(fingerprint), ignore_errors=True)
@@ -353,5 +361,26 @@ def write_artifact(
     tmp_marker = marker_path.with_suffix(".json.tmp")
     tmp_marker.write_text(json.dumps(record, indent=2, sort_keys=True))
     os.replace(tmp_marker, marker_path)
+    write_run_card(out_dir)
     logger.info("wrote %s: %s", path, record["rows"])
+    return path
+
+
+def write_run_card(out_dir: str | Path) -> Path:
+    """Write ``out_dir/README.md``, the run folder's card: every artifact it holds (a completion marker and a card)
+    as a configuration, so ``load_dataset(out_dir, "io_tags")`` loads ``out_dir/io_tags`` and a bare
+    ``load_dataset(out_dir)`` names the artifacts to choose from instead of reading every Parquet file as one
+    dataset. Rewritten (atomically) after each artifact is written."""
+    from mycelium_datasets.builders import BUILDERS
+
+    out_dir = Path(out_dir)
+    artifacts = [
+        (name, DatasetCard.load(out_dir / name / "README.md").data)
+        for name in BUILDERS
+        if (out_dir / ".mycelium" / f"{name}.json").is_file() and (out_dir / name / "README.md").is_file()
+    ]
+    path = out_dir / "README.md"
+    tmp = out_dir / ".README.md.tmp"
+    tmp.write_text(render_run_card(run_relative(out_dir, out_dir), artifacts), encoding="utf-8")
+    os.replace(tmp, path)
     return path

@@ -32,7 +32,8 @@ class IoTagsBuilder(_StudentSetBuilder):
     FEATURES = student_sets.IO_FEATURES
     DESCRIPTION = (
         "The tagger's training set: validated problems tokenized by the student tokenizer with offsets, each token "
-        "labelled OP (1) when it overlaps an operation's region, else O (0); special tokens -100 (IO, not BIO)."
+        "labelled OP (1) when it overlaps an operation's region, else O (0) (IO, not BIO; `labels` is a list of "
+        "ClassLabel O / OP); special tokens -1, a ClassLabel's no-label value, which a training loss must ignore."
     )
     LIMITATIONS = ["Only execution-validated problems give labels; the others are counted as drops by reason."]
     STAT_COLUMNS = ()
@@ -42,7 +43,10 @@ class IoTagsBuilder(_StudentSetBuilder):
         pairs = upstream["op_pairs"]
         result = student_sets.build_io_tags(pairs, self.config, self.num_proc)
         labels = collections.Counter(x for d in result.values() for row in d["labels"] for x in row)
-        extra = [f"token labels: O {labels.get(0, 0)}, OP {labels.get(1, 0)}, ignored {labels.get(-100, 0)}"]
+        extra = [
+            f"token labels: O {labels.get(0, 0)}, OP {labels.get(1, 0)}, "
+            f"special tokens (no label) {labels.get(student_sets.NO_LABEL, 0)}"
+        ]
         return result, sum(len(d) for d in pairs.values()), student_sets.drop_reasons(pairs), extra
 
 
@@ -52,11 +56,17 @@ class OpClassesBuilder(_StudentSetBuilder):
     DESCRIPTION = (
         "The classifier's training set: one row per unit of a validated problem (its operation regions merged into "
         "the runs a perfect tagger finds): the unit's problem text (`text`) and its operations in the solution's "
-        "order, joined by `+` (`label`: `mul`, `mul+sub`)."
+        "order, joined by `+` (`label`: `mul`, `mul+sub`), a ClassLabel whose names are the sequences the rows hold: "
+        "the training split's, most frequent first, then those only another split holds."
     )
     LIMITATIONS = ["Problem-text regions, never CoT text: that is what the classifier sees at inference."]
     STAT_COLUMNS = ("label",)
     TASK_CATEGORIES = ("text-classification",)
+
+    @classmethod
+    def schema(cls, features: datasets.Features) -> datasets.Features:
+        label = features.get("label")
+        return student_sets.op_features(label.names if isinstance(label, datasets.ClassLabel) else ())
 
     def _build(self, upstream, work_dir, info):
         pairs = upstream["op_pairs"]

@@ -45,7 +45,9 @@ from .runner import map_batches
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
 # 1.1.2: problems reads the equation shape; rows of the other shapes as before
 # 1.1.6: the runner's progress bars (one per stage and split, on a terminal); the same rows as 1.1.5
-VERSION = "1.1.6"
+# 1.1.6: cards: license and description in dataset_info (ds.info.license), the run folder's card; rows as before
+# 1.1.7: quiet progress bars and the cards' dataset_info licence together (two branches merged)
+VERSION = "1.1.7"
 INPUT_COLUMNS = ("id", "problem", "ops", "validated", "op_status", "executed_answer")
 
 POINTER = {"kind": datasets.Value("string"), "index": datasets.Value("int32"), "value": datasets.Value("string")}

@@ -9,7 +9,7 @@ from pathlib import Path
 import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from mycelium_datasets.cards import DATASET_CARD
+from mycelium_datasets.cards import DATASET_CARD, RUN_CARD
 from mycelium_datasets.provenance import combine_licenses, lineage_licenses
 
 
@@ -119,6 +119,14 @@ def data_statistics(dataset: datasets.DatasetDict) -> list[str]:
     return lines
 
 
+def info_license(license_meta: dict, parts: list) -> str:
+    """The license as ``DatasetInfo.license`` holds it: the card's one license (``apache-2.0``), or, when the parts'
+    terms differ, ``other`` followed by each part's terms (``DatasetInfo`` has no ``license_name``)."""
+    if "license_name" not in license_meta:
+        return license_meta["license"]
+    return f"{license_meta['license']} ({license_meta['license_name']}): " + "; ".join(part.line() for part in parts)
+
+
 def render_dataset_card(
     *,
     artifact: str,
@@ -179,6 +187,10 @@ def render_dataset_card(
     for split, d in dataset.items():
         info.splits.add(datasets.SplitInfo(name=split, num_examples=len(d), num_bytes=d.data.nbytes))
     datasets.info.DatasetInfosDict({"default": info}).to_dataset_card_data(card_data)
+    # `to_dataset_card_data` writes only the schema and the sizes, while `load_dataset` reads every `DatasetInfo`
+    # field it finds under `dataset_info` (datasets' `DatasetInfo._from_yaml_dict`): with these, `ds.info.license`
+    # and `ds.info.description` say what the card says
+    card_data["dataset_info"].update(license=info_license(license_meta, licenses), description=description)
     upstream = lineage.get("upstream") or {}
     upstream_text = (
         ", ".join(f"`{name}` v{u.get('version')} ({u.get('fingerprint', '')[:12]})" for name, u in upstream.items())
@@ -219,3 +231,38 @@ def render_dataset_card(
         load_path=load_path,
     )
     return str(card)
+
+
+def _under(folder: str, path: str | list[str]) -> str | list[str]:
+    """A card's data file path (or list of shard paths) as seen from the folder above: ``folder/path``."""
+    return [f"{folder}/{p}" for p in path] if isinstance(path, list) else f"{folder}/{path}"
+
+
+def render_run_card(run_name: str, artifacts: list[tuple[str, DatasetCardData]]) -> str:
+    """The README.md of a run folder: each built artifact (``(name, its card's data)``, in pipeline order) as a
+    configuration whose ``data_files`` are the artifact's own, with its ``dataset_info``. No configuration is the
+    default, so ``load_dataset(run_folder)`` stops with datasets' own error naming the artifacts to choose from, and
+    ``load_dataset(run_folder, name)`` loads the same rows, schema and info as ``load_dataset(run_folder/name)``."""
+    configs, infos, rows = [], [], []
+    for name, data in artifacts:
+        config = dict((data.get("configs") or [{}])[0])
+        config.pop("default", None)
+        config["config_name"] = name
+        config["data_files"] = [
+            {"split": f["split"], "path": _under(name, f["path"])} for f in config.get("data_files") or []
+        ]
+        configs.append(config)
+        info = dict(data.get("dataset_info") or {})
+        infos.append({"config_name": name, **{k: v for k, v in info.items() if k != "config_name"}})
+        splits = ", ".join(f"{s['name']} {s['num_examples']}" for s in info.get("splits") or [])
+        rows.append((name, data.get("version"), splits, data.get("license")))
+    card_data = DatasetCardData(configs=configs, dataset_info=infos, tags=TAGS)
+    return str(
+        DatasetCard.from_template(
+            card_data,
+            template_path=str(RUN_CARD),
+            run_name=run_name,
+            first=artifacts[0][0] if artifacts else "problems",
+            artifacts=rows,
+        )
+    )

@@ -41,7 +41,9 @@ logger = logging.getLogger(__name__)
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
 # 1.1.1: problems reads the equation shape; rows of the other shapes as before
 # 1.1.5: the runner's progress bars (one per stage and split, on a terminal); the same rows as 1.1.4
-VERSION = "1.1.5"
+# 1.1.5: cards: license and description in dataset_info (ds.info.license), the run folder's card; rows as before
+# 1.1.6: quiet progress bars and the cards' dataset_info licence together (two branches merged)
+VERSION = "1.1.6"
 INPUT_COLUMNS = ("id", "problem", "answer", "solution", "status")
 
 ATTEMPT = {

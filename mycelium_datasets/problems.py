@@ -46,7 +46,9 @@ logger = logging.getLogger(__name__)
 # 1.1.0: cards: licence of the whole lineage, source_datasets, version in configs; Parquet shards; num_proc
 # 1.2.0: the equation shape (MAWPS, ASDiv): a reference CoT written from the equation, one step a line
 # 1.3.3: the runner's progress bars (one per stage and split, on a terminal); the same rows as 1.3.2
-VERSION = "1.3.3"
+# 1.3.3: cards: license and description in dataset_info (ds.info.license), the run folder's card; rows as before
+# 1.3.4: quiet progress bars and the cards' dataset_info licence together (two branches merged)
+VERSION = "1.3.4"
 
 FEATURES = datasets.Features(
     {

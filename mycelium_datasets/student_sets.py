@@ -6,14 +6,18 @@ guide's "classifier on CoT text, inference on problem text" bug).
 
 ``io_tags``: the problem tokenized by the **student** tokenizer with offsets; each token is ``OP`` when it overlaps
 the region of one of the problem's operations, else ``O`` (IO tagging, not BIO: any contiguous OP run is a region);
-special tokens get ``-100`` (ignored by the loss). Columns: ``id``, ``problem``, ``input_ids``, ``offsets``,
-``labels``.
+special tokens get ``-1``, datasets' "no label" of a ``ClassLabel`` (the tagger's training turns it into the
+``-100`` its loss ignores). Columns: ``id``, ``problem``, ``input_ids``, ``offsets``, ``labels`` (a list of
+``ClassLabel(names=["O", "OP"])``: ``features["labels"].feature.names`` is the tagger's ``id2label``).
 
 ``op_classes``: one row per **unit** (the operation regions merged into the runs a perfect IO tagger finds, see
 :mod:`mycelium_datasets.dag`): ``id`` (problem id and unit index), ``text`` (the unit's text in the problem),
 ``label`` (its operations in the order the solution takes them, joined by ``+``: ``mul``, ``mul+sub``). A unit often
 holds several operations ("got 1 bags of gum" holds mul, sub, div and floor), so the classifier names them all, and
-the solver lays them out unit by unit exactly as the ``bindings`` artifact does.
+the solver lays them out unit by unit exactly as the ``bindings`` artifact does. ``label`` is a ``ClassLabel`` whose
+names are the sequences this build's rows hold (:func:`op_label_names`: the classifier's classes, in its order):
+the operations are a closed vocabulary but their sequences are not, so the label set is learned from the data and
+written with it, and the self-improving loop appends the sequences its rounds add (:func:`with_label_names`).
 
 Rows of problems that were not validated are counted in the card as drops with their reason (``op_status``).
 """
@@ -38,9 +42,14 @@ from .runner import map_batches
 # 2.0.0: op_classes has one row per unit labelled with its operation sequence (1.0.0: per operation)
 # 2.1.2: problems reads the equation shape; rows of the other shapes as before
 # 2.1.6: the runner's progress bars (one per stage and split, on a terminal); the same rows as 2.1.5
-VERSION = "2.1.6"
+# 2.2.0: label sets are ClassLabels: io_tags.labels names O / OP (special tokens -1, was -100), op_classes.label
+# names the build's operation sequences; cards: license and description in dataset_info, the run folder's card
+# 2.2.1: both changes above together (two branches merged)
+
+VERSION = "2.2.1"
 LABEL_JOIN = "+"
 IO_LABELS = ("O", "OP")
+NO_LABEL = -1  # a special token: datasets' "no label" of a ClassLabel
 INPUT_COLUMNS = ("id", "problem", "ops", "validated")
 
 IO_FEATURES = datasets.Features(
@@ -49,16 +58,25 @@ IO_FEATURES = datasets.Features(
         "problem": datasets.Value("string"),
         "input_ids": datasets.List(datasets.Value("int32")),
         "offsets": datasets.List(datasets.List(datasets.Value("int32"), length=2)),
-        "labels": datasets.List(datasets.Value("int8")),
+        "labels": datasets.List(datasets.ClassLabel(names=list(IO_LABELS))),
     }
 )
-OP_FEATURES = datasets.Features(
+# The rows make_op_classes writes: each label as its text.
+OP_TEXT_FEATURES = datasets.Features(
     {
         "id": datasets.Value("string"),
         "text": datasets.Value("string"),
         "label": datasets.Value("string"),
     }
 )
+
+
+def op_features(names) -> datasets.Features:
+    """``op_classes``' schema with the label set ``names`` (operation sequences, see :func:`op_label_names`)."""
+    return datasets.Features({**OP_TEXT_FEATURES, "label": datasets.ClassLabel(names=list(names))})
+
+
+OP_FEATURES = op_features(())  # the declared shape: each build names its labels
 
 
 @dataclass
@@ -82,11 +100,11 @@ def load_student_tokenizer(name: str):
 
 
 def io_labels(offsets: list[tuple[int, int]], regions: list[tuple[int, int]], special: list[int]) -> list[int]:
-    """OP (1) for tokens overlapping a region, O (0) otherwise, -100 for special tokens."""
+    """OP (1) for tokens overlapping a region, O (0) otherwise, ``NO_LABEL`` (-1) for special tokens."""
     labels = []
     for (a, b), is_special in zip(offsets, special):
         if is_special or b <= a:
-            labels.append(-100)
+            labels.append(NO_LABEL)
         else:
             labels.append(int(any(a < r_end and b > r_start for r_start, r_end in regions)))
     return labels
@@ -182,8 +200,36 @@ def build_io_tags(
     return result
 
 
+def op_label_names(labels) -> list[str]:
+    """``op_classes``' label set from each split's label texts (``{split: [label, ...]}``): the training split's
+    operation sequences, most frequent first (ties by name), then those only the other splits hold, by name. These
+    are the classifier's classes in its order; a sequence only a test split holds is one no model trained on this set
+    predicts, so it counts as an error, never dropped."""
+    counts = collections.Counter(labels.get("train", []))
+    names = [label for label, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+    for split, values in labels.items():
+        if split != "train":
+            names += sorted(set(values) - set(names))
+    return names
+
+
+def with_label_names(data: datasets.DatasetDict, rows: list[dict]) -> datasets.DatasetDict:
+    """``data`` whose ``ClassLabel`` columns also name every label text of ``rows`` that they lack, appended, so each
+    id keeps its meaning: how the self-improving loop adds rows of an operation sequence the run never held."""
+    features = next(iter(data.values())).features.copy()
+    widened = False
+    for column, feature in features.items():
+        if isinstance(feature, datasets.ClassLabel):
+            new = sorted({r[column] for r in rows if isinstance(r[column], str)} - set(feature.names))
+            if new:
+                features[column] = datasets.ClassLabel(names=[*feature.names, *new])
+                widened = True
+    return data.cast(features) if widened else data
+
+
 def build_op_classes(pairs: datasets.DatasetDict, num_proc: int | None = None) -> datasets.DatasetDict:
-    """The classifier's set from every split of ``pairs`` (``op_pairs``), on ``num_proc`` processes."""
+    """The classifier's set from every split of ``pairs`` (``op_pairs``), on ``num_proc`` processes; ``label`` is a
+    ``ClassLabel`` over the sequences the rows hold (:func:`op_label_names`)."""
     result = datasets.DatasetDict()
     for split, dataset in pairs.items():
         kept = _validated(dataset)
@@ -192,11 +238,11 @@ def build_op_classes(pairs: datasets.DatasetDict, num_proc: int | None = None) -
             make_op_classes,
             batch_size=64,
             remove_columns=kept.column_names,
-            features=OP_FEATURES,
+            features=OP_TEXT_FEATURES,
             num_proc=num_proc,
             desc=f"op_classes/{split}",
         )
-    return result
+    return result.cast(op_features(op_label_names({split: d["label"] for split, d in result.items()})))
 
 
 def drop_reasons(pairs: datasets.DatasetDict) -> dict[str, int]:

@@ -220,6 +220,7 @@ def write_round_artifact(round_dir: Path, name: str, data: datasets.DatasetDict,
 def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students) -> dict:
     """Write round ``r``'s training sets (the run's plus everything added so far) as artifacts, retrain every
     student on them, and evaluate the round's students on the run's test split; returns the evaluation summary."""
+    from mycelium_datasets.student_sets import with_label_names
     from mycelium_models.evaluation import evaluate_students, references_from_run, scoring_rows, write_eval
     from mycelium_models.model_card import add_end_to_end, problem_source
     from mycelium_models.solver import MyceliumSolver
@@ -242,12 +243,14 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students)
         marker = json.loads((run_dir / ".mycelium" / f"{name}.json").read_text())
         lineage["upstream"][name] = {k: marker[k] for k in ("version", "fingerprint")}
         lineage["provenance"].update(marker.get("provenance") or {})
-        train_split = base[name]["train"]
+        # a label the round adds (an operation sequence the run never held) joins the artifact's label set
+        splits = with_label_names(base[name], added[name])
+        train_split = splits["train"]
         if added[name]:
             train_split = datasets.concatenate_datasets(
                 [train_split, datasets.Dataset.from_list(added[name], features=train_split.features)]
             )
-        data = datasets.DatasetDict({"train": train_split, **{k: v for k, v in base[name].items() if k != "train"}})
+        data = datasets.DatasetDict({"train": train_split, **{k: v for k, v in splits.items() if k != "train"}})
         write_round_artifact(round_dir, name, data, lineage, r)
     for kind in STUDENTS:
         evaluate = len(base[STUDENTS[kind].artifact].get("test", [])) > 0

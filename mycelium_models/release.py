@@ -66,6 +66,8 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 # solver's card on top. A run folder's goes to ORG/NAME-solver, beside its ORG/NAME-<artifact> dataset repos.
 SOLVER = "solver"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json")
+# How a released card tells its reader to get the package: it is not on PyPI yet, so from a clone of the repository.
+INSTALL = "the mycelium package, not on PyPI yet: pip install -e . in a clone of its repository"
 
 
 class ReleaseError(RuntimeError):
@@ -283,7 +285,7 @@ def _rewrite_model_card(
     auto = STUDENTS[kind].auto_class if kind in STUDENTS else "AutoModelForSequenceClassification"
     where = f'"{repo_id}", ' + (f'subfolder="{subfolder}", ' if subfolder else "") + f'revision="{tag}"'
     intro = (
-        f"""# the solver: this student with the others of this repo (pip install mycelium-distill)
+        f"""# the solver: this student with the others of this repo ({INSTALL})
 from mycelium_models.solver import MyceliumSolver
 
 solver = MyceliumSolver.from_pretrained("{repo_id}", revision="{tag}")
@@ -291,7 +293,7 @@ solver = MyceliumSolver.from_pretrained("{repo_id}", revision="{tag}")
 # this student alone, with the package (no remote code)
 """
         if subfolder
-        else "# with the package (no remote code): pip install mycelium-distill\n"
+        else f"# with the package (no remote code; {INSTALL})\n"
     )
     use = f"""{USE_BEGIN}
 ```python
@@ -463,7 +465,7 @@ pointer) are the chain the decoder replaced, kept for comparison.
 ## Use
 
 ```python
-from mycelium_models.solver import MyceliumSolver  # pip install mycelium-distill
+from mycelium_models.solver import MyceliumSolver  # {INSTALL}
 
 solver = MyceliumSolver.from_pretrained("{repo_id}", revision="{tag}")
 print(solver.solve(["Tom has 3 apples and buys 4 more. How many apples does he have?"])[0]["answer"])

@@ -55,7 +55,11 @@ class NoEvaluationSplitError(ValueError):
 # its model_max_length: the solver reads what the students were trained to read
 # 2.1.5: each student folder holds mycelium.json (what it was trained from and with), checkpoints hold weights only
 # and live outside the models folder; training logs instead of printing; the same weights as 2.1.4
-STUDENT_VERSION = "2.1.5"
+# 2.2.0: the classifier's classes are op_classes' ClassLabel names (in its order, over the whole training split);
+# the tagger reads io_tags' "no label" (-1) as the ignored -100
+# 2.2.1: both changes above together (two branches merged)
+
+STUDENT_VERSION = "2.2.1"
 
 
 @dataclass
@@ -430,7 +434,8 @@ def _tagger_recipe(data, eval_sets, tokenizer, backbone, args):
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": [[1] * len(x) for x in batch["input_ids"]],
-            "labels": batch["labels"],
+            # io_tags marks special tokens with ClassLabel's "no label" (-1); the loss ignores -100
+            "labels": [[label if label >= 0 else -100 for label in row] for row in batch["labels"]],
         }
 
     train_set = data["train"].map(prepare, batched=True, remove_columns=data["train"].column_names)
@@ -445,16 +450,10 @@ def _tagger_recipe(data, eval_sets, tokenizer, backbone, args):
 
 
 def classifier_labels(data) -> list[str]:
-    """The classifier's label names: the operation sequences of the training split, most frequent first, then
-    any that only the test split has (the model cannot predict those: they count as errors, never dropped)."""
-    import collections
-
-    counts = collections.Counter(data["train"]["label"])
-    names = [label for label, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
-    for split, rows in data.items():
-        if split != "train":
-            names += sorted(set(rows["label"]) - set(names))
-    return names
+    """The classifier's label names (its ``id2label``): ``op_classes``' label set, its ``ClassLabel``'s names (the
+    operation sequences of the training split, most frequent first, then any that only another split has: the model
+    cannot predict those, so they count as errors, never dropped)."""
+    return list(data["train"].features["label"].names)
 
 
 def _classifier_recipe(data, eval_sets, tokenizer, backbone, args):
@@ -467,7 +466,7 @@ def _classifier_recipe(data, eval_sets, tokenizer, backbone, args):
 
     def prepare(batch):
         encoded = tokenizer(batch["text"], truncation=True, max_length=args.max_length)
-        return {**encoded, "labels": [label2id[label] for label in batch["label"]]}
+        return {**encoded, "labels": batch["label"]}  # the ClassLabel ids are the classifier's
 
     train_set = data["train"].map(prepare, batched=True, remove_columns=data["train"].column_names)
     eval_sets = {k: v.map(prepare, batched=True, remove_columns=v.column_names) for k, v in eval_sets.items()}

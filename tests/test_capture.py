@@ -1,4 +1,4 @@
-"""Teacher-forced capture equals the token-by-token KV-cache rows (DESIGN.md decision 1), on real small models."""
+"""Teacher-forced capture equals the token-by-token KV-cache rows (docs/design.md decision 1), on real small models."""
 
 from __future__ import annotations
 

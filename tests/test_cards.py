@@ -100,6 +100,13 @@ def test_a_teacher_generated_artifact_is_labelled_with_both_licenses(tmp_path, t
     assert "## License" in card.text
     assert "- problem source `gsm_symbolic`: apache-2.0" in card.text
     assert f"- teacher (generated the CoTs) `{Path(tiny_teacher).name}`: unknown terms" in card.text
+    # what `load_dataset` gives a user carries the same terms and the card's description
+    loaded = {name: datasets.load_dataset(str(out / name)) for name in ("problems", "cot_traces")}
+    for split in loaded["problems"].values():
+        assert split.info.license == "apache-2.0" and split.info.description == ProblemsBuilder.DESCRIPTION
+    for split in loaded["cot_traces"].values():
+        license_ = split.info.license
+        assert license_.startswith("other") and "apache-2.0" in license_ and Path(tiny_teacher).name in license_
 
 
 # -- Parquet shards -------------------------------------------------------------------------------------------------

@@ -62,16 +62,17 @@ EXAMPLES = [(path, line, code) for path in DOCS for line, code in python_example
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_solver) -> tuple[Path, dict]:
-    """A folder to run the examples in, holding what they read: ``runs/demo/cot_traces`` (the data stages of
-    ``mycelium run --out runs/demo --config tiny`` up to it) and, in a Hub cache read offline, the released solver
-    ``my-org/mycelium-demo-solver`` at ``v1.0.0`` (tiny students, laid out as ``mycelium release`` uploads them)."""
+    """A folder to run the examples in, holding what they read: ``runs/demo`` up to ``io_tags`` (the data stages of
+    ``mycelium run --out runs/demo --config tiny`` up to it, with the run folder's card) and, in a Hub cache read
+    offline, the released solver ``my-org/mycelium-demo-solver`` at ``v1.0.0`` (tiny students, laid out as
+    ``mycelium release`` uploads them)."""
     from mycelium_datasets.pipeline import build
     from mycelium_models.job import load_preset, split_options
 
     from conftest import save_solver
 
     cwd = tmp_path_factory.mktemp("readme")
-    build(cwd / "runs" / "demo", "cot_traces", split_options(load_preset("tiny")))
+    build(cwd / "runs" / "demo", "io_tags", split_options(load_preset("tiny")))
     repo = cwd / "hub" / f"models--{SOLVER_REPO.replace('/', '--')}"
     commit = "0123456789abcdef0123456789abcdef01234567"
     (repo / "refs").mkdir(parents=True)
@@ -110,3 +111,49 @@ def test_the_examples_are_found_and_a_failing_one_fails(tmp_path):
     page.write_text("text\n\n```python\nimport sys\n\nsys.exit(3)\n```\n\n```bash\nfalse\n```\n")
     assert python_examples(page) == [(3, "import sys\n\nsys.exit(3)\n")]
     assert run_example(python_examples(page)[0][1], tmp_path, dict(os.environ)).returncode == 3
+
+
+# -- links stay inside the repository; install lines work from a clone -----------------------------------------------
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+PIP_INSTALL = re.compile(r"pip install ([^`\n)]+)")
+
+
+def relative_links(path: Path) -> list[str]:
+    """The targets of a Markdown file's links that are not web addresses or anchors within the page."""
+    targets = [m.group(1).split("#")[0] for m in LINK.finditer(path.read_text(encoding="utf-8"))]
+    return [t for t in targets if t and not re.match(r"[a-z]+:", t)]
+
+
+def test_every_link_of_the_readme_and_docs_is_a_file_in_the_repository():
+    broken = []
+    for path in DOCS:
+        for target in relative_links(path):
+            resolved = (path.parent / target).resolve()
+            if not resolved.is_relative_to(ROOT) or not resolved.exists():
+                broken.append(f"{path.relative_to(ROOT)} -> {target}")
+    assert not broken, f"links that leave the repository or name nothing: {broken}"
+    assert "docs/design.md" in relative_links(ROOT / "README.md")  # the design is in the repository
+
+
+def test_the_link_check_sees_a_link_outside_the_repository(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("[design](../shared/DESIGN.md), [hub](https://huggingface.co), [top](#top), [x](x.md#part)\n")
+    assert relative_links(page) == ["../shared/DESIGN.md", "x.md"]
+
+
+def test_no_install_line_names_the_unpublished_distribution():
+    """Until a release is on PyPI, ``pip install <our distribution>`` fails for a reader: the README, the docs and
+    the released cards' template install from the repository (``pip install -e .``, ``scripts/install.sh``)."""
+    import configparser
+
+    from mycelium_models import release
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    ours = config["metadata"]["name"]
+    texts = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8") for path in DOCS}
+    texts["mycelium_models.release.INSTALL"] = release.INSTALL
+    named = {where: PIP_INSTALL.findall(text) for where, text in texts.items()}
+    assert not [(w, line) for w, lines in named.items() for line in lines if ours in line.split()]
+    assert "-e ." in " ".join(named["README.md"]) and (ROOT / "scripts" / "install.sh").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import time
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def test_statuses_and_no_executed_text(tmp_path):
 
 def test_io_labels_on_real_offsets_multibyte_text_and_a_region_ending_mid_word():
     from mycelium_datasets.defaults import DEFAULT_BACKBONE
-    from mycelium_datasets.student_sets import io_labels, load_student_tokenizer
+    from mycelium_datasets.student_sets import NO_LABEL, io_labels, load_student_tokenizer
 
     text = "Zoë buys 3 crêpes for €12 each."
     tokenizer = load_student_tokenizer(DEFAULT_BACKBONE)  # the embedded backbone's WordPiece tokenizer
@@ -151,9 +152,9 @@ def test_io_labels_on_real_offsets_multibyte_text_and_a_region_ending_mid_word()
     regions = [(text.index("buys"), text.index("pes")), (text.index("€"), text.index(" each"))]
     labels = io_labels(offsets, regions, special)
     assert [p for p, label in zip(pieces, labels) if label == 1] == ["buys", "3", "cr", "êp", "€", "12"]
-    assert labels[0] == labels[-1] == -100 and labels.count(0) == 5
+    assert labels[0] == labels[-1] == NO_LABEL and labels.count(0) == 5
     # a region of only the space between "buys" and "3" touches both tokens and overlaps neither
-    assert io_labels(offsets, [(text.index(" 3"), text.index("3 "))], special) == [-100, *[0] * 11, -100]
+    assert io_labels(offsets, [(text.index(" 3"), text.index("3 "))], special) == [NO_LABEL, *[0] * 11, NO_LABEL]
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +174,10 @@ def test_pipeline_to_student_sets(run_dir: Path):
     assert sorted(io["id"]) == sorted(r["id"] for r in validated)
     for row in io:
         assert len(row["labels"]) == len(row["input_ids"]) == len(row["offsets"])
-        assert set(row["labels"]) <= {-100, 0, 1} and 1 in row["labels"] and 0 in row["labels"]
+        assert set(row["labels"]) <= {-1, 0, 1} and 1 in row["labels"] and 0 in row["labels"]
+        assert row["labels"][0] == row["labels"][-1] == -1  # [CLS] and [SEP]: no label
     classes = datasets.load_dataset(str(run_dir / "op_classes"))["train"]
+    label_text = classes.features["label"].int2str
     problems = {r["id"]: r["problem"] for r in pairs}
     bindings = {r["id"]: r for r in datasets.load_dataset(str(run_dir / "bindings"))["train"]}
     for row in classes:
@@ -183,10 +186,51 @@ def test_pipeline_to_student_sets(run_dir: Path):
         binding = bindings[problem_id]
         # one row per unit, labelled with the unit's operations in the binding's layout order
         assert row["text"] == binding["units"][int(unit)]["text"]
-        assert row["label"].split("+") == [op["op"] for op in binding["ops"] if op["unit"] == int(unit)]
+        assert label_text(row["label"]).split("+") == [op["op"] for op in binding["ops"] if op["unit"] == int(unit)]
     assert len(classes) == sum(len(b["units"]) for b in bindings.values())
     card = (run_dir / "op_classes" / "README.md").read_text()
     assert "Rows in:" in card and "label" in card
+
+
+def test_label_sets_are_class_labels_a_student_takes_its_id2label_from(run_dir: Path):
+    """``io_tags.labels`` names O / OP; ``op_classes.label`` names the operation sequences its rows hold, the
+    training split's most frequent first, the same label set in every split: the classifier's classes."""
+    from mycelium_models.modeling_mycelium import MyceliumTaggerConfig
+    from mycelium_models.train import classifier_labels
+
+    io = datasets.load_dataset(str(run_dir / "io_tags"))
+    feature = io["train"].features["labels"].feature
+    assert isinstance(feature, datasets.ClassLabel) and feature.names == ["O", "OP"]
+    assert dict(enumerate(feature.names)) == MyceliumTaggerConfig().id2label
+    classes = datasets.load_dataset(str(run_dir / "op_classes"))
+    label = classes["train"].features["label"]
+    assert isinstance(label, datasets.ClassLabel)
+    assert all(d.features == classes["train"].features for d in classes.values())
+    texts = {split: label.int2str(d["label"]) for split, d in classes.items()}
+    assert sorted(label.names) == sorted({t for split in texts.values() for t in split})  # every label, only those
+    counts = collections.Counter(texts["train"])
+    assert [counts[name] for name in label.names] == sorted(counts.values(), reverse=True)  # most frequent first
+    assert classifier_labels(classes) == label.names  # the classifier's id2label comes from the data
+
+
+def test_a_round_adds_labels_the_run_never_held_keeping_every_id(run_dir: Path):
+    """The self-improving loop's rows may hold an operation sequence the run's ``op_classes`` lacks: the label set
+    grows at its end, every existing id keeps its meaning, and the rows join the split."""
+    from mycelium_datasets.student_sets import with_label_names
+
+    classes = datasets.load_dataset(str(run_dir / "op_classes"))
+    names = classes["train"].features["label"].names
+    before = {split: d.features["label"].int2str(d["label"]) for split, d in classes.items()}
+    rows = [{"id": "new#unit0", "text": "twice as many", "label": "floor+floor+floor"}, {**classes["train"][0]}]
+    rows[1]["label"] = names[rows[1]["label"]]
+    widened = with_label_names(classes, rows)
+    label = widened["train"].features["label"]
+    assert label.names == [*names, "floor+floor+floor"]
+    assert {split: label.int2str(d["label"]) for split, d in widened.items()} == before
+    added = datasets.Dataset.from_list(rows, features=widened["train"].features)
+    joined = datasets.concatenate_datasets([widened["train"], added])
+    assert label.int2str(joined["label"][-2:]) == ["floor+floor+floor", rows[1]["label"]]
+    assert with_label_names(classes, rows[1:]) is classes  # nothing new: unchanged
 
 
 def test_bindings_pointers_resolve_and_reproduce_op_pairs(run_dir: Path):

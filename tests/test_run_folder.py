@@ -31,15 +31,16 @@ CLI_OPTIONS = ["--size", "6", "--test_fraction", "0.34", "--cot_source", "refere
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
+def rows_on_disk(out: Path, name: str) -> dict[str, list[dict]]:
+    """One artifact's rows by split as written: each Parquet file its marker records, read with pyarrow, in order."""
+    marker = json.loads((out / ".mycelium" / f"{name}.json").read_text())
+    files = sorted(rel for rel in marker["files"] if rel.startswith("data/"))
+    return {rel.split("/")[1].split("-")[0]: pq.read_table(out / name / rel).to_pylist() for rel in files}
+
+
 def on_disk(out: Path) -> dict:
-    """Every artifact's rows as written: each split's Parquet file read with pyarrow, in order, every column."""
-    result = {}
-    for name in BUILDERS:
-        marker = json.loads((out / ".mycelium" / f"{name}.json").read_text())
-        files = sorted(rel for rel in marker["files"] if rel.startswith("data/"))
-        rows = {rel.split("/")[1].split("-")[0]: pq.read_table(out / name / rel).to_pylist() for rel in files}
-        result[name] = (marker["fingerprint"], rows)  # rows by split
-    return result
+    """Every artifact's fingerprint and rows as written."""
+    return {name: (markers(out)[name]["fingerprint"], rows_on_disk(out, name)) for name in BUILDERS}
 
 
 def markers(out: Path) -> dict:
@@ -180,6 +181,48 @@ def test_a_flipped_byte_is_found_by_verify_and_rebuilt(tmp_path, finished, capsy
     build_artifacts(run, split_options(OPTIONS), verify=True)
     assert on_disk(run) == on_disk(finished)
     assert cli_main(["verify", str(run)]) == 0
+
+
+def test_a_run_folder_loads_one_artifact_at_a_time(tmp_path, finished):
+    """A run folder holds one dataset per artifact: its card names each as a configuration, so
+    ``load_dataset(run, name)`` gives the artifact's own rows, schema and info, and ``load_dataset(run)`` alone stops
+    at once naming the artifacts to choose from instead of failing to read every Parquet file as one dataset."""
+    import datasets
+
+    with pytest.raises(ValueError) as error:
+        datasets.load_dataset(str(finished))
+    assert all(repr(name) in str(error.value) for name in BUILDERS)
+    for name in BUILDERS:
+        loaded = datasets.load_dataset(str(finished), name)
+        alone = datasets.load_dataset(str(finished / name))
+        assert {split: d.to_list() for split, d in loaded.items()} == rows_on_disk(finished, name)
+        for split, d in loaded.items():
+            assert d.features == alone[split].features and d.info.version == alone[split].info.version
+            assert d.info.license == alone[split].info.license != ""
+    # the card follows the folder: a rebuilt artifact's new files are the ones its configuration names
+    run = copy_run(finished, tmp_path / "run")
+    build(run, "problems", split_options({**OPTIONS, "seed": 7}))
+    problems = datasets.load_dataset(str(run), "problems")
+    assert {split: d.to_list() for split, d in problems.items()} == rows_on_disk(run, "problems")
+    assert rows_on_disk(run, "problems") != rows_on_disk(finished, "problems")
+
+
+def test_the_report_names_the_models_as_they_are_typed_from_where_the_run_started(tmp_path, monkeypatch):
+    """The report's ``from_pretrained`` path is the one to type next: from the working folder of ``mycelium run
+    --out runs/demo`` it is ``runs/demo/models``; a run folder outside the working folder is named from its parent,
+    never by this machine's absolute path."""
+    from mycelium_models.report import write_run_report
+
+    run = tmp_path / "repo" / "runs" / "demo"
+    (run / "models" / "tagger").mkdir(parents=True)
+    (run / "models" / "tagger" / "metrics.json").write_text(json.dumps({"eval_f1": 0.5}))
+    monkeypatch.chdir(tmp_path / "repo")
+    text = write_run_report("runs/demo").read_text()
+    assert 'from_pretrained("runs/demo/models")' in text
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    text = write_run_report(run).read_text()
+    assert 'from_pretrained("demo/models")' in text and str(tmp_path) not in text
 
 
 def test_verify_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
