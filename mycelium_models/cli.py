@@ -17,6 +17,7 @@ its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags ove
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import sys
@@ -98,6 +99,52 @@ class RunArguments:
             raise ValueError(f"--num_proc must be positive, got {self.num_proc}")
 
 
+class UnknownOptionError(ValueError):
+    """A command line with an option (or a positional argument) the command does not take."""
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser``, its errors (a missing option, a value of the wrong type) one line on stderr and exit status 2,
+    instead of argparse's usage, which for ``TrainingArguments`` runs to a hundred lines before the error."""
+
+    def error(message: str):
+        parser.exit(2, f"mycelium: error: {parser.prog}: {message} (see {parser.prog} --help)\n")
+
+    parser.error = error
+    return parser
+
+
+def unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """A line naming the first ``--option`` of ``argv`` that ``parser`` does not take (as argparse does, a unique
+    prefix of an option is that option) and the nearest option it does take (by ``difflib``'s similarity), so a
+    typo reads as one: ``--num_trian_epochs`` -> ``--num_train_epochs``. None when every option is known."""
+    valid = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    for arg in argv:
+        if arg == "--":
+            break
+        flag = arg.split("=", 1)[0]
+        if not flag.startswith("--") or flag in valid or any(option.startswith(flag) for option in valid):
+            continue
+        nearest = difflib.get_close_matches(flag, valid, n=1, cutoff=0.6)
+        hint = f"; did you mean {nearest[0]}?" if nearest else f" (see {parser.prog} --help)"
+        return f"{parser.prog}: unknown option {flag}{hint}"
+    return None
+
+
+def parse_options(parser: HfArgumentParser, argv: list[str]) -> tuple:
+    """``argv`` as the parser's dataclasses. An option none of them takes, or an argument left over, is an
+    :class:`UnknownOptionError`: checked first, so a typo is named as such even when a required option is missing
+    too. Argparse's own errors are one line (:func:`one_line_errors`)."""
+    one_line_errors(parser)
+    problem = unknown_options(parser, argv)
+    if problem:
+        raise UnknownOptionError(problem)
+    *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if remaining:
+        raise UnknownOptionError(f"{parser.prog}: unexpected argument {remaining[0]!r} (see {parser.prog} --help)")
+    return tuple(parsed)
+
+
 def _parser(prog: str, with_artifact: bool) -> HfArgumentParser:
     parser = HfArgumentParser((RunArguments, *option_classes()), prog=prog)
     if with_artifact:
@@ -113,7 +160,7 @@ def _parse(prog: str, argv: list[str], with_artifact: bool):
     preset = load_preset(known.config)
     parser = _parser(prog, with_artifact)
     parser.set_defaults(**preset)
-    parsed = parser.parse_args_into_dataclasses(args=argv)
+    parsed = parse_options(parser, argv)
     run_args = parsed[0]
     options = {}
     n = len(option_classes())
@@ -168,10 +215,13 @@ def _train(argv: list[str]) -> int:
     from mycelium_models.stage import StudentsConfig, training_defaults
     from mycelium_models.train import StudentTrainingArguments, checkpoints_dir, train
 
-    if not argv or argv[0] not in STUDENTS:
-        choices = "|".join(STUDENTS)
+    usage = f"usage: mycelium train {'|'.join(STUDENTS)} --run_dir DIR [--config FILE.yaml] [TrainingArguments]"
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage, file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    if argv[0] not in STUDENTS:
         print(
-            f"usage: mycelium train {choices} --run_dir DIR [--config FILE.yaml] [TrainingArguments options]",
+            f"mycelium: error: mycelium train: invalid choice {argv[0]!r} (choose from {', '.join(STUDENTS)})",
             file=sys.stderr,
         )
         return 2
@@ -188,7 +238,11 @@ def _train(argv: list[str]) -> int:
         except ValueError as exc:
             print(f"mycelium: error: {exc}", file=sys.stderr)
             return 2
-    args, training_args = parser.parse_args_into_dataclasses(args=rest)
+    try:
+        args, training_args = parse_options(parser, rest)
+    except ValueError as exc:
+        print(f"mycelium: error: {exc}", file=sys.stderr)
+        return 2
     scratch = not training_args.output_dir  # checkpoints in the run's work folder, removed when training ends
     if scratch:
         training_args.output_dir = str(checkpoints_dir(args.run_dir, kind))
@@ -297,7 +351,7 @@ def _eval(argv: list[str]) -> int:
     parser = HfArgumentParser((EvalArguments, ProblemsConfig), prog="mycelium eval", description=COMMANDS["eval"])
     configure_logging("info")
     try:
-        args, problems_config = parser.parse_args_into_dataclasses(args=argv)
+        args, problems_config = parse_options(parser, argv)
         if args.split not in ("all", "train", "test"):
             raise ValueError(f"--split must be all, train or test, got {args.split!r}")
         if args.split != "all":

@@ -454,11 +454,12 @@ def main(argv: list[str]) -> int:
 
     from mycelium_datasets.answers import shutdown_worker
     from mycelium_datasets.run_folder import RunFolderBusyError, RunLock
+    from mycelium_models.cli import parse_options
 
     parser = HfArgumentParser(LoopArguments, prog="mycelium loop")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")
     try:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
+        (args,) = parse_options(parser, argv)
         with RunLock(args.run_dir):  # the loop writes DIR/loop: one writer per run folder
             result = run_loop(args)
     except (FileNotFoundError, ValueError, RunFolderBusyError) as exc:

@@ -262,3 +262,39 @@ def test_a_tiny_run_prints_its_result_alone_on_stdout_and_a_few_lines_on_stderr(
     lines = done.stderr.splitlines()
     assert 0 < len(lines) < 20, lines
     assert all(re.match(r"^\d\d:\d\d:\d\d \[mycelium[\w.]*\] ", line) for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "argv, unknown, nearest",
+    [
+        (["train", "tagger", "--num_trian_epochs", "1"], "--num_trian_epochs", "--num_train_epochs"),
+        (["train", "tagger", "--run_dir", "R", "--learnig_rate=0.1"], "--learnig_rate", "--learning_rate"),
+        (["run", "--out", "R", "--limti", "3"], "--limti", "--limit"),
+        (["build", "problems", "--out", "R", "--soruce", "gsm8k"], "--soruce", "--source"),
+        (["eval", "--models", "M", "--out", "R", "--spilt", "test"], "--spilt", "--split"),
+    ],
+)
+def test_an_unknown_option_is_one_line_naming_it_and_the_nearest_valid_one(
+    argv, unknown, nearest, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and unknown in err and nearest in err
+    assert "HfArgumentParser" not in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_an_argparse_error_of_the_training_options_is_one_line(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "tagger", "--run_dir", str(tmp_path / "R"), "--num_train_epochs", "many"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--num_train_epochs" in err
+    assert not (tmp_path / "R").exists()
+
+
+def test_an_unknown_student_is_an_invalid_choice_naming_the_students(capsys):
+    assert main(["train", "tager"]) == 2
+    err = capsys.readouterr().err
+    assert "'tager'" in err and all(name in err for name in ("tagger", "classifier", "binder", "decoder"))
