@@ -213,7 +213,7 @@ def _train(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
     from mycelium_models.stage import StudentsConfig, training_defaults
-    from mycelium_models.train import StudentTrainingArguments, checkpoints_dir, train
+    from mycelium_models.train import StudentTrainingArguments, checkpoints_dir, train, training_set
 
     usage = f"usage: mycelium train {'|'.join(STUDENTS)} --run_dir DIR [--config FILE.yaml] [TrainingArguments]"
     if not argv or argv[0] in ("-h", "--help"):
@@ -249,6 +249,7 @@ def _train(argv: list[str]) -> int:
     # TrainingArguments' --log_level (passive unless given) sets what is printed, as for `mycelium run`
     configure_logging({"passive": "info", "critical": "error"}.get(training_args.log_level, training_args.log_level))
     try:
+        training_set(kind, args.run_dir)  # before the lock: a refused command leaves no trace in DIR
         with RunLock(args.run_dir):  # training writes DIR/models: one writer per run folder
             metrics = train(kind, args, training_args, scratch_output_dir=scratch)
     except (FileNotFoundError, ValueError, RunFolderBusyError) as exc:
@@ -398,6 +399,9 @@ def _verify(argv: list[str]) -> int:
     report = verify_folder(args.run_dir)
     for name, problem in report.items():
         print(f"{name:<15} {problem or 'ok'}")
+    if all(problem == "not built" for problem in report.values()):
+        print(f"mycelium: error: {args.run_dir} holds no artifact: there is nothing to verify", file=sys.stderr)
+        return 1
     damaged = [name for name, problem in report.items() if problem and problem != "not built"]
     if damaged:
         print(

@@ -298,3 +298,27 @@ def test_an_unknown_student_is_an_invalid_choice_naming_the_students(capsys):
     assert main(["train", "tager"]) == 2
     err = capsys.readouterr().err
     assert "'tager'" in err and all(name in err for name in ("tagger", "classifier", "binder", "decoder"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "tagger", "--run_dir", "{run}"],
+        ["train", "decoder", "--run_dir", "{run}"],
+        ["loop", "--run_dir", "{run}"],
+    ],
+)
+@pytest.mark.parametrize("exists", [False, True])
+def test_a_command_refused_for_a_folder_without_its_inputs_writes_nothing(argv, exists, capsys, tmp_path):
+    run = tmp_path / "run"
+    if exists:
+        run.mkdir()
+    assert main([a.format(run=run) for a in argv]) == 2
+    assert "is missing" in capsys.readouterr().err
+    assert (list(run.iterdir()) == []) if exists else not run.exists()  # no .mycelium/lock left behind
+
+
+def test_verify_fails_on_a_run_folder_with_no_artifact(tmp_path, capsys):
+    (tmp_path / "run" / ".mycelium").mkdir(parents=True)  # what a refused command used to leave behind
+    assert main(["verify", str(tmp_path / "run")]) != 0
+    assert "no artifact" in capsys.readouterr().err
