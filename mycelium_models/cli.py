@@ -180,7 +180,12 @@ def _show(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mycelium show", description=COMMANDS["show"])
     parser.add_argument("run_dir", help="Run folder holding jsd_spans or iaf_maps.")
     parser.add_argument("--id", required=True, help="Problem id to show.")
-    parser.add_argument("--out", required=True, help="HTML page to write (the JSD plot is written beside it).")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="HTML page to write, or a folder (existing, or ending in /) to write ID.html in; the JSD plot is "
+        "written beside it.",
+    )
     args = parser.parse_args(argv)
     from mycelium_datasets.show import ShowError, show
 
