@@ -1,4 +1,5 @@
-"""The ``mycelium`` command: one entry point, one subcommand per job.
+"""The ``mycelium`` command's handlers: one per subcommand (the command table, the usage and the start-up rule are
+in ``mycelium_cli``, the entry point, which imports this module only when a command runs).
 
 Options come from the config dataclasses (``HfArgumentParser``), so every option of the Python API is a flag, with
 its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags override.
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
+from mycelium_cli import COMMANDS, main  # noqa: F401 - main: `python -m mycelium_models.cli`, as torchrun starts it
 from mycelium_datasets.answers import shutdown_worker
 from mycelium_datasets.builders import BUILDERS, UpstreamMissingError
 from mycelium_datasets.capture import CaptureError
@@ -38,20 +40,6 @@ from mycelium_models.logs import LOG_LEVELS, check_log_level, configure_logging
 from mycelium_models.students import STUDENTS
 
 logger = logging.getLogger("mycelium")
-
-COMMANDS = {
-    "run": "the main job: every stage, end to end, into --out DIR",
-    "build": "build one artifact (and any missing upstream artifact) into --out DIR",
-    "show": "one problem's spans, IAF maps and JSD curve as an HTML page: show DIR --id ID --out PAGE.html",
-    "train": f"train a student from a run folder: train {'|'.join(STUDENTS)} --run_dir DIR [TrainingArguments]",
-    "solve": 'answer problems with the students, no CoT: solve --models DIR/models|ORG/NAME "PROBLEM TEXT" ...',
-    "eval": "the students alone, no CoT, on any problems: eval --models DIR/models --source S --out EVALDIR",
-    "loop": "the self-improving loop on a run folder: loop --run_dir DIR [--max_rounds N]",
-    "verify": "check a run folder's artifacts against their completion markers (sizes and sha256): verify DIR",
-    "release": "publish artifacts / students to the Hub (dry run unless --push): release DIR --repo ORG/NAME",
-    "sources": "list the problem sources",
-    "artifacts": "list the artifacts in pipeline order",
-}
 
 
 @dataclass
@@ -168,12 +156,6 @@ def _parse(prog: str, argv: list[str], with_artifact: bool):
         options.update(vars(obj))
     artifact = parsed[1 + n].artifact if with_artifact else None
     return run_args, split_options(options), artifact
-
-
-def _usage() -> str:
-    lines = ["usage: mycelium COMMAND [options]   (mycelium COMMAND --help for the options)", "", "commands:"]
-    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
-    return "\n".join(lines)
 
 
 def _show(argv: list[str]) -> int:
@@ -424,15 +406,8 @@ def _release(argv: list[str]) -> int:
     return release_main(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command not in COMMANDS:
-        print(f"mycelium: error: unknown command {command!r}; valid choices: {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
+def run_command(command: str, rest: list[str]) -> int:
+    """Run one of :data:`mycelium_cli.COMMANDS` on its arguments ``rest``; returns the exit status."""
     if command == "sources":
         print(valid_sources_text())
         return 0
