@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -191,10 +193,20 @@ CoT answer {html.escape(str(row.get("cot_answer")))} ({html.escape(str(row.get("
 """
 
 
+def page_path(out: str | Path, row_id: str) -> Path:
+    """Where the page goes: ``out`` itself, or ``out/<row_id>.html`` when ``out`` is a folder (an existing one, or a
+    path ending in ``/``); characters of the id a file name cannot hold become ``_``."""
+    text = os.fspath(out)
+    if Path(text).is_dir() or text.endswith(("/", os.sep)):
+        return Path(text) / (re.sub(r"[^\w.-]", "_", row_id) + ".html")
+    return Path(text)
+
+
 def show(run_dir: str | Path, row_id: str, out: str | Path) -> Path:
-    """Write the page for ``row_id`` to ``out`` (and the JSD plot beside it); returns the page's path."""
+    """Write the page for ``row_id`` to ``out`` (a file, or a folder: :func:`page_path`) and the JSD plot beside
+    it; returns the page's path."""
     row, artifact = find_row(run_dir, row_id)
-    out = Path(out)
+    out = page_path(out, row_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = jsd_png(row)
     png_path = out.with_suffix(".jsd.png")

@@ -1,4 +1,5 @@
-"""The ``mycelium`` command: one entry point, one subcommand per job.
+"""The ``mycelium`` command's handlers: one per subcommand (the command table, the usage and the start-up rule are
+in ``mycelium_cli``, the entry point, which imports this module only when a command runs).
 
 Options come from the config dataclasses (``HfArgumentParser``), so every option of the Python API is a flag, with
 its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags override.
@@ -17,6 +18,7 @@ its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags ove
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import sys
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
+from mycelium_cli import COMMANDS, main  # noqa: F401 - main: `python -m mycelium_models.cli`, as torchrun starts it
 from mycelium_datasets.answers import shutdown_worker
 from mycelium_datasets.builders import BUILDERS, UpstreamMissingError
 from mycelium_datasets.capture import CaptureError
@@ -37,20 +40,6 @@ from mycelium_models.logs import LOG_LEVELS, check_log_level, configure_logging
 from mycelium_models.students import STUDENTS
 
 logger = logging.getLogger("mycelium")
-
-COMMANDS = {
-    "run": "the main job: every stage, end to end, into --out DIR",
-    "build": "build one artifact (and any missing upstream artifact) into --out DIR",
-    "show": "one problem's spans, IAF maps and JSD curve as an HTML page: show DIR --id ID --out PAGE.html",
-    "train": f"train a student from a run folder: train {'|'.join(STUDENTS)} --run_dir DIR [TrainingArguments]",
-    "solve": 'answer problems with the students, no CoT: solve --models DIR/models|ORG/NAME "PROBLEM TEXT" ...',
-    "eval": "the students alone, no CoT, on any problems: eval --models DIR/models --source S --out EVALDIR",
-    "loop": "the self-improving loop on a run folder: loop --run_dir DIR [--max_rounds N]",
-    "verify": "check a run folder's artifacts against their completion markers (sizes and sha256): verify DIR",
-    "release": "publish artifacts / students to the Hub (dry run unless --push): release DIR --repo ORG/NAME",
-    "sources": "list the problem sources",
-    "artifacts": "list the artifacts in pipeline order",
-}
 
 
 @dataclass
@@ -98,6 +87,52 @@ class RunArguments:
             raise ValueError(f"--num_proc must be positive, got {self.num_proc}")
 
 
+class UnknownOptionError(ValueError):
+    """A command line with an option (or a positional argument) the command does not take."""
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser``, its errors (a missing option, a value of the wrong type) one line on stderr and exit status 2,
+    instead of argparse's usage, which for ``TrainingArguments`` runs to a hundred lines before the error."""
+
+    def error(message: str):
+        parser.exit(2, f"mycelium: error: {parser.prog}: {message} (see {parser.prog} --help)\n")
+
+    parser.error = error
+    return parser
+
+
+def unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """A line naming the first ``--option`` of ``argv`` that ``parser`` does not take (as argparse does, a unique
+    prefix of an option is that option) and the nearest option it does take (by ``difflib``'s similarity), so a
+    typo reads as one: ``--num_trian_epochs`` -> ``--num_train_epochs``. None when every option is known."""
+    valid = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    for arg in argv:
+        if arg == "--":
+            break
+        flag = arg.split("=", 1)[0]
+        if not flag.startswith("--") or flag in valid or any(option.startswith(flag) for option in valid):
+            continue
+        nearest = difflib.get_close_matches(flag, valid, n=1, cutoff=0.6)
+        hint = f"; did you mean {nearest[0]}?" if nearest else f" (see {parser.prog} --help)"
+        return f"{parser.prog}: unknown option {flag}{hint}"
+    return None
+
+
+def parse_options(parser: HfArgumentParser, argv: list[str]) -> tuple:
+    """``argv`` as the parser's dataclasses. An option none of them takes, or an argument left over, is an
+    :class:`UnknownOptionError`: checked first, so a typo is named as such even when a required option is missing
+    too. Argparse's own errors are one line (:func:`one_line_errors`)."""
+    one_line_errors(parser)
+    problem = unknown_options(parser, argv)
+    if problem:
+        raise UnknownOptionError(problem)
+    *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if remaining:
+        raise UnknownOptionError(f"{parser.prog}: unexpected argument {remaining[0]!r} (see {parser.prog} --help)")
+    return tuple(parsed)
+
+
 def _parser(prog: str, with_artifact: bool) -> HfArgumentParser:
     parser = HfArgumentParser((RunArguments, *option_classes()), prog=prog)
     if with_artifact:
@@ -113,7 +148,7 @@ def _parse(prog: str, argv: list[str], with_artifact: bool):
     preset = load_preset(known.config)
     parser = _parser(prog, with_artifact)
     parser.set_defaults(**preset)
-    parsed = parser.parse_args_into_dataclasses(args=argv)
+    parsed = parse_options(parser, argv)
     run_args = parsed[0]
     options = {}
     n = len(option_classes())
@@ -123,17 +158,16 @@ def _parse(prog: str, argv: list[str], with_artifact: bool):
     return run_args, split_options(options), artifact
 
 
-def _usage() -> str:
-    lines = ["usage: mycelium COMMAND [options]   (mycelium COMMAND --help for the options)", "", "commands:"]
-    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
-    return "\n".join(lines)
-
-
 def _show(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mycelium show", description=COMMANDS["show"])
     parser.add_argument("run_dir", help="Run folder holding jsd_spans or iaf_maps.")
     parser.add_argument("--id", required=True, help="Problem id to show.")
-    parser.add_argument("--out", required=True, help="HTML page to write (the JSD plot is written beside it).")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="HTML page to write, or a folder (existing, or ending in /) to write ID.html in; the JSD plot is "
+        "written beside it.",
+    )
     args = parser.parse_args(argv)
     from mycelium_datasets.show import ShowError, show
 
@@ -166,12 +200,15 @@ def _train(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
     from mycelium_models.stage import StudentsConfig, training_defaults
-    from mycelium_models.train import StudentTrainingArguments, checkpoints_dir, train
+    from mycelium_models.train import StudentTrainingArguments, checkpoints_dir, train, training_set
 
-    if not argv or argv[0] not in STUDENTS:
-        choices = "|".join(STUDENTS)
+    usage = f"usage: mycelium train {'|'.join(STUDENTS)} --run_dir DIR [--config FILE.yaml] [TrainingArguments]"
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage, file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    if argv[0] not in STUDENTS:
         print(
-            f"usage: mycelium train {choices} --run_dir DIR [--config FILE.yaml] [TrainingArguments options]",
+            f"mycelium: error: mycelium train: invalid choice {argv[0]!r} (choose from {', '.join(STUDENTS)})",
             file=sys.stderr,
         )
         return 2
@@ -188,13 +225,18 @@ def _train(argv: list[str]) -> int:
         except ValueError as exc:
             print(f"mycelium: error: {exc}", file=sys.stderr)
             return 2
-    args, training_args = parser.parse_args_into_dataclasses(args=rest)
+    try:
+        args, training_args = parse_options(parser, rest)
+    except ValueError as exc:
+        print(f"mycelium: error: {exc}", file=sys.stderr)
+        return 2
     scratch = not training_args.output_dir  # checkpoints in the run's work folder, removed when training ends
     if scratch:
         training_args.output_dir = str(checkpoints_dir(args.run_dir, kind))
     # TrainingArguments' --log_level (passive unless given) sets what is printed, as for `mycelium run`
     configure_logging({"passive": "info", "critical": "error"}.get(training_args.log_level, training_args.log_level))
     try:
+        training_set(kind, args.run_dir)  # before the lock: a refused command leaves no trace in DIR
         with RunLock(args.run_dir):  # training writes DIR/models: one writer per run folder
             metrics = train(kind, args, training_args, scratch_output_dir=scratch)
     except (FileNotFoundError, ValueError, RunFolderBusyError) as exc:
@@ -297,7 +339,7 @@ def _eval(argv: list[str]) -> int:
     parser = HfArgumentParser((EvalArguments, ProblemsConfig), prog="mycelium eval", description=COMMANDS["eval"])
     configure_logging("info")
     try:
-        args, problems_config = parser.parse_args_into_dataclasses(args=argv)
+        args, problems_config = parse_options(parser, argv)
         if args.split not in ("all", "train", "test"):
             raise ValueError(f"--split must be all, train or test, got {args.split!r}")
         if args.split != "all":
@@ -344,6 +386,9 @@ def _verify(argv: list[str]) -> int:
     report = verify_folder(args.run_dir)
     for name, problem in report.items():
         print(f"{name:<15} {problem or 'ok'}")
+    if all(problem == "not built" for problem in report.values()):
+        print(f"mycelium: error: {args.run_dir} holds no artifact: there is nothing to verify", file=sys.stderr)
+        return 1
     damaged = [name for name, problem in report.items() if problem and problem != "not built"]
     if damaged:
         print(
@@ -361,15 +406,8 @@ def _release(argv: list[str]) -> int:
     return release_main(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command not in COMMANDS:
-        print(f"mycelium: error: unknown command {command!r}; valid choices: {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
+def run_command(command: str, rest: list[str]) -> int:
+    """Run one of :data:`mycelium_cli.COMMANDS` on its arguments ``rest``; returns the exit status."""
     if command == "sources":
         print(valid_sources_text())
         return 0

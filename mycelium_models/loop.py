@@ -276,6 +276,17 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students)
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def check_run_folder(run_dir: str | Path) -> Path:
+    """``run_dir`` when it holds what a loop starts from (a finished ``mycelium run``: its config, evaluation,
+    students and ``io_tags``), else a ``FileNotFoundError`` naming the first missing file. ``mycelium loop`` asks
+    before it takes the run folder's lock, so a refused command writes nothing."""
+    run_dir = Path(run_dir)
+    for needed in ("run_config.json", "eval/eval.json", "models/tagger/config.json", "io_tags/README.md"):
+        if not (run_dir / needed).is_file():
+            raise FileNotFoundError(f"{run_dir / needed} is missing: run `mycelium run --out {run_dir}` first")
+    return run_dir
+
+
 def run_loop(args: LoopArguments) -> dict:
     from mycelium_datasets.answers import answers_match
     from mycelium_datasets.defaults import load_spacy
@@ -287,10 +298,7 @@ def run_loop(args: LoopArguments) -> dict:
 
     if args.mop_up not in ("none", "reference", "teacher"):
         raise ValueError(f"--mop_up must be none, reference or teacher, got {args.mop_up!r}")
-    run_dir = Path(args.run_dir)
-    for needed in ("run_config.json", "eval/eval.json", "models/tagger/config.json", "io_tags/README.md"):
-        if not (run_dir / needed).is_file():
-            raise FileNotFoundError(f"{run_dir / needed} is missing: run `mycelium run --out {run_dir}` first")
+    run_dir = check_run_folder(args.run_dir)
     eval0 = json.loads((run_dir / "eval" / "eval.json").read_text())
     if eval0["accuracy"] is None:  # every round is measured against it
         raise ValueError(
@@ -454,11 +462,13 @@ def main(argv: list[str]) -> int:
 
     from mycelium_datasets.answers import shutdown_worker
     from mycelium_datasets.run_folder import RunFolderBusyError, RunLock
+    from mycelium_models.cli import parse_options
 
     parser = HfArgumentParser(LoopArguments, prog="mycelium loop")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")
     try:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
+        (args,) = parse_options(parser, argv)
+        check_run_folder(args.run_dir)  # before the lock: a refused command leaves no trace in DIR
         with RunLock(args.run_dir):  # the loop writes DIR/loop: one writer per run folder
             result = run_loop(args)
     except (FileNotFoundError, ValueError, RunFolderBusyError) as exc:

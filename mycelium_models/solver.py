@@ -160,6 +160,11 @@ class MyceliumSolver:
         import mycelium_models  # noqa: F401 - registers the Auto classes
 
         models_dir, where = resolve_models(models, revision)
+        is_run_folder = (models_dir / ".mycelium").is_dir() or (models_dir / "models").is_dir()
+        if where is None and is_run_folder and not (models_dir / REQUIRED_STUDENTS[0]).is_dir():
+            untrained = "" if (models_dir / "models").is_dir() else f" (none yet: `mycelium run --out {models}`)"
+            where_models = Path(models) / "models"
+            raise ModelsNotFoundError(f"{models} is a run folder; its models are in {where_models}{untrained}")
         for name in REQUIRED_STUDENTS:
             for needed in ("config.json", "model.safetensors"):
                 if not (models_dir / name / needed).is_file():

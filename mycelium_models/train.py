@@ -58,8 +58,9 @@ class NoEvaluationSplitError(ValueError):
 # 2.2.0: the classifier's classes are op_classes' ClassLabel names (in its order, over the whole training split);
 # the tagger reads io_tags' "no label" (-1) as the ignored -100
 # 2.2.1: both changes above together (two branches merged)
+# 2.2.2: the training set is checked before the run folder is locked (training_set); models as before
 
-STUDENT_VERSION = "2.2.1"
+STUDENT_VERSION = "2.2.2"
 
 
 @dataclass
@@ -166,6 +167,17 @@ def checkpoints_dir(run_dir: str | Path, kind: str) -> Path:
     return Path(run_dir) / ".mycelium" / "work" / f"checkpoints-{kind}"
 
 
+def training_set(kind: str, run_dir: str | Path) -> Path:
+    """The folder of the student set that trains ``kind`` in ``run_dir`` (``DIR/io_tags`` for the tagger); a
+    missing one is a ``FileNotFoundError`` naming the command that builds it. ``mycelium train`` asks before it takes
+    the run folder's lock, so a refused command writes nothing."""
+    artifact = get_student(kind).artifact
+    folder = Path(run_dir) / artifact
+    if not (folder / "README.md").is_file():
+        raise FileNotFoundError(f"{folder} is missing; build it first: mycelium build {artifact} --out {run_dir}")
+    return folder
+
+
 class TrainingProgress(TrainerCallback):
     """Trainer's progress and logs as this package reports them (in place of Trainer's ``ProgressCallback`` and
     ``PrinterCallback``, which write log dicts to stdout): a bar over the optimizer steps on a terminal, and each log
@@ -230,11 +242,7 @@ def train(
     student = get_student(kind)
     run_dir = Path(args.run_dir)
     artifact = student.artifact
-    if not (run_dir / artifact / "README.md").is_file():
-        raise FileNotFoundError(
-            f"{run_dir / artifact} is missing; build it first: mycelium build {artifact} --out {run_dir}"
-        )
-    data = datasets.load_dataset(str(run_dir / artifact))
+    data = datasets.load_dataset(str(training_set(kind, run_dir)))
     if len(data["train"]) == 0:
         raise ValueError(f"{run_dir / artifact} has no training rows")
     # every choice (the best checkpoint, the epochs) is made on a validation split carved from train; the test

@@ -553,6 +553,23 @@ def test_cli_solve_prints_a_stage_for_a_bad_problem(tiny_solver, tmp_path: Path,
     assert out.count("answer: None") == 2 and "failed at SEGMENTATION" in out
 
 
+@pytest.mark.parametrize("command", ["solve", "eval"])
+def test_models_given_a_run_folder_points_at_its_models_folder(command, tiny_solver, tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    save_solver(tiny_solver, run / "models")
+    (run / ".mycelium").mkdir()
+    argv = {
+        "solve": ["solve", "--models", str(run), "What is 2 + 3?"],
+        "eval": ["eval", "--models", str(run), "--source", "gsm_symbolic", "--out", str(tmp_path / "e")],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "run folder" in err and str(run / "models") in err and "train it" not in err
+    assert not (tmp_path / "e").exists()
+    if command == "solve":  # and the folder it names is the one that answers
+        assert main(["solve", "--models", str(run / "models"), "What is 2 + 3?"]) == 0
+
+
 # -- the Python API's inputs: a string is one problem, a path may be a str --------------------------------------------
 
 PROBLEM = "Tom has 3 apples and buys 4 more. How many apples does he have?"

@@ -126,6 +126,15 @@ def test_show_writes_a_page_and_a_plot(run_dir, tmp_path, capsys):
     assert "no row with id 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("folder", ["existing", "ends-in-slash/"])
+def test_show_into_a_folder_writes_id_html_inside_it(folder, run_dir, tmp_path):
+    if folder == "existing":
+        (tmp_path / folder).mkdir()
+    assert main(["show", str(run_dir), "--id", "natalia", "--out", f"{tmp_path}/{folder}"]) == 0
+    written = tmp_path / folder.rstrip("/")
+    assert written.is_dir() and sorted(p.name for p in written.iterdir()) == ["natalia.html", "natalia.jsd.png"]
+
+
 def test_capture_sharded_over_two_processes_equals_one(tmp_path, tiny_teacher):
     src = write_jsonl(
         tmp_path / "p.jsonl",

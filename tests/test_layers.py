@@ -73,3 +73,12 @@ def test_the_solver_imports_no_capture_or_parsing_code():
 def test_the_evaluation_imports_no_capture_code():
     loaded = _modules_after_import("import mycelium_models.evaluation")
     assert not loaded & set(NOT_AT_INFERENCE), sorted(loaded & set(NOT_AT_INFERENCE))
+
+
+def test_the_command_line_front_imports_nothing_heavy():
+    """``mycelium --help`` and an unknown command are answered by ``mycelium_cli`` alone (its docstring): it must not
+    load torch, transformers, datasets or either package, each of which costs seconds before the first line."""
+    loaded = _modules_after_import("import mycelium_cli")
+    heavy = {"torch", "transformers", "datasets", "mycelium_models", "mycelium_datasets"}
+    assert not loaded & heavy, sorted(loaded & heavy)
+    assert "torch" in _modules_after_import("import mycelium_cli, mycelium_models.cli")  # the guard sees a load

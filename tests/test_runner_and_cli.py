@@ -262,3 +262,63 @@ def test_a_tiny_run_prints_its_result_alone_on_stdout_and_a_few_lines_on_stderr(
     lines = done.stderr.splitlines()
     assert 0 < len(lines) < 20, lines
     assert all(re.match(r"^\d\d:\d\d:\d\d \[mycelium[\w.]*\] ", line) for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "argv, unknown, nearest",
+    [
+        (["train", "tagger", "--num_trian_epochs", "1"], "--num_trian_epochs", "--num_train_epochs"),
+        (["train", "tagger", "--run_dir", "R", "--learnig_rate=0.1"], "--learnig_rate", "--learning_rate"),
+        (["run", "--out", "R", "--limti", "3"], "--limti", "--limit"),
+        (["build", "problems", "--out", "R", "--soruce", "gsm8k"], "--soruce", "--source"),
+        (["eval", "--models", "M", "--out", "R", "--spilt", "test"], "--spilt", "--split"),
+    ],
+)
+def test_an_unknown_option_is_one_line_naming_it_and_the_nearest_valid_one(
+    argv, unknown, nearest, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and unknown in err and nearest in err
+    assert "HfArgumentParser" not in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_an_argparse_error_of_the_training_options_is_one_line(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "tagger", "--run_dir", str(tmp_path / "R"), "--num_train_epochs", "many"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--num_train_epochs" in err
+    assert not (tmp_path / "R").exists()
+
+
+def test_an_unknown_student_is_an_invalid_choice_naming_the_students(capsys):
+    assert main(["train", "tager"]) == 2
+    err = capsys.readouterr().err
+    assert "'tager'" in err and all(name in err for name in ("tagger", "classifier", "binder", "decoder"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "tagger", "--run_dir", "{run}"],
+        ["train", "decoder", "--run_dir", "{run}"],
+        ["loop", "--run_dir", "{run}"],
+    ],
+)
+@pytest.mark.parametrize("exists", [False, True])
+def test_a_command_refused_for_a_folder_without_its_inputs_writes_nothing(argv, exists, capsys, tmp_path):
+    run = tmp_path / "run"
+    if exists:
+        run.mkdir()
+    assert main([a.format(run=run) for a in argv]) == 2
+    assert "is missing" in capsys.readouterr().err
+    assert (list(run.iterdir()) == []) if exists else not run.exists()  # no .mycelium/lock left behind
+
+
+def test_verify_fails_on_a_run_folder_with_no_artifact(tmp_path, capsys):
+    (tmp_path / "run" / ".mycelium").mkdir(parents=True)  # what a refused command used to leave behind
+    assert main(["verify", str(tmp_path / "run")]) != 0
+    assert "no artifact" in capsys.readouterr().err
