@@ -56,8 +56,8 @@ def preset_names() -> list[str]:
 
 
 def load_preset(name_or_path: str) -> dict:
-    """A named configuration shipped with the package (``default``, ``tiny``, ``teacher``, ``gsm8k``, ``mwp``) or a YAML
-    file."""
+    """A named configuration shipped with the package (``default``, ``tiny``, ``teacher``, ``gsm8k``, ``mwp``) or a
+    YAML file."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():

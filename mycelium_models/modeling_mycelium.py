@@ -852,7 +852,9 @@ class MyceliumStepDecoder(_MyceliumPreTrainedModel):
         if quantity_regions is None:
             quantity_regions = torch.zeros(quantity_spans.shape[:2], dtype=torch.long, device=quantity_spans.device)
         if self.training and self.config.region_dropout > 0:
-            hide = torch.rand(quantity_regions.shape[0], 1, device=quantity_regions.device) < self.config.region_dropout
+            hide = (
+                torch.rand(quantity_regions.shape[0], 1, device=quantity_regions.device) < self.config.region_dropout
+            )
             quantity_regions = quantity_regions.masked_fill(hide, 0)
         s = self.encode_problem(input_ids, attention_mask, quantity_spans, quantity_values, quantity_regions, **kwargs)
         n_q, n_c = quantity_spans.shape[1], len(self.config.constants)

@@ -7,7 +7,8 @@
 - a models folder (``RUN/models`` with ``tagger/``, ``classifier/``, ``binder/``, ``decoder/``): one model repo
   ``ORG/NAME``, the **solver**: each student in its subfolder, unchanged but for its card, and a solver card on top,
   so that ``MyceliumSolver.from_pretrained("ORG/NAME", revision="vX.Y.Z")`` (and ``mycelium solve --models
-  ORG/NAME``) loads them all, and each student still loads alone with ``from_pretrained("ORG/NAME", subfolder="tagger")``;
+  ORG/NAME``) loads them all, and each student still loads alone with ``from_pretrained("ORG/NAME",
+  subfolder="tagger")``;
 - a run folder: every artifact in it, one dataset repo each, ``ORG/NAME-<artifact>`` (e.g. ``ORG/NAME-cot_traces``),
   and its models folder as the solver repo ``ORG/NAME-solver``. One repo per artifact keeps each artifact's card,
   version tag and ``load_dataset("ORG/NAME-<artifact>")`` exactly as the design describes them; the cards link each

@@ -10,11 +10,11 @@ operation text. Nothing commits before the program is complete: the chain it rep
 classifier operation sequences -> binder pointers (:meth:`MyceliumSolver.solve_chain`), lost a factor at every
 student that committed before the next.
 
-The chain stays for the evaluation's **oracle ladder**, which swaps in one learned student at a time: ``solve(problems,
-units=..., operations=...)`` takes reference units and operations (the binder alone is learned), ``solve_chain(problems,
-units=...)`` reference units (the classifier and the binder are learned), and :meth:`MyceliumSolver.execute` runs a
-reference binding through the same executor; ``solve_with_decoder(problems, units=..., regions=...)`` gives the
-decoder reference regions, the tagger's, or none.
+The chain stays for the evaluation's **oracle ladder**, which swaps in one learned student at a time:
+``solve(problems, units=..., operations=...)`` takes reference units and operations (the binder alone is learned),
+``solve_chain(problems, units=...)`` reference units (the classifier and the binder are learned), and
+:meth:`MyceliumSolver.execute` runs a reference binding through the same executor; ``solve_with_decoder(problems,
+units=..., regions=...)`` gives the decoder reference regions, the tagger's, or none.
 
 Every step is recorded in the returned trace (units, operations, pointers, values, the answer operation), so a
 failure can be attributed to a stage: ``SEGMENTATION`` (no unit, or a problem longer than a student reads),
@@ -323,7 +323,13 @@ class MyceliumSolver:
             found = [problem_quantities(problems[i]) for i in chunk]
             features = [
                 encode(
-                    self.decoder_tokenizer, problems[i], q, units[i], config.max_input_tokens, None, config.max_quantities
+                    self.decoder_tokenizer,
+                    problems[i],
+                    q,
+                    units[i],
+                    config.max_input_tokens,
+                    None,
+                    config.max_quantities,
                 )
                 for i, q in zip(chunk, found)
             ]
@@ -372,7 +378,10 @@ class MyceliumSolver:
         limit = self.decoder.config.max_input_tokens
         for i in valid:  # not answered from its beginning alone
             if len(self.decoder_tokenizer(problems[i], truncation=False)["input_ids"]) > limit:
-                traces[i]["stage"], traces[i]["reason"] = "SEGMENTATION", f"longer than the decoder reads ({limit} tokens)"
+                traces[i]["stage"], traces[i]["reason"] = (
+                    "SEGMENTATION",
+                    f"longer than the decoder reads ({limit} tokens)",
+                )
         valid = [i for i in valid if traces[i]["stage"] is None]
         if not valid:
             return traces
@@ -388,7 +397,10 @@ class MyceliumSolver:
             trace = traces[i]
             if not program.steps:
                 if not problem_quantities(problems[i]):
-                    trace["stage"], trace["reason"] = "EXTRACTION", "the problem writes no number to take as an operand"
+                    trace["stage"], trace["reason"] = (
+                        "EXTRACTION",
+                        "the problem writes no number to take as an operand",
+                    )
                 else:
                     trace["stage"], trace["reason"] = "EXECUTION", "no complete program survived execution"
                 continue

@@ -91,9 +91,7 @@ def quantity_regions(quantities: list[tuple[int, int]], units: list[tuple[int, i
     """Per quantity ``(char_start, char_end)``: inside a unit, outside every unit, or unknown (no units given)."""
     if units is None:
         return [REGION_CODES["unknown"]] * len(quantities)
-    return [
-        REGION_CODES["inside" if any(u <= a and b <= v for u, v in units) else "outside"] for a, b in quantities
-    ]
+    return [REGION_CODES["inside" if any(u <= a and b <= v for u, v in units) else "outside"] for a, b in quantities]
 
 
 def encode(
@@ -213,7 +211,9 @@ class StepCollator:
             batch[key] = torch.tensor(rows, dtype=torch.float32 if key == "quantity_values" else torch.long)
         if "labels" in features[0]:
             size = max(len(f["labels"]) for f in features)
-            batch["labels"] = torch.tensor([list(f["labels"]) + [PAD_ROW] * (size - len(f["labels"])) for f in features])
+            batch["labels"] = torch.tensor(
+                [list(f["labels"]) + [PAD_ROW] * (size - len(f["labels"])) for f in features]
+            )
         return batch
 
 

@@ -83,8 +83,10 @@ def test_duplicate_ids_are_an_error_naming_them(tmp_path):
 def test_a_mix_keeps_each_source_its_rows_ids_and_split(tmp_path):
     a = write_jsonl(tmp_path / "a.jsonl", [{"problem": f"What is {i}+1?", "answer": str(i + 1)} for i in range(30)])
     b = write_jsonl(tmp_path / "b.jsonl", [{"problem": f"What is {i}*2?", "answer": str(2 * i)} for i in range(20)])
-    alone = {name: build_problems(ProblemsConfig(source=str(path), limit=25, test_fraction=0.3)) for name, path in
-             (("a", a), ("b", b))}
+    alone = {
+        name: build_problems(ProblemsConfig(source=str(path), limit=25, test_fraction=0.3))
+        for name, path in (("a", a), ("b", b))
+    }
     mix = build_problems(ProblemsConfig(source=f"{a}, {b}", limit=25, test_fraction=0.3))
     for split in ("train", "test"):  # the same rows, ids and split as each source alone: a mix adds, never moves
         assert list(mix[split]["id"]) == list(alone["a"][split]["id"]) + list(alone["b"][split]["id"])
@@ -170,7 +172,12 @@ def test_an_equation_becomes_a_reference_cot_one_step_a_line(tmp_path):
     path = write_jsonl(
         tmp_path / "mwp.jsonl",
         [
-            {"id": "m1", "problem": "Tom has 3 boxes of 4 apples. How many apples?", "answer": "12", "equation": "x=3*4"},
+            {
+                "id": "m1",
+                "problem": "Tom has 3 boxes of 4 apples. How many apples?",
+                "answer": "12",
+                "equation": "x=3*4",
+            },
             {"id": "m2", "problem": "Ann has 5 pens and 2 more. How many?", "answer": "7", "equation": "x+5=2"},
             {"id": "m3", "problem": "What is 2+2?", "answer": "4", "equation": "2+2=4", "solution": "2 + 2 = 4"},
         ],

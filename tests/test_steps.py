@@ -58,7 +58,11 @@ def test_an_n_ary_operation_is_a_left_to_right_chain_and_results_come_before_the
     # layout order: op0 = sub(op1, q3) is the answer; op1 = add(q0, q1, q2) comes later in the layout
     ops = [{"op": "sub", "operands": [r(1), q(3)]}, {"op": "add", "operands": [q(0), q(1), q(2)]}]
     steps = program_steps(ops, 0)
-    assert steps == [(QUANTITY + 0, QUANTITY + 1, ADD), (RESULT + 0, QUANTITY + 2, ADD), (RESULT + 1, QUANTITY + 3, SUB)]
+    assert steps == [
+        (QUANTITY + 0, QUANTITY + 1, ADD),
+        (RESULT + 0, QUANTITY + 2, ADD),
+        (RESULT + 1, QUANTITY + 3, SUB),
+    ]
     values = {(0, 0): Fraction(1), (0, 1): Fraction(2), (0, 2): Fraction(3), (0, 3): Fraction(10)}
     assert run_program(steps, values) == (1 + 2 + 3) - 10
 
@@ -189,8 +193,9 @@ def test_a_program_of_exactly_max_steps_steps_trains_and_decodes(tiny_decoder):
     out = model(**batch)
     assert torch.isfinite(out.loss) and (out.step_hits[0] >= 0).all()  # every step and the final STOP are scored
     values = [node_values(quantities(problem), model.config.constants, batch["quantity_spans"].shape[1])]
-    program = search(model, StepCollator(tokenizer.pad_token_id)([_features(tokenizer, problem)]), values, [problem],
-                     num_beams=4)[0]
+    program = search(
+        model, StepCollator(tokenizer.pad_token_id)([_features(tokenizer, problem)]), values, [problem], num_beams=4
+    )[0]
     assert len(program.steps) <= model.config.max_steps
 
 
