@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The artifact layer: mycelium_datasets and the folders installed inside it (builders/, cards/).
-ARTIFACT_LAYER = [ROOT / "mycelium_datasets", ROOT / "builders", ROOT / "cards"]
+# The artifact layer: mycelium_datasets, its builders/ and cards/ included.
+ARTIFACT_LAYER = [ROOT / "mycelium_datasets"]
 
 
 def _imported_modules(path: Path) -> list[tuple[int, str]]:

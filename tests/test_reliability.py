@@ -20,7 +20,7 @@ from mycelium_models.job import split_options
 
 from conftest import read_artifact, read_run, write_jsonl
 
-PACKAGE_DIRS = [Path(__file__).resolve().parents[1] / d for d in ("mycelium_datasets", "mycelium_models", "builders")]
+PACKAGE_DIRS = [Path(__file__).resolve().parents[1] / d for d in ("mycelium_datasets", "mycelium_models")]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 

@@ -76,10 +76,9 @@ def test_code_closure_follows_imports_transitively():
 
 
 def _package_copy(tmp: Path) -> Path:
-    """The package as importable source in ``tmp`` (builders/ inside mycelium_datasets/, as setup.cfg maps it)."""
+    """The packages as importable source in ``tmp``."""
     skip = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "mycelium_datasets", tmp / "mycelium_datasets", ignore=skip)
-    shutil.copytree(ROOT / "builders", tmp / "mycelium_datasets" / "builders", ignore=skip)
     shutil.copytree(ROOT / "mycelium_models", tmp / "mycelium_models", ignore=skip)
     return tmp
 
