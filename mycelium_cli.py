@@ -4,12 +4,12 @@ Why this is a module of its own, outside both packages, and why it imports nothi
 mycelium_models`` registers the students with transformers' Auto classes (what lets ``from_pretrained`` load them
 after ``import mycelium_models``), so it imports torch and transformers: 4 to 6 seconds on a 2-core CPU, paid by
 every module inside that package before it runs a line. ``mycelium``, ``mycelium --help`` and an unknown command
-need none of it, and are answered here at once; a command's handler (``mycelium_models.cli``) is imported only when
+need none of it, and are answered here at once; a command's handler (``mycelium_run.cli``) is imported only when
 that command runs, and imports what the command needs (``datasets``, ``TrainingArguments``, the artifacts' modules).
 ``benchmarks/bench_cli_startup.py`` measures both (fresh processes); ``tests/test_layers.py`` checks that importing
 this module loads no torch, transformers or datasets.
 
-``python -m mycelium_models.cli`` (as ``torchrun`` and ``accelerate launch`` start it) is the same command line.
+``python -m mycelium_run.cli`` (as ``torchrun`` and ``accelerate launch`` start it) is the same command line.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from mycelium_models.cli import run_command  # the handlers: torch, transformers, datasets
+    from mycelium_run.cli import run_command  # the handlers: torch, transformers, datasets
 
     return run_command(command, rest)
 

@@ -4,7 +4,7 @@
 
 Each case is run as a user runs it (the ``mycelium`` script beside this Python, else ``python -m mycelium_cli``)
 from a temporary folder, so nothing is written into the checkout; its exit status is recorded with its time. The
-last case, ``import mycelium_models.cli``, is what every command paid before the entry point moved to
+last case, ``import mycelium_run.cli``, is what every command paid before the entry point moved to
 ``mycelium_cli`` (see its docstring): the floor of any command whose handler runs. Reports the load average while
 it ran (on a machine whose cores other jobs keep busy, every figure grows with it). Writes
 benchmarks/results/cli_startup.json; the last line prints the medians.
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     cases = {name: command() + argv for name, argv in CASES.items()}
-    cases["python -c 'import mycelium_models.cli'"] = [sys.executable, "-c", "import mycelium_models.cli"]
+    cases["python -c 'import mycelium_run.cli'"] = [sys.executable, "-c", "import mycelium_run.cli"]
     results = {}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as cwd:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from mycelium_datasets.builders import BUILDERS
-from mycelium_models.job import split_options
+from mycelium_run.job import split_options
 
 # shared/data beside the checkout or beside any folder above it (a worktree), as the tests find it
 DATA = next(

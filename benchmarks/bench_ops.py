@@ -172,7 +172,7 @@ def evaluate_rows(rows: list[dict], variables: bool = False, breakdown: bool = F
 
 def throughput(n: int) -> dict:
     from mycelium_datasets.builders import BUILDERS
-    from mycelium_models.job import split_options
+    from mycelium_run.job import split_options
 
     configs = split_options({"size": n, "test_fraction": 0.0})
     with tempfile.TemporaryDirectory() as out:

@@ -25,10 +25,10 @@ from transformers import TrainingArguments
 from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.problems import ProblemsConfig, read_source
 from mycelium_datasets.teacher import DEFAULT_SYSTEM_PROMPT, build_prompt, generate, load_teacher
-from mycelium_models.job import split_options
 from mycelium_models.solver import MyceliumSolver
 from mycelium_models.students import STUDENTS
 from mycelium_models.train import StudentTrainingArguments, train
+from mycelium_run.job import split_options
 
 
 def main() -> None:

@@ -10,7 +10,7 @@
 set -euo pipefail
 NUM_GPUS=${NUM_GPUS:-8}
 OUT=${OUT:-runs/gsm8k-7b}
-LAUNCH="accelerate launch --num_processes ${NUM_GPUS} -m mycelium_models.cli"
+LAUNCH="accelerate launch --num_processes ${NUM_GPUS} -m mycelium_run.cli"
 STUDENT=Qwen/Qwen2-0.5B
 
 # 1. GSM8K train from the Hub, teacher CoTs with the 72B mop-up (problems the 7B gets wrong go to the 72B).

@@ -191,7 +191,7 @@ def module_hash(name: str) -> str:
 
 def code_hash(modules: tuple[str, ...] | list[str]) -> str:
     """sha256 (first 16 hex digits) over the given modules' names and each one's :func:`module_hash`: the hash of
-    the code an artifact is made by, in its fingerprint and in the version table (``mycelium_models/versions.json``).
+    the code an artifact is made by, in its fingerprint and in the version table (``mycelium_run/versions.json``).
     """
     h = hashlib.sha256()
     for name in sorted(modules):

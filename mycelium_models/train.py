@@ -224,7 +224,7 @@ def train(
     evaluation metrics.
 
     ``training_args`` are used as given: evaluation, checkpointing and the metric that picks the best checkpoint are
-    defaults of the command's parser (:func:`mycelium_models.stage.training_defaults`), never overwritten here. The
+    defaults of the command's parser (:func:`mycelium_run.stage.training_defaults`), never overwritten here. The
     binder's ``label_names`` are filled in when unset. ``home`` is the folder the model will finally live in, for
     its card (default: where it is saved). ``stamp`` adds fields to the saved ``mycelium.json`` (``mycelium run``
     adds its identity). With ``scratch_output_dir``, ``training_args.output_dir`` (the checkpoints) is a work folder

@@ -196,7 +196,7 @@ def run_single_and_distributed(argv: list[str], tmp_path: Path, port: int) -> tu
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     one, two = tmp_path / "one", tmp_path / "two"
     single = subprocess.run(
-        [sys.executable, "-m", "mycelium_models.cli", *argv, "--out", str(one)],
+        [sys.executable, "-m", "mycelium_run.cli", *argv, "--out", str(one)],
         env=env,
         capture_output=True,
         text=True,
@@ -213,7 +213,7 @@ def run_single_and_distributed(argv: list[str], tmp_path: Path, port: int) -> tu
             "--master_port",
             str(port),
             "-m",
-            "mycelium_models.cli",
+            "mycelium_run.cli",
             *argv,
             "--out",
             str(two),

@@ -20,8 +20,8 @@ from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.clause_regions import make_regions
 from mycelium_datasets.numbers import problem_numbers
 from mycelium_datasets.op_pairs import make_ops
-from mycelium_models.cli import main
-from mycelium_models.job import load_preset, split_options
+from mycelium_run.cli import main
+from mycelium_run.job import load_preset, split_options
 
 from conftest import save_solver, write_jsonl
 

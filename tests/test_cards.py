@@ -26,9 +26,9 @@ from mycelium_datasets.provenance import (
     source_provenance,
 )
 from mycelium_datasets.run_folder import check_files, content_digest
-from mycelium_models import release
 from mycelium_models.model_card import E2E_TASK_TYPE, add_end_to_end, render_model_card
 from mycelium_models.students import STUDENTS
+from mycelium_run import release
 
 # -- size categories -------------------------------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ def workspace(tmp_path_factory, tiny_solver) -> tuple[Path, dict]:
     offline, the released solver ``my-org/mycelium-demo-solver`` at ``v1.0.0`` (tiny students, laid out as
     ``mycelium release`` uploads them)."""
     from mycelium_datasets.pipeline import build
-    from mycelium_models.job import load_preset, split_options
+    from mycelium_run.job import load_preset, split_options
 
     from conftest import save_solver
 
@@ -147,13 +147,13 @@ def test_no_install_line_names_the_unpublished_distribution():
     the released cards' template install from the repository (``pip install -e .``, ``scripts/install.sh``)."""
     import configparser
 
-    from mycelium_models import release
+    from mycelium_run import release
 
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     ours = config["metadata"]["name"]
     texts = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8") for path in DOCS}
-    texts["mycelium_models.release.INSTALL"] = release.INSTALL
+    texts["mycelium_run.release.INSTALL"] = release.INSTALL
     named = {where: PIP_INSTALL.findall(text) for where, text in texts.items()}
     assert not [(w, line) for w, lines in named.items() for line in lines if ours in line.split()]
     assert "-e ." in " ".join(named["README.md"]) and (ROOT / "scripts" / "install.sh").is_file()

@@ -549,7 +549,7 @@ def test_only_rows_with_a_usable_gold_are_scored(tiny_solver, tmp_path):
 
 
 def test_eval_writes_null_accuracy_and_a_report_without_a_score_when_nothing_is_scored(tiny_solver, tmp_path):
-    from mycelium_models.cli import main
+    from mycelium_run.cli import main
 
     from conftest import save_solver, write_jsonl
 

@@ -12,7 +12,7 @@ from mycelium_datasets.iaf_maps import IafMapsConfig, build_iaf_maps
 from mycelium_datasets.jsd_spans import JsdSpansConfig, build_jsd_spans, problem_token_span
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.segment import check_spans
-from mycelium_models.cli import main
+from mycelium_run.cli import main
 
 from conftest import check_token_alignment, read_artifact, run_single_and_distributed, write_jsonl
 

@@ -19,8 +19,8 @@ import pytest
 from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.pipeline import build_artifacts
 from mycelium_datasets.runner import WorkerDiedError, map_batches
-from mycelium_models.cli import main as cli_main
-from mycelium_models.job import split_options
+from mycelium_run.cli import main as cli_main
+from mycelium_run.job import split_options
 
 from conftest import read_run
 

@@ -21,7 +21,7 @@ from mycelium_datasets.equations import (
 from mycelium_datasets.numbers import problem_numbers
 from mycelium_datasets.op_graph import execute, named_ops, ops_for_trace, step_numbers, validate_trace
 from mycelium_datasets.op_pairs import make_ops
-from mycelium_models.job import split_options
+from mycelium_run.job import split_options
 
 from conftest import write_jsonl
 

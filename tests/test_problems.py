@@ -213,7 +213,7 @@ def test_a_mix_names_each_source_and_its_terms_in_the_lineage(tmp_path):
 
 
 def test_a_yaml_list_of_sources_is_a_mix(tmp_path):
-    from mycelium_models.job import load_preset
+    from mycelium_run.job import load_preset
 
     config = tmp_path / "mix.yaml"
     config.write_text("source: [gsm_symbolic, ../x.jsonl]\n")

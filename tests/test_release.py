@@ -25,12 +25,12 @@ from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.problems import VERSION as PROBLEMS_VERSION
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.provenance import folder_identity, source_provenance
-from mycelium_models import release
-from mycelium_models.cli import main
-from mycelium_models.job import load_preset, run, split_options
 from mycelium_models.model_card import add_end_to_end
 from mycelium_models.students import STUDENTS
 from mycelium_models.train import STUDENT_VERSION
+from mycelium_run import release
+from mycelium_run.cli import main
+from mycelium_run.job import load_preset, run, split_options
 
 from conftest import run_as_hub_user, write_jsonl
 

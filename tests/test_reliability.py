@@ -16,11 +16,13 @@ import datasets
 import pytest
 
 from mycelium_datasets.builders import BUILDERS
-from mycelium_models.job import split_options
+from mycelium_run.job import split_options
 
 from conftest import read_artifact, read_run, write_jsonl
 
-PACKAGE_DIRS = [Path(__file__).resolve().parents[1] / d for d in ("mycelium_datasets", "mycelium_models")]
+PACKAGE_DIRS = [
+    Path(__file__).resolve().parents[1] / d for d in ("mycelium_datasets", "mycelium_models", "mycelium_run")
+]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -32,7 +34,7 @@ RUN = ["run", "--config", "tiny", "--capture_part_size", "2", "--log_level", "de
 def start_cli(argv: list[str], out: Path, hash_seed: int, log: Path) -> subprocess.Popen:
     """``mycelium ARGV --out OUT`` in its own process group (so that a kill reaches its workers too), with its own
     ``PYTHONHASHSEED``, logging to ``log``."""
-    cmd = [sys.executable, "-m", "mycelium_models.cli", *argv, "--out", str(out)]
+    cmd = [sys.executable, "-m", "mycelium_run.cli", *argv, "--out", str(out)]
     env = {**ENV, "PYTHONHASHSEED": str(hash_seed)}
     with open(log, "w") as f:
         return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)

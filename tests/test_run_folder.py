@@ -22,8 +22,8 @@ import pytest
 from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.pipeline import build, build_artifacts, verify_folder
 from mycelium_datasets.run_folder import ArtifactDamagedError, RunFolderBusyError, RunLock, code_closure
-from mycelium_models.cli import main as cli_main
-from mycelium_models.job import split_options
+from mycelium_run.cli import main as cli_main
+from mycelium_run.job import split_options
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = {"size": 6, "test_fraction": 0.34, "cot_source": "reference"}
@@ -80,6 +80,7 @@ def _package_copy(tmp: Path) -> Path:
     skip = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "mycelium_datasets", tmp / "mycelium_datasets", ignore=skip)
     shutil.copytree(ROOT / "mycelium_models", tmp / "mycelium_models", ignore=skip)
+    shutil.copytree(ROOT / "mycelium_run", tmp / "mycelium_run", ignore=skip)
     return tmp
 
 
@@ -94,7 +95,7 @@ print(json.dumps({name: builder(sys.argv[1]).source_hash() for name, builder in 
 REBUILD = """
 import json, sys
 from mycelium_datasets.pipeline import build_artifacts
-from mycelium_models.job import split_options
+from mycelium_run.job import split_options
 build_artifacts(sys.argv[2], split_options(json.loads(sys.argv[3])))
 """
 
@@ -210,7 +211,7 @@ def test_the_report_names_the_models_as_they_are_typed_from_where_the_run_starte
     """The report's ``from_pretrained`` path is the one to type next: from the working folder of ``mycelium run
     --out runs/demo`` it is ``runs/demo/models``; a run folder outside the working folder is named from its parent,
     never by this machine's absolute path."""
-    from mycelium_models.report import write_run_report
+    from mycelium_run.report import write_run_report
 
     run = tmp_path / "repo" / "runs" / "demo"
     (run / "models" / "tagger").mkdir(parents=True)
@@ -233,7 +234,7 @@ def test_verify_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 
 def _cli(out: Path, *extra: str, stderr=subprocess.PIPE) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "mycelium_models.cli", "build", "bindings", "--out", str(out), *CLI_OPTIONS, *extra]
+    cmd = [sys.executable, "-m", "mycelium_run.cli", "build", "bindings", "--out", str(out), *CLI_OPTIONS, *extra]
     return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
 
 
@@ -319,7 +320,7 @@ def test_the_lock_is_reentrant_and_readers_take_none(tmp_path, finished):
         with RunLock(run, wait=False):  # a run that builds its artifacts takes the same lock again
             build_artifacts(run, split_options(OPTIONS), wait=False)  # up to date: reads and returns
         reader = subprocess.run(
-            [sys.executable, "-m", "mycelium_models.cli", "verify", str(run)],
+            [sys.executable, "-m", "mycelium_run.cli", "verify", str(run)],
             env=ENV,
             capture_output=True,
             text=True,

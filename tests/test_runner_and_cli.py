@@ -11,7 +11,7 @@ import pytest
 from mycelium_datasets.builders import ProblemsBuilder
 from mycelium_datasets.problems import ProblemsConfig
 from mycelium_datasets.runner import map_in_parts
-from mycelium_models.cli import main
+from mycelium_run.cli import main
 
 from conftest import read_artifact, run_single_and_distributed, write_jsonl
 
@@ -181,16 +181,16 @@ def test_check_problems_refuses_only_what_the_students_cannot_use(tmp_path, reco
     import logging
 
     from mycelium_datasets.problems import build_problems
-    from mycelium_models.job import UnfitProblemsError, check_problems, split_options
+    from mycelium_run.job import UnfitProblemsError, check_problems, split_options
 
     configs = split_options({"source": str(write_jsonl(tmp_path / "my.jsonl", records)), **options})
     problems = build_problems(configs["problems"])
     if options["test_fraction"]:
         assert {"train", "test"} <= set(problems) and len(problems["train"]) > 1  # the case is what it says
     if outcome in ("ok", "warned"):
-        with caplog.at_level(logging.WARNING, logger="mycelium_models.job"):
+        with caplog.at_level(logging.WARNING, logger="mycelium_run.job"):
             check_problems(problems, configs)
-        assert bool([r for r in caplog.records if r.name == "mycelium_models.job"]) == (outcome == "warned")
+        assert bool([r for r in caplog.records if r.name == "mycelium_run.job"]) == (outcome == "warned")
     else:
         with pytest.raises(UnfitProblemsError, match=outcome if outcome.startswith("--") else None):
             check_problems(problems, configs)  # naming the flag that fixes it, where one does
@@ -216,7 +216,7 @@ def test_a_build_prints_only_its_own_log_lines_by_default_and_nothing_at_warning
     for level, out in (("info", "info"), ("warning", "warning")):
         argv = ["build", "cot_traces", "--source", str(src), "--out", str(tmp_path / out), "--log_level", level]
         done = subprocess.run(
-            [sys.executable, "-m", "mycelium_models.cli", *argv], env=env, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "mycelium_run.cli", *argv], env=env, capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, done.stderr[-3000:]
         lines = done.stderr.splitlines()
@@ -237,7 +237,7 @@ def test_an_unknown_log_level_is_a_one_line_error(capsys):
 def test_the_tiny_preset_captures_the_default_presets_layers():
     """The first example (`--config tiny`) reads the teacher's first layers as the default run does, not all of them
     (three times the capture's time)."""
-    from mycelium_models.job import load_preset, split_options
+    from mycelium_run.job import load_preset, split_options
 
     tiny, default = (split_options(load_preset(name))["jsd_spans"] for name in ("tiny", "default"))
     assert tiny.first_layers == default.first_layers > 0 and tiny.layers == default.layers
@@ -254,7 +254,7 @@ def test_a_tiny_run_prints_its_result_alone_on_stdout_and_a_few_lines_on_stderr(
     argv = ["run", "--config", "tiny", "--capture_teacher", tiny_teacher, "--no_students", "--out", str(tmp_path)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "mycelium_models.cli", *argv], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "mycelium_run.cli", *argv], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)

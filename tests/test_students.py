@@ -19,9 +19,9 @@ from transformers import (
 
 import mycelium_models  # noqa: F401 - registers the Auto classes
 from mycelium_models import MyceliumOpClassifier, MyceliumOpClassifierConfig, MyceliumTagger, MyceliumTaggerConfig
-from mycelium_models.job import run, split_options
 from mycelium_models.solver import MyceliumSolver
 from mycelium_models.train import io_span_f1, span_set
+from mycelium_run.job import run, split_options
 
 from conftest import read_artifact, run_as_hub_user, write_jsonl
 
@@ -421,7 +421,7 @@ def test_training_runs_on_two_processes_with_ddp(run_dir, tmp_path, kind, port):
             "--master_port",
             str(port),
             "-m",
-            "mycelium_models.cli",
+            "mycelium_run.cli",
             "train",
             kind,
             "--run_dir",
@@ -483,7 +483,7 @@ def test_the_qwen2_example_config_trains_with_gradient_checkpointing(run_dir, ti
     before the first step."""
     import yaml
 
-    from mycelium_models.cli import main
+    from mycelium_run.cli import main
 
     recipe = yaml.safe_load(QWEN2_EXAMPLE.read_text())
     assert recipe["gradient_checkpointing"] is True and recipe["pooling"] == "last"
@@ -524,7 +524,7 @@ def test_the_length_a_student_was_trained_on_is_what_the_solver_reads(run_dir, t
     the binder's (it used to read 256 tokens whatever the binder was trained on)."""
     from transformers import AutoModel, AutoTokenizer
 
-    from mycelium_models.cli import main
+    from mycelium_run.cli import main
 
     models = tmp_path / "models"
     argv = ["train", "binder", "--run_dir", str(run_dir), "--models_dir", str(models), "--backbone", tiny_qwen2]
@@ -535,7 +535,7 @@ def test_the_length_a_student_was_trained_on_is_what_the_solver_reads(run_dir, t
 
 def test_training_keeps_the_options_it_is_given(run_dir, tiny_qwen2, tmp_path):
     """--eval_strategy / --save_strategy / --load_best_model_at_end are used as given (they used to be replaced)."""
-    from mycelium_models.cli import main
+    from mycelium_run.cli import main
 
     models = tmp_path / "models"
     argv = ["train", "classifier", "--run_dir", str(run_dir), "--models_dir", str(models), "--backbone", tiny_qwen2]
@@ -560,9 +560,9 @@ def test_mycelium_train_stamps_what_it_trained_and_the_run_retrains_it_leaving_n
 
     import transformers
 
-    from mycelium_models.cli import main
-    from mycelium_models.stage import StudentsConfig, train_students
     from mycelium_models.students import STUDENTS
+    from mycelium_run.cli import main
+    from mycelium_run.stage import StudentsConfig, train_students
 
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
@@ -600,7 +600,7 @@ def test_the_training_plot_puts_the_restored_checkpoint_at_its_own_epoch(models_
     """The evaluations after training are logged at the last epoch; the plot draws them at the epoch of the
     checkpoint that was restored (they used to be drawn as a drop at the last epoch), and the validation curve
     holds only the evaluations made during training."""
-    from mycelium_models.report import training_curves
+    from mycelium_run.report import training_curves
 
     for kind in ("tagger", "classifier", "binder", "decoder"):
         history = json.loads((models_dir / kind / "training_log.json").read_text())
@@ -616,8 +616,8 @@ def test_the_training_plot_puts_the_restored_checkpoint_at_its_own_epoch(models_
 def test_the_tagger_refuses_io_tags_of_another_tokenizer(run_dir, tiny_qwen2, tmp_path):
     from transformers import TrainingArguments
 
-    from mycelium_models.stage import StudentsConfig, training_defaults
     from mycelium_models.train import StudentTrainingArguments, TokenizerMismatchError, train
+    from mycelium_run.stage import StudentsConfig, training_defaults
 
     args = StudentTrainingArguments(run_dir=str(run_dir), backbone=tiny_qwen2, models_dir=str(tmp_path))
     training_args = TrainingArguments(output_dir=str(tmp_path), **training_defaults(StudentsConfig(), "tagger"))
@@ -655,7 +655,7 @@ def test_the_report_names_the_models_folder_as_code_started_where_the_run_was_op
     cards do, never by an absolute path."""
     import re
 
-    from mycelium_models.report import write_run_report
+    from mycelium_run.report import write_run_report
 
     def suggested() -> str:
         text = write_run_report(run_dir).read_text()
@@ -669,7 +669,7 @@ def test_the_report_names_the_models_folder_as_code_started_where_the_run_was_op
 
 
 def test_eval_cli_scores_unseen_problems_from_a_jsonl_file(models_dir, tmp_path, capsys):
-    from mycelium_models.cli import main
+    from mycelium_run.cli import main
 
     src = write_jsonl(
         tmp_path / "new.jsonl",
@@ -702,7 +702,7 @@ def test_metrics_load_by_path_with_evaluate_offline():
 
 
 def test_loop_adds_validated_problems_and_versions_each_round(run_dir):
-    from mycelium_models.loop import LoopArguments, run_loop
+    from mycelium_run.loop import LoopArguments, run_loop
 
     result = run_loop(LoopArguments(run_dir=str(run_dir), max_rounds=1, pool_size=12, mop_up="reference"))
     assert [r["round"] for r in result["rounds"]] == [0, 1]

@@ -15,8 +15,9 @@ import pytest
 
 import mycelium_datasets
 import mycelium_models
+import mycelium_run
 from mycelium_datasets.run_folder import module_hash
-from mycelium_models import versions
+from mycelium_run import versions
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,7 @@ PROBE_IDENTITY = """
 import json, sys
 from pathlib import Path
 from mycelium_models import pointers
-from mycelium_models.stage import StudentsConfig, _identity
+from mycelium_run.stage import StudentsConfig, _identity
 
 run = Path(sys.argv[1])
 (run / ".mycelium").mkdir(parents=True)
@@ -148,7 +149,7 @@ def test_editing_the_binders_input_encoding_retrains_the_binder(tmp_path):
     an edit to ``pointers`` (the binder's input encoding) gives the binder a new identity, so ``mycelium run``
     retrains it; a comment does not. Run on a copy of the packages in a fresh process, so no file here is edited."""
     code = tmp_path / "code"
-    for package in (mycelium_datasets, mycelium_models):
+    for package in (mycelium_datasets, mycelium_models, mycelium_run):
         folder = Path(package.__file__).parent
         shutil.copytree(folder, code / folder.name, ignore=shutil.ignore_patterns("__pycache__"))
     done = subprocess.run(

@@ -2,8 +2,8 @@
 test split, and the run's report; with the named configurations (presets) that configure it.
 
 A run is configured by one flat set of options, each the field of one config dataclass: every artifact's config
-(``mycelium_datasets.builders.BUILDERS``) and the students' (:class:`~mycelium_models.stage.StudentsConfig`).
-``--config NAME|FILE.yaml`` gives defaults (``mycelium_models/configs/*.yaml``) that explicit flags override.
+(``mycelium_datasets.builders.BUILDERS``) and the students' (:class:`~mycelium_run.stage.StudentsConfig`).
+``--config NAME|FILE.yaml`` gives defaults (``mycelium_run/configs/*.yaml``) that explicit flags override.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from mycelium_datasets.builders import config_classes, load_artifact
 from mycelium_datasets.pipeline import build, build_artifacts
 from mycelium_datasets.run_folder import RunLock
 from mycelium_datasets.runner import process_info
-from mycelium_models.stage import StudentsConfig
+from mycelium_run.stage import StudentsConfig
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +49,7 @@ def option_classes() -> list[type]:
 
 def preset_names() -> list[str]:
     return sorted(
-        p.name[: -len(".yaml")]
-        for p in resources.files("mycelium_models.configs").iterdir()
-        if p.name.endswith(".yaml")
+        p.name[: -len(".yaml")] for p in resources.files("mycelium_run.configs").iterdir() if p.name.endswith(".yaml")
     )
 
 
@@ -68,7 +66,7 @@ def load_preset(name_or_path: str) -> dict:
             raise ValueError(
                 f"unknown config {name_or_path!r}; valid choices: {', '.join(preset_names())} or a FILE.yaml"
             )
-        text = resources.files("mycelium_models.configs").joinpath(f"{name_or_path}.yaml").read_text()
+        text = resources.files("mycelium_run.configs").joinpath(f"{name_or_path}.yaml").read_text()
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise ValueError(f"config {name_or_path!r} must be a mapping of option: value")
@@ -168,8 +166,8 @@ def run(
 
 
 def _run(out_dir: Path, configs: dict[str, object], verify: bool, rebuild: bool, num_proc: int | None) -> dict:
-    from mycelium_models.report import write_run_report
-    from mycelium_models.stage import NoTrainingDataError, evaluate_run, train_students
+    from mycelium_run.report import write_run_report
+    from mycelium_run.stage import NoTrainingDataError, evaluate_run, train_students
 
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()

@@ -7,8 +7,8 @@ the modules ``mycelium_models.train`` runs). ``tests/test_versions.py`` recomput
 artifact's code without a new version fails CI with a message naming the artifact, the ``VERSION`` to bump and the
 command that records it::
 
-    python -m mycelium_models.versions            # check: what differs from the table, and what to do
-    python -m mycelium_models.versions --record   # after bumping: write the new versions and hashes
+    python -m mycelium_run.versions            # check: what differs from the table, and what to do
+    python -m mycelium_run.versions --record   # after bumping: write the new versions and hashes
 
 Recording refuses a changed hash under an unchanged version: that is the point. It records a bumped version with or
 without a code change (a version may also move because the upstream data changed).
@@ -38,7 +38,7 @@ from mycelium_datasets.builders import BUILDERS
 from mycelium_datasets.run_folder import code_closure, code_hash, module_hash
 
 TABLE = Path(__file__).with_name("versions.json")
-RECORD = "python -m mycelium_models.versions --record"
+RECORD = "python -m mycelium_run.versions --record"
 STUDENTS_MODULE, STUDENTS_VERSION = "mycelium_models.train", "STUDENT_VERSION"
 PACKAGES = ("mycelium_datasets", "mycelium_models")
 
@@ -153,7 +153,7 @@ def record(path: Path = TABLE, current: dict[str, Versioned] | None = None) -> l
             "a version goes up when its code changes, and never down; bump it first: " + "; ".join(refused)
         )
     table = {
-        "about": f"Written by `{RECORD}`; checked by tests/test_versions.py (see mycelium_models/versions.py).",
+        "about": f"Written by `{RECORD}`; checked by tests/test_versions.py (see mycelium_run/versions.py).",
         "versions": {name: {"version": v.version, "code": v.code} for name, v in current.items()},
         "modules": {m: module_hash(m) for m in sorted({m for v in current.values() for m in v.modules})},
     }
@@ -163,7 +163,7 @@ def record(path: Path = TABLE, current: dict[str, Versioned] | None = None) -> l
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mycelium_models.versions",
+        prog="python -m mycelium_run.versions",
         description="Check (default) or record each artifact's and the students' version against their code's hash.",
     )
     parser.add_argument("--record", action="store_true", help=f"Write bumped versions and new hashes to {TABLE.name}.")

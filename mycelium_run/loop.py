@@ -224,9 +224,9 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students)
     from mycelium_models.evaluation import evaluate_students, references_from_run, scoring_rows, write_eval
     from mycelium_models.model_card import add_end_to_end, problem_source
     from mycelium_models.solver import MyceliumSolver
-    from mycelium_models.stage import training_arguments
     from mycelium_models.students import STUDENTS
     from mycelium_models.train import StudentTrainingArguments, train
+    from mycelium_run.stage import training_arguments
 
     run_config = json.loads((run_dir / "run_config.json").read_text())
     backbone = run_config["io_tags"]["student_tokenizer"]
@@ -292,9 +292,9 @@ def run_loop(args: LoopArguments) -> dict:
     from mycelium_datasets.defaults import load_spacy
     from mycelium_models.evaluation import reference_from_solution
     from mycelium_models.solver import MyceliumSolver
-    from mycelium_models.stage import StudentsConfig
     from mycelium_models.students import STUDENTS
     from mycelium_models.train import binder_constants
+    from mycelium_run.stage import StudentsConfig
 
     if args.mop_up not in ("none", "reference", "teacher"):
         raise ValueError(f"--mop_up must be none, reference or teacher, got {args.mop_up!r}")
@@ -462,7 +462,7 @@ def main(argv: list[str]) -> int:
 
     from mycelium_datasets.answers import shutdown_worker
     from mycelium_datasets.run_folder import RunFolderBusyError, RunLock
-    from mycelium_models.cli import parse_options
+    from mycelium_run.cli import parse_options
 
     parser = HfArgumentParser(LoopArguments, prog="mycelium loop")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")

@@ -64,7 +64,7 @@ def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -
     students' code, hashed over every module ``mycelium_models.train`` runs (``versions.students_code``: the same
     code closure and syntax-tree hash as an artifact's fingerprint and the version table), so an edit to any of
     them (the binder's input encoding in ``pointers``, the DAG constants in ``dag``, the card template) retrains."""
-    from mycelium_models.versions import students_code
+    from mycelium_run.versions import students_code
 
     marker = json.loads((out_dir / ".mycelium" / f"{STUDENTS[kind].artifact}.json").read_text())
     h = hashlib.sha256()

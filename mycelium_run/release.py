@@ -33,7 +33,7 @@ and ``create_tag``; the token comes from ``HF_TOKEN`` or ``hf auth login`` (``hu
 content: when a repo already has the tag, its files there are compared with the staged ones (path and content: the
 LFS sha256, or the git blob id of a small file); the same files mean that repo is already released (nothing is
 uploaded to it), different ones stop the release before anything is uploaded, naming the first differing file
-(bump the version: ``python -m mycelium_models.versions``).
+(bump the version: ``python -m mycelium_run.versions``).
 """
 
 from __future__ import annotations
@@ -632,7 +632,7 @@ def push(releases: list[Release], private: bool = False, log=print) -> list[str]
                 if difference is not None:
                     raise ReleaseError(
                         f"{r.repo_type} {r.repo_id} already has tag {r.tag} with other content ({difference}): a "
-                        "tag names one content, so bump the version (python -m mycelium_models.versions) or pass "
+                        "tag names one content, so bump the version (python -m mycelium_run.versions) or pass "
                         "--revision vX.Y.Z"
                     )
                 released.add(r.repo_id)

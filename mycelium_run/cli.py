@@ -27,7 +27,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from mycelium_cli import COMMANDS, main  # noqa: F401 - main: `python -m mycelium_models.cli`, as torchrun starts it
+from mycelium_cli import COMMANDS, main  # noqa: F401 - main: `python -m mycelium_run.cli`, as torchrun starts it
 from mycelium_datasets.answers import shutdown_worker
 from mycelium_datasets.builders import BUILDERS, UpstreamMissingError
 from mycelium_datasets.capture import CaptureError
@@ -35,9 +35,9 @@ from mycelium_datasets.defaults import MissingComponentError
 from mycelium_datasets.pipeline import build
 from mycelium_datasets.problems import SourceError, valid_sources_text
 from mycelium_datasets.run_folder import ArtifactDamagedError, RunFolderBusyError, RunLock
-from mycelium_models.job import load_preset, option_classes, preset_names, run, split_options
-from mycelium_models.logs import LOG_LEVELS, check_log_level, configure_logging
 from mycelium_models.students import STUDENTS
+from mycelium_run.job import load_preset, option_classes, preset_names, run, split_options
+from mycelium_run.logs import LOG_LEVELS, check_log_level, configure_logging
 
 logger = logging.getLogger("mycelium")
 
@@ -199,8 +199,8 @@ def _training_yaml(path: str, parser: HfArgumentParser) -> dict:
 def _train(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
-    from mycelium_models.stage import StudentsConfig, training_defaults
     from mycelium_models.train import StudentTrainingArguments, checkpoints_dir, train, training_set
+    from mycelium_run.stage import StudentsConfig, training_defaults
 
     usage = f"usage: mycelium train {'|'.join(STUDENTS)} --run_dir DIR [--config FILE.yaml] [TrainingArguments]"
     if not argv or argv[0] in ("-h", "--help"):
@@ -343,9 +343,9 @@ def _eval(argv: list[str]) -> int:
         if args.split not in ("all", "train", "test"):
             raise ValueError(f"--split must be all, train or test, got {args.split!r}")
         if args.split != "all":
-            args.run_dir = str(models_run_dir(
-                args.models, args.run_dir, args.split, any(a.split("=")[0] == "--source" for a in argv)
-            ))
+            args.run_dir = str(
+                models_run_dir(args.models, args.run_dir, args.split, any(a.split("=")[0] == "--source" for a in argv))
+            )
         solver = MyceliumSolver.from_pretrained(args.models, revision=args.revision)
         if args.split == "all":
             problems = build_problems(problems_config)
@@ -401,7 +401,7 @@ def _verify(argv: list[str]) -> int:
 
 
 def _release(argv: list[str]) -> int:
-    from mycelium_models.release import main as release_main
+    from mycelium_run.release import main as release_main
 
     return release_main(argv)
 
@@ -423,7 +423,7 @@ def run_command(command: str, rest: list[str]) -> int:
     if command == "eval":
         return _eval(rest)
     if command == "loop":
-        from mycelium_models.loop import main as loop_main
+        from mycelium_run.loop import main as loop_main
 
         return loop_main(rest)
 
