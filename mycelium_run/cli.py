@@ -32,6 +32,7 @@ from mycelium_datasets.answers import shutdown_worker
 from mycelium_datasets.builders import BUILDERS, UpstreamMissingError
 from mycelium_datasets.capture import CaptureError
 from mycelium_datasets.defaults import MissingComponentError
+from mycelium_datasets.layout import RunFolder
 from mycelium_datasets.pipeline import build
 from mycelium_datasets.problems import SourceError, valid_sources_text
 from mycelium_datasets.run_folder import ArtifactDamagedError, RunFolderBusyError, RunLock
@@ -380,7 +381,7 @@ def _verify(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from mycelium_datasets.pipeline import verify_folder
 
-    if not (Path(args.run_dir) / ".mycelium").is_dir():
+    if not RunFolder(args.run_dir).is_run_folder():
         print(f"mycelium: error: {args.run_dir} is not a run folder (no .mycelium/ in it)", file=sys.stderr)
         return 2
     report = verify_folder(args.run_dir)

@@ -20,6 +20,7 @@ import datasets
 import yaml
 
 from mycelium_datasets.builders import config_classes, load_artifact
+from mycelium_datasets.layout import RunFolder
 from mycelium_datasets.pipeline import build, build_artifacts
 from mycelium_datasets.run_folder import RunLock
 from mycelium_datasets.runner import process_info
@@ -40,6 +41,29 @@ class UnfitProblemsError(ValueError):
 def run_config_classes() -> dict[str, type]:
     """The config class of each part of a run: each artifact's (the student sets share one), then the students'."""
     return {**config_classes(), "students": StudentsConfig}
+
+
+def write_run_configs(out_dir: str | Path, configs: dict[str, object]) -> Path:
+    """``DIR/run_config.json``: each part's config (as :func:`split_options` made them), read back by
+    :func:`read_run_configs`."""
+    path = RunFolder(out_dir).run_config
+    path.write_text(json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2, sort_keys=True))
+    return path
+
+
+def read_run_configs(out_dir: str | Path) -> dict[str, object]:
+    """The configs a run was given, rebuilt from its ``run_config.json`` by the classes that split them
+    (:func:`run_config_classes`): ``configs["op_pairs"].op_spacy_pipeline``, not string keys. A field this version
+    no longer has is left out with a warning; a part the file lacks gets its defaults."""
+    recorded = RunFolder(out_dir).read_run_config()
+    configs = {}
+    for part, cls in run_config_classes().items():
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = recorded.get(part, {})
+        if unknown := sorted(set(values) - names):
+            logger.warning("%s: %s in its run_config.json are not %s options here; ignored", out_dir, unknown, part)
+        configs[part] = cls(**{k: v for k, v in values.items() if k in names})
+    return configs
 
 
 def option_classes() -> list[type]:
@@ -171,9 +195,7 @@ def _run(out_dir: Path, configs: dict[str, object], verify: bool, rebuild: bool,
 
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    (out_dir / "run_config.json").write_text(
-        json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2, sort_keys=True)
-    )
+    write_run_configs(out_dir, configs)
     # problems first: a run it cannot serve is refused before any other stage runs (every process reads the same
     # files, so all of them refuse together)
     t = time.time()

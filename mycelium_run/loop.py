@@ -38,6 +38,9 @@ from pathlib import Path
 import datasets
 from datasets.fingerprint import Hasher
 
+from mycelium_datasets.layout import RunFolder
+from mycelium_run.job import read_run_configs
+
 logger = logging.getLogger(__name__)
 
 
@@ -140,12 +143,12 @@ def student_rows(rows: list[dict], student_tokenizer: str, max_length: int, cons
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def build_pool(run_dir: Path, run_config: dict, args: LoopArguments, round_index: int, seen: set[str]) -> list[dict]:
+def build_pool(run_dir: Path, configs: dict, args: LoopArguments, round_index: int, seen: set[str]) -> list[dict]:
     """Training-side problems for round ``round_index`` that no student has been trained on (``problems`` rows)."""
     from mycelium_datasets.problems import ProblemsConfig, build_problems
 
     run_problems = datasets.load_dataset(str(run_dir / "problems"))
-    if run_config["problems"]["source"] == "gsm_symbolic":
+    if configs["problems"].source == "gsm_symbolic":
         test_templates = set(run_problems["test"]["template"]) if "test" in run_problems else set()
         generated = build_problems(
             ProblemsConfig(
@@ -163,22 +166,18 @@ def build_pool(run_dir: Path, run_config: dict, args: LoopArguments, round_index
     return [r for r in rows if r["status"] == "ok" and r["id"] not in seen]
 
 
-def teacher_cots(problems: list[dict], run_config: dict, args: LoopArguments, work_dir: Path) -> list[str]:
+def teacher_cots(problems: list[dict], configs: dict, args: LoopArguments, work_dir: Path) -> list[str]:
     """CoTs the teacher writes now for ``problems`` (``problems`` rows): the ``cot_traces`` stage itself, with the
     run's generation settings, ``--mop_up_teacher`` (default: the run's first teacher) and ``--max_new_tokens``."""
-    from mycelium_datasets.cot_traces import CotTracesConfig, build_cot_traces
+    from mycelium_datasets.cot_traces import build_cot_traces
     from mycelium_datasets.problems import FEATURES as PROBLEM_FEATURES
 
-    settings = {
-        k: v for k, v in run_config["cot_traces"].items() if k in {f.name for f in dataclasses.fields(CotTracesConfig)}
-    }
-    config = CotTracesConfig(
-        **{
-            **settings,
-            "cot_source": "teacher",
-            "teachers": [args.mop_up_teacher or run_config["cot_traces"]["teachers"][0]],
-            "max_new_tokens": args.max_new_tokens,
-        }
+    recorded = configs["cot_traces"]
+    config = dataclasses.replace(
+        recorded,
+        cot_source="teacher",
+        teachers=[args.mop_up_teacher or recorded.teachers[0]],
+        max_new_tokens=args.max_new_tokens,
     )
     data = datasets.DatasetDict(train=datasets.Dataset.from_list(problems, features=PROBLEM_FEATURES))
     return list(build_cot_traces(data, config, work_dir)["train"]["cot"])
@@ -228,8 +227,8 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students)
     from mycelium_models.train import StudentTrainingArguments, train
     from mycelium_run.stage import training_arguments
 
-    run_config = json.loads((run_dir / "run_config.json").read_text())
-    backbone = run_config["io_tags"]["student_tokenizer"]
+    run, here = RunFolder(run_dir), RunFolder(round_dir)
+    backbone = read_run_configs(run_dir)["io_tags"].student_tokenizer
     n_self, n_solved, n_tier3 = counts  # added by the students, added in all, mop-ups read with parse tier 3
     lineage = {
         "upstream": {},
@@ -240,7 +239,7 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students)
         "added_mop_up_tier3": n_tier3,
     }
     for name in artifacts:
-        marker = json.loads((run_dir / ".mycelium" / f"{name}.json").read_text())
+        marker = json.loads(run.marker(name).read_text())
         lineage["upstream"][name] = {k: marker[k] for k in ("version", "fingerprint")}
         lineage["provenance"].update(marker.get("provenance") or {})
         # a label the round adds (an operation sequence the run never held) joins the artifact's label set
@@ -254,20 +253,20 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students)
         write_round_artifact(round_dir, name, data, lineage, r)
     for kind in STUDENTS:
         evaluate = len(base[STUDENTS[kind].artifact].get("test", [])) > 0
-        training_args = training_arguments(students, round_dir / ".mycelium" / f"checkpoints-{kind}", kind, evaluate)
+        training_args = training_arguments(students, here.checkpoints(kind), kind, evaluate)
         args = StudentTrainingArguments(
             run_dir=str(round_dir), backbone=backbone, head_learning_rate=students.student_head_learning_rate
         )
         train(kind, args, training_args)
-        shutil.rmtree(round_dir / ".mycelium" / f"checkpoints-{kind}", ignore_errors=True)
-    test = datasets.load_dataset(str(run_dir / "problems"))["test"]
+        shutil.rmtree(here.checkpoints(kind), ignore_errors=True)
+    test = datasets.load_dataset(str(run.artifact("problems")))["test"]
     test_rows = scoring_rows(test.select_columns(["id", "problem", "answer", "status", "status_reason"]))
-    solver = MyceliumSolver.from_pretrained(round_dir / "models")
+    solver = MyceliumSolver.from_pretrained(here.models)
     summary, predictions = evaluate_students(solver, test_rows, references_from_run(run_dir, "test"))
     summary.update({"split": "test", "round": r})
-    write_eval(round_dir / "eval", summary, predictions, title=f"Loop round {r}: students on the test split")
+    write_eval(here.eval, summary, predictions, title=f"Loop round {r}: students on the test split")
     if summary["n_scored"]:  # the round's cards get their end-to-end accuracy, as the run's do
-        add_end_to_end(round_dir / "models", summary["accuracy"], "test", source=problem_source(run_dir))
+        add_end_to_end(here.models, summary["accuracy"], "test", source=problem_source(run_dir))
     return summary
 
 
@@ -281,9 +280,16 @@ def check_run_folder(run_dir: str | Path) -> Path:
     students and ``io_tags``), else a ``FileNotFoundError`` naming the first missing file. ``mycelium loop`` asks
     before it takes the run folder's lock, so a refused command writes nothing."""
     run_dir = Path(run_dir)
-    for needed in ("run_config.json", "eval/eval.json", "models/tagger/config.json", "io_tags/README.md"):
-        if not (run_dir / needed).is_file():
-            raise FileNotFoundError(f"{run_dir / needed} is missing: run `mycelium run --out {run_dir}` first")
+    run = RunFolder(run_dir)
+    needed = (
+        run.run_config,
+        run.eval / "eval.json",
+        run.student("tagger") / "config.json",
+        run.artifact("io_tags") / "README.md",
+    )
+    for path in needed:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run `mycelium run --out {run_dir}` first")
     return run_dir
 
 
@@ -294,26 +300,26 @@ def run_loop(args: LoopArguments) -> dict:
     from mycelium_models.solver import MyceliumSolver
     from mycelium_models.students import STUDENTS
     from mycelium_models.train import binder_constants
-    from mycelium_run.stage import StudentsConfig
 
     if args.mop_up not in ("none", "reference", "teacher"):
         raise ValueError(f"--mop_up must be none, reference or teacher, got {args.mop_up!r}")
     run_dir = check_run_folder(args.run_dir)
-    eval0 = json.loads((run_dir / "eval" / "eval.json").read_text())
+    run = RunFolder(run_dir)
+    eval0 = json.loads((run.eval / "eval.json").read_text())
     if eval0["accuracy"] is None:  # every round is measured against it
         raise ValueError(
-            f"{run_dir / 'eval'} scored no problem (no test problem has a usable gold answer), so no round's gain "
+            f"{run.eval} scored no problem (no test problem has a usable gold answer), so no round's gain "
             "can be measured: build the run from problems with answers"
         )
-    run_config = json.loads((run_dir / "run_config.json").read_text())
-    students = StudentsConfig(**run_config.get("students", {}))
-    backbone = run_config["io_tags"]["student_tokenizer"]
-    max_length = run_config["io_tags"]["max_length"]
+    configs = read_run_configs(run_dir)
+    students = configs["students"]
+    backbone = configs["io_tags"].student_tokenizer
+    max_length = configs["io_tags"].max_length
     artifacts = [student.artifact for student in STUDENTS.values()]
     loop_dir = run_dir / "loop"
     loop_dir.mkdir(exist_ok=True)
 
-    base = {name: datasets.load_dataset(str(run_dir / name)) for name in artifacts}
+    base = {name: datasets.load_dataset(str(run.artifact(name))) for name in artifacts}
 
     rounds = [
         {
@@ -324,12 +330,12 @@ def run_loop(args: LoopArguments) -> dict:
             "added_mop_up": 0,
             "added_mop_up_tier3": 0,
             "pool": 0,
-            "models": str(run_dir / "models"),
+            "models": str(run.models),
         }
     ]
     added: dict[str, list[dict]] = {name: [] for name in artifacts}  # training rows added so far, per artifact
-    seen = set(datasets.load_dataset(str(run_dir / "problems"))["train"]["id"])
-    models = run_dir / "models"
+    seen = set(datasets.load_dataset(str(run.artifact("problems")))["train"]["id"])
+    models = run.models
     stop_reason = f"reached --max_rounds {args.max_rounds}"
     for r in range(1, args.max_rounds + 1):
         round_dir = loop_dir / f"round-{r}"
@@ -345,7 +351,7 @@ def run_loop(args: LoopArguments) -> dict:
             shutil.rmtree(round_dir, ignore_errors=True)
             round_dir.mkdir(parents=True)
             started = time.time()
-            pool = build_pool(run_dir, run_config, args, r, seen)
+            pool = build_pool(run_dir, configs, args, r, seen)
             solver = MyceliumSolver.from_pretrained(models)
             traces = solver.solve([p["problem"] for p in pool])
             solved, failed = [], []
@@ -358,12 +364,11 @@ def run_loop(args: LoopArguments) -> dict:
             n_self, n_tier3 = len(solved), 0
             if args.mop_up != "none" and failed:
                 if args.mop_up == "teacher":
-                    cots = teacher_cots(failed, run_config, args, round_dir / ".mycelium" / "work" / "mop_up")
+                    cots = teacher_cots(failed, configs, args, RunFolder(round_dir).work("mop_up"))
                 else:
                     cots = [p["solution"] or "" for p in failed]
-                docs = load_spacy(run_config["clause_regions"].get("spacy_pipeline")).pipe(
-                    [p["problem"] for p in failed]
-                )
+                # operand clauses, as op_pairs parses them (its pipeline, not clause_regions')
+                docs = load_spacy(configs["op_pairs"].op_spacy_pipeline).pipe([p["problem"] for p in failed])
                 fallback = solver if args.parse_tier3 else None
                 for p, cot, doc in zip(failed, cots, docs):
                     if not cot:
@@ -392,7 +397,7 @@ def run_loop(args: LoopArguments) -> dict:
                 summary = train_round(
                     run_dir, round_dir, r, base, added, artifacts, (n_self, len(solved), n_tier3), students
                 )
-                record.update(accuracy=summary["accuracy"], models=str(round_dir / "models"), trained=True)
+                record.update(accuracy=summary["accuracy"], models=str(RunFolder(round_dir).models), trained=True)
             record["seconds"] = round(time.time() - started, 1)
             done.write_text(json.dumps(record, indent=2))
         rounds.append(record)

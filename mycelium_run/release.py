@@ -51,6 +51,7 @@ import tempfile
 from pathlib import Path
 
 from mycelium_datasets.builders import BUILDERS
+from mycelium_datasets.layout import RunFolder
 from mycelium_models.students import REPO_ID, STUDENTS
 
 TAG = re.compile(r"^v\d+\.\d+\.\d+([.+-][0-9A-Za-z.-]+)?$")
@@ -164,8 +165,8 @@ def targets(directory: Path, repo: str) -> list[tuple[str, Path, str, str]]:
     for name in BUILDERS:
         if is_artifact_folder(directory / name):
             found.append((name, directory / name, f"{repo}-{name}", "dataset"))
-    if is_models_folder(directory / "models"):
-        found.append((SOLVER, directory / "models", f"{repo}-{SOLVER}", "model"))
+    if is_models_folder(RunFolder(directory).models):
+        found.append((SOLVER, RunFolder(directory).models, f"{repo}-{SOLVER}", "model"))
     if not found:
         raise ReleaseError(
             f"{directory} is not an artifact folder (README.md + data/), a model folder (config.json), a models "

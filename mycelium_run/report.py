@@ -14,6 +14,7 @@ from pathlib import Path
 import datasets
 
 from mycelium_datasets.card import run_relative
+from mycelium_datasets.layout import RunFolder
 from mycelium_models.students import STUDENTS
 
 
@@ -22,9 +23,8 @@ def _markers(out_dir: Path) -> dict[str, dict]:
 
     markers = {}
     for name in BUILDERS:
-        path = out_dir / ".mycelium" / f"{name}.json"
-        if path.is_file():
-            markers[name] = json.loads(path.read_text())
+        if (marker := RunFolder(out_dir).read_marker(name)) is not None:
+            markers[name] = marker
     return markers
 
 
@@ -125,17 +125,18 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
     from mycelium_models.evaluation import STAGES, accuracy_text, plot_attribution, render_eval_markdown
 
     out_dir = Path(out_dir)
-    report = out_dir / "report"
+    folder = RunFolder(out_dir)
+    report = folder.report
     report.mkdir(parents=True, exist_ok=True)
     markers = _markers(out_dir)
     lines = [f"# Mycelium run report: `{out_dir.resolve().name}`", ""]
 
     metrics = {}
     for kind in STUDENTS:
-        path = out_dir / "models" / kind / "metrics.json"
+        path = folder.student(kind) / "metrics.json"
         if path.is_file():
             metrics[kind] = json.loads(path.read_text())
-    eval_path = out_dir / "eval" / "eval.json"
+    eval_path = folder.eval / "eval.json"
     summary = json.loads(eval_path.read_text()) if eval_path.is_file() else None
 
     lines += ["## Headline", "", "| measure | value |", "| --- | --- |"]
@@ -198,8 +199,8 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
                 ):
                     lines.append(f"| {kind} | {key[5:]} | {value:.4f} |")
         lines.append("")
-        models, where = path_from_here(out_dir / "models", out_dir)
-        if _plot_training(out_dir / "models", report / "training.png"):
+        models, where = path_from_here(folder.models, out_dir)
+        if _plot_training(folder.models, report / "training.png"):
             lines += ["![training curves](training.png)", ""]
         lines += [
             "Models: "
@@ -210,7 +211,7 @@ def write_run_report(out_dir: str | Path, seconds: dict | None = None) -> Path:
 
     if summary:
         rows = []
-        predictions = out_dir / "eval" / "predictions.jsonl"
+        predictions = folder.eval / "predictions.jsonl"
         if predictions.is_file():
             rows = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
         plot_attribution(summary, report / "attribution.png")

@@ -20,6 +20,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mycelium_datasets.layout import RunFolder
 from mycelium_models.students import STUDENTS
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def training_rows(out_dir: Path, split: str = "train") -> dict[str, int]:
     """Rows of ``split`` in each student set of the run, from their completion markers."""
     rows = {}
     for artifact in (student.artifact for student in STUDENTS.values()):
-        marker = json.loads((out_dir / ".mycelium" / f"{artifact}.json").read_text())
+        marker = json.loads(RunFolder(out_dir).marker(artifact).read_text())
         rows[artifact] = int(marker["rows"].get(split, 0))
     return rows
 
@@ -66,7 +67,7 @@ def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -
     them (the binder's input encoding in ``pointers``, the DAG constants in ``dag``, the card template) retrains."""
     from mycelium_run.versions import students_code
 
-    marker = json.loads((out_dir / ".mycelium" / f"{STUDENTS[kind].artifact}.json").read_text())
+    marker = json.loads(RunFolder(out_dir).marker(STUDENTS[kind].artifact).read_text())
     h = hashlib.sha256()
     for part in (
         kind,  # the binder and the decoder train on one artifact with one config
@@ -98,7 +99,7 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
     for kind, student in STUDENTS.items():
         artifact = student.artifact
         identity = _identity(out_dir, kind, config, backbone)
-        final = out_dir / "models" / kind
+        final = RunFolder(out_dir).student(kind)
         kept = _stamp(final)
         if kept.get("identity") == identity:
             logger.info("the %s is up to date (%s); not retraining", kind, identity)
@@ -112,7 +113,7 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
             )
         elif final.exists() and info.is_main:
             logger.info("the %s was trained with other settings or code; retraining it", kind)
-        work = out_dir / ".mycelium" / "work" / f"models-{kind}" / identity
+        work = RunFolder(out_dir).work(f"models-{kind}", identity)
         shutil.rmtree(work, ignore_errors=True)
         args = StudentTrainingArguments(
             run_dir=str(out_dir),
@@ -227,7 +228,8 @@ def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float
     if split not in problems:
         raise ValueError(f"{out_dir / 'problems'} has no {split!r} split; splits: {list(problems)}")
     rows = scoring_rows(problems[split].select_columns(["id", "problem", "answer", "status", "status_reason"]))
-    solver = MyceliumSolver.from_pretrained(out_dir / "models")
+    folder = RunFolder(out_dir)
+    solver = MyceliumSolver.from_pretrained(folder.models)
     summary, predictions = evaluate_students(
         solver, rows, references_from_run(out_dir, split), verify_timeout=verify_timeout
     )
@@ -235,10 +237,10 @@ def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float
         {
             "split": split,
             "source": run_relative(out_dir / "problems", out_dir),
-            "models": run_relative(out_dir / "models", out_dir),
+            "models": run_relative(folder.models, out_dir),
         }
     )
-    write_eval(out_dir / "eval", summary, predictions, title=f"Students on the {split} split (unseen templates)")
+    write_eval(folder.eval, summary, predictions, title=f"Students on the {split} split (unseen templates)")
     if summary["n_scored"]:  # no gold answer, no accuracy to report
-        add_end_to_end(out_dir / "models", summary["accuracy"], split, source=problem_source(out_dir))
+        add_end_to_end(folder.models, summary["accuracy"], split, source=problem_source(out_dir))
     return summary
