@@ -208,7 +208,9 @@ def _run(out_dir: Path, configs: dict[str, object], verify: bool, rebuild: bool,
     if students.students:
         t = time.time()
         try:
-            metrics = train_students(out_dir, students, configs["io_tags"].student_tokenizer)
+            metrics = train_students(
+                out_dir, students, configs["io_tags"].student_tokenizer, configs["io_tags"].max_length
+            )
         except NoTrainingDataError as exc:
             logger.warning("students not trained: %s", exc)
             summary["students"] = {"skipped": str(exc)}

@@ -40,6 +40,7 @@ from datasets.fingerprint import Hasher
 
 from mycelium_datasets.layout import RunFolder
 from mycelium_run.job import read_run_configs
+from mycelium_run.stage import StudentsConfig, student_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,25 @@ def write_round_artifact(round_dir: Path, name: str, data: datasets.DatasetDict,
     )
 
 
-def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students) -> dict:
+@dataclass(frozen=True)
+class RoundCounts:
+    """What a round added to the training sets."""
+
+    self_solved: int  # problems the students' own programs solved (rejection sampling)
+    added: int  # problems added in all, mop-ups included
+    mop_up_tier3: int  # mop-ups whose reference was read with parse tier 3
+
+
+def train_round(
+    run_dir: Path,
+    round_dir: Path,
+    r: int,
+    *,
+    base: dict[str, datasets.DatasetDict],
+    added: dict[str, list[dict]],
+    counts: RoundCounts,
+    students: StudentsConfig,
+) -> dict:
     """Write round ``r``'s training sets (the run's plus everything added so far) as artifacts, retrain every
     student on them, and evaluate the round's students on the run's test split; returns the evaluation summary."""
     from mycelium_datasets.student_sets import with_label_names
@@ -224,19 +243,20 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students)
     from mycelium_models.model_card import add_end_to_end, problem_source
     from mycelium_models.solver import MyceliumSolver
     from mycelium_models.students import STUDENTS
-    from mycelium_models.train import StudentTrainingArguments, train
+    from mycelium_models.train import train
     from mycelium_run.stage import training_arguments
 
     run, here = RunFolder(run_dir), RunFolder(round_dir)
-    backbone = read_run_configs(run_dir)["io_tags"].student_tokenizer
-    n_self, n_solved, n_tier3 = counts  # added by the students, added in all, mop-ups read with parse tier 3
+    student_sets = read_run_configs(run_dir)["io_tags"]
+    backbone, max_length = student_sets.student_tokenizer, student_sets.max_length
+    artifacts = list(base)
     lineage = {
         "upstream": {},
         "provenance": {},
         "round": r,
-        "added_self": n_self,
-        "added_mop_up": n_solved - n_self,
-        "added_mop_up_tier3": n_tier3,
+        "added_self": counts.self_solved,
+        "added_mop_up": counts.added - counts.self_solved,
+        "added_mop_up_tier3": counts.mop_up_tier3,
     }
     for name in artifacts:
         marker = json.loads(run.marker(name).read_text())
@@ -254,9 +274,7 @@ def train_round(run_dir, round_dir, r, base, added, artifacts, counts, students)
     for kind in STUDENTS:
         evaluate = len(base[STUDENTS[kind].artifact].get("test", [])) > 0
         training_args = training_arguments(students, here.checkpoints(kind), kind, evaluate)
-        args = StudentTrainingArguments(
-            run_dir=str(round_dir), backbone=backbone, head_learning_rate=students.student_head_learning_rate
-        )
+        args = student_arguments(students, round_dir, backbone, max_length)
         train(kind, args, training_args)
         shutil.rmtree(here.checkpoints(kind), ignore_errors=True)
     test = datasets.load_dataset(str(run.artifact("problems")))["test"]
@@ -394,9 +412,8 @@ def run_loop(args: LoopArguments) -> dict:
             if not solved:  # the same training sets as the last round: retraining would only reproduce it
                 record.update(accuracy=rounds[-1]["accuracy"], models=str(models), trained=False)
             else:
-                summary = train_round(
-                    run_dir, round_dir, r, base, added, artifacts, (n_self, len(solved), n_tier3), students
-                )
+                counts = RoundCounts(self_solved=n_self, added=len(solved), mop_up_tier3=n_tier3)
+                summary = train_round(run_dir, round_dir, r, base=base, added=added, counts=counts, students=students)
                 record.update(accuracy=summary["accuracy"], models=str(RunFolder(round_dir).models), trained=True)
             record["seconds"] = round(time.time() - started, 1)
             done.write_text(json.dumps(record, indent=2))

@@ -58,6 +58,51 @@ class StudentsConfig:
         },
     )
     student_seed: int = field(default=0, metadata={"help": "Training seed (the run is deterministic on CPU)."})
+    # The model options of `mycelium train` (StudentTrainingArguments), the same defaults (tests/test_layout.py
+    # checks both surfaces name every option); the input length is the student sets' --max_length.
+    student_pooling: str = field(
+        default="mean", metadata={"help": "Classifier pooling: mean (encoders) or last (decoders)."}
+    )
+    student_freeze_embeddings: bool = field(
+        default=True,
+        metadata={"help": "Keep the backbone's input embeddings frozen (--no_student_freeze_embeddings trains them)."},
+    )
+    student_validation_fraction: float = field(
+        default=0.1,
+        metadata={"help": "Share of the training split's templates (else ids) held out to pick the best checkpoint."},
+    )
+    student_early_stopping_patience: int = field(
+        default=2,
+        metadata={"help": "Stop when the validation metric has not improved for this many epochs (0: every epoch)."},
+    )
+    student_min_constant_programs: int = field(
+        default=5,
+        metadata={"help": "The step decoder's constants: those at least this many training programs use."},
+    )
+
+
+# StudentTrainingArguments' fields that StudentsConfig does not set as student_<name>: where a run's student lives
+# and reads from, and the input length (the student sets' --max_length).
+_SET_BY_THE_RUN = ("run_dir", "backbone", "models_dir", "max_length")
+
+
+def student_arguments(config: StudentsConfig, run_dir: str | Path, backbone: str, max_length: int, models_dir=None):
+    """The ``StudentTrainingArguments`` of a student that ``mycelium run`` (or a ``mycelium loop`` round) trains:
+    every model option from ``config`` (``student_<option>``), so a run can set whatever ``mycelium train`` can."""
+    from mycelium_models.train import StudentTrainingArguments
+
+    options = {
+        f.name: getattr(config, f"student_{f.name}")
+        for f in dataclasses.fields(StudentTrainingArguments)
+        if f.name not in _SET_BY_THE_RUN
+    }
+    return StudentTrainingArguments(
+        run_dir=str(run_dir),
+        backbone=backbone,
+        models_dir=None if models_dir is None else str(models_dir),
+        max_length=max_length,
+        **options,
+    )
 
 
 def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -> str:
@@ -80,11 +125,11 @@ def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -
     return h.hexdigest()[:16]
 
 
-def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -> dict:
+def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str, max_length: int = 256) -> dict:
     """Train (or keep) each student of the registry into ``DIR/models/<student>``; returns their evaluation
-    metrics."""
+    metrics. ``max_length``: the students' input length in tokens (the student sets' ``--max_length``)."""
     from mycelium_datasets.runner import process_info
-    from mycelium_models.train import StudentTrainingArguments, train
+    from mycelium_models.train import train
 
     out_dir = Path(out_dir)
     empty = [name for name, n in training_rows(out_dir).items() if n == 0]
@@ -98,7 +143,7 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
     results = {}
     for kind, student in STUDENTS.items():
         artifact = student.artifact
-        identity = _identity(out_dir, kind, config, backbone)
+        identity = _identity(out_dir, kind, config, f"{backbone} max_length={max_length}")
         final = RunFolder(out_dir).student(kind)
         kept = _stamp(final)
         if kept.get("identity") == identity:
@@ -115,12 +160,7 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str) -
             logger.info("the %s was trained with other settings or code; retraining it", kind)
         work = RunFolder(out_dir).work(f"models-{kind}", identity)
         shutil.rmtree(work, ignore_errors=True)
-        args = StudentTrainingArguments(
-            run_dir=str(out_dir),
-            backbone=backbone,
-            models_dir=str(work / "models"),
-            head_learning_rate=config.student_head_learning_rate,
-        )
+        args = student_arguments(config, out_dir, backbone, max_length, models_dir=work / "models")
         training_args = training_arguments(config, work / "checkpoints", kind, evaluate=validated[artifact])
         logger.debug("training the %s on %s in %s", kind, out_dir / artifact, work)
         stamp = {"identity": identity, "config": dataclasses.asdict(config)}
