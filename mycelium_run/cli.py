@@ -1,8 +1,11 @@
 """The ``mycelium`` command's handlers: one per subcommand (the command table, the usage and the start-up rule are
 in ``mycelium_cli``, the entry point, which imports this module only when a command runs).
 
-Options come from the config dataclasses (``HfArgumentParser``), so every option of the Python API is a flag, with
-its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags override.
+One shape for every command: :data:`HANDLERS` maps it to its handler, which builds its parser, parses through
+:func:`parse_options` (an unknown option is one line naming the nearest valid one, exit status 2) and raises what it
+refuses; :func:`run_command` turns every refusal (:data:`USER_ERRORS`) into one line on stderr and exit status 2.
+Options come from the config dataclasses (``HfArgumentParser``) wherever a command has them, so every option of the
+Python API is a flag, with its help text. ``--config NAME|FILE.yaml`` sets defaults that explicit flags override.
 
     mycelium run --out DIR [--source NAME|FILE.jsonl] [--limit N] [--config NAME]
     mycelium build ARTIFACT --out DIR [options]
@@ -19,9 +22,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import logging
+import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,13 +40,29 @@ from mycelium_datasets.capture import CaptureError
 from mycelium_datasets.defaults import MissingComponentError
 from mycelium_datasets.layout import RunFolder
 from mycelium_datasets.pipeline import build
-from mycelium_datasets.problems import SourceError, valid_sources_text
+from mycelium_datasets.problems import valid_sources_text
 from mycelium_datasets.run_folder import ArtifactDamagedError, RunFolderBusyError, RunLock
 from mycelium_models.students import STUDENTS
 from mycelium_run.job import load_preset, option_classes, preset_names, run, split_options
 from mycelium_run.logs import LOG_LEVELS, check_log_level, configure_logging
+from mycelium_run.release import ReleaseError
 
 logger = logging.getLogger("mycelium")
+
+# What a command refuses with one line on stderr and exit status 2: input a user can fix (a bad option or source, a
+# missing or busy run folder, a damaged artifact under --no_rebuild, a model that cannot load, a refused release).
+# The input errors (SourceError, ShowError, UnfitProblemsError, UnknownOptionError) are ValueErrors. Anything else
+# is a bug, and keeps its traceback.
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    MissingComponentError,
+    UpstreamMissingError,
+    CaptureError,
+    ArtifactDamagedError,
+    RunFolderBusyError,
+    ReleaseError,
+)
 
 
 @dataclass
@@ -120,15 +142,20 @@ def unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> str | N
     return None
 
 
-def parse_options(parser: HfArgumentParser, argv: list[str]) -> tuple:
-    """``argv`` as the parser's dataclasses. An option none of them takes, or an argument left over, is an
+def parse_options(parser: argparse.ArgumentParser, argv: list[str]) -> tuple:
+    """``argv`` parsed by any command's parser: an ``HfArgumentParser`` gives its dataclasses, a plain one a
+    one-element tuple of its namespace. An option the parser does not take, or an argument left over, is an
     :class:`UnknownOptionError`: checked first, so a typo is named as such even when a required option is missing
-    too. Argparse's own errors are one line (:func:`one_line_errors`)."""
+    too. Argparse's own errors are one line (:func:`one_line_errors`). Every command parses through here."""
     one_line_errors(parser)
     problem = unknown_options(parser, argv)
     if problem:
         raise UnknownOptionError(problem)
-    *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if isinstance(parser, HfArgumentParser):
+        *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    else:
+        namespace, remaining = parser.parse_known_args(argv)
+        parsed = [namespace]
     if remaining:
         raise UnknownOptionError(f"{parser.prog}: unexpected argument {remaining[0]!r} (see {parser.prog} --help)")
     return tuple(parsed)
@@ -160,6 +187,8 @@ def _parse(prog: str, argv: list[str], with_artifact: bool):
 
 
 def _show(argv: list[str]) -> int:
+    from mycelium_datasets.show import show
+
     parser = argparse.ArgumentParser(prog="mycelium show", description=COMMANDS["show"])
     parser.add_argument("run_dir", help="Run folder holding jsd_spans or iaf_maps.")
     parser.add_argument("--id", required=True, help="Problem id to show.")
@@ -169,14 +198,8 @@ def _show(argv: list[str]) -> int:
         help="HTML page to write, or a folder (existing, or ending in /) to write ID.html in; the JSD plot is "
         "written beside it.",
     )
-    args = parser.parse_args(argv)
-    from mycelium_datasets.show import ShowError, show
-
-    try:
-        page = show(args.run_dir, args.id, args.out)
-    except ShowError as exc:
-        print(f"mycelium: error: {exc}", file=sys.stderr)
-        return 2
+    (args,) = parse_options(parser, argv)
+    page = show(args.run_dir, args.id, args.out)
     print(f"wrote {page} and {page.with_suffix('.jsd.png')}")
     return 0
 
@@ -208,11 +231,7 @@ def _train(argv: list[str]) -> int:
         print(usage, file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     if argv[0] not in STUDENTS:
-        print(
-            f"mycelium: error: mycelium train: invalid choice {argv[0]!r} (choose from {', '.join(STUDENTS)})",
-            file=sys.stderr,
-        )
-        return 2
+        raise ValueError(f"mycelium train: invalid choice {argv[0]!r} (choose from {', '.join(STUDENTS)})")
     kind = argv[0]
     parser = HfArgumentParser((StudentTrainingArguments, TrainingArguments), prog=f"mycelium train {kind}")
     # the same training arguments as the students of `mycelium run` (one definition: stage.training_defaults)
@@ -221,28 +240,16 @@ def _train(argv: list[str]) -> int:
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv[1:])
     if known.config:  # a YAML file of the same options; explicit flags override it
-        try:
-            parser.set_defaults(**_training_yaml(known.config, parser))
-        except ValueError as exc:
-            print(f"mycelium: error: {exc}", file=sys.stderr)
-            return 2
-    try:
-        args, training_args = parse_options(parser, rest)
-    except ValueError as exc:
-        print(f"mycelium: error: {exc}", file=sys.stderr)
-        return 2
+        parser.set_defaults(**_training_yaml(known.config, parser))
+    args, training_args = parse_options(parser, rest)
     scratch = not training_args.output_dir  # checkpoints in the run's work folder, removed when training ends
     if scratch:
         training_args.output_dir = str(checkpoints_dir(args.run_dir, kind))
     # TrainingArguments' --log_level (passive unless given) sets what is printed, as for `mycelium run`
     configure_logging({"passive": "info", "critical": "error"}.get(training_args.log_level, training_args.log_level))
-    try:
-        training_set(kind, args.run_dir)  # before the lock: a refused command leaves no trace in DIR
-        with RunLock(args.run_dir):  # training writes DIR/models: one writer per run folder
-            metrics = train(kind, args, training_args, scratch_output_dir=scratch)
-    except (FileNotFoundError, ValueError, RunFolderBusyError) as exc:
-        print(f"mycelium: error: {exc}", file=sys.stderr)
-        return 2
+    training_set(kind, args.run_dir)  # before the lock: a refused command leaves no trace in DIR
+    with RunLock(args.run_dir):  # training writes DIR/models: one writer per run folder
+        metrics = train(kind, args, training_args, scratch_output_dir=scratch)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -258,14 +265,10 @@ def _solve(argv: list[str]) -> int:
         "--revision", default=None, help="Revision of a Hub --models: a tag such as v1.0.0, a branch or a commit."
     )
     parser.add_argument("problems", nargs="+", help="Problem texts.")
-    args = parser.parse_args(argv)
+    (args,) = parse_options(parser, argv)
     from mycelium_models.solver import MyceliumSolver
 
-    try:
-        solver = MyceliumSolver.from_pretrained(args.models, revision=args.revision)
-    except FileNotFoundError as exc:
-        print(f"mycelium: error: {exc}", file=sys.stderr)
-        return 2
+    solver = MyceliumSolver.from_pretrained(args.models, revision=args.revision)
     for trace in solver.solve(args.problems):
         print(
             f"answer: {trace['answer']}"
@@ -339,35 +342,29 @@ def _eval(argv: list[str]) -> int:
 
     parser = HfArgumentParser((EvalArguments, ProblemsConfig), prog="mycelium eval", description=COMMANDS["eval"])
     configure_logging("info")
-    try:
-        args, problems_config = parse_options(parser, argv)
-        if args.split not in ("all", "train", "test"):
-            raise ValueError(f"--split must be all, train or test, got {args.split!r}")
-        if args.split != "all":
-            args.run_dir = str(
-                models_run_dir(args.models, args.run_dir, args.split, any(a.split("=")[0] == "--source" for a in argv))
-            )
-        solver = MyceliumSolver.from_pretrained(args.models, revision=args.revision)
-        if args.split == "all":
-            problems = build_problems(problems_config)
-            source = problems_config.source
-        else:  # the models' own split, exactly as their run made it
-            import datasets
+    args, problems_config = parse_options(parser, argv)
+    if args.split not in ("all", "train", "test"):
+        raise ValueError(f"--split must be all, train or test, got {args.split!r}")
+    if args.split != "all":
+        args.run_dir = str(
+            models_run_dir(args.models, args.run_dir, args.split, any(a.split("=")[0] == "--source" for a in argv))
+        )
+    solver = MyceliumSolver.from_pretrained(args.models, revision=args.revision)
+    if args.split == "all":
+        problems = build_problems(problems_config)
+        source = problems_config.source
+    else:  # the models' own split, exactly as their run made it
+        import datasets
 
-            problems = datasets.load_dataset(str(Path(args.run_dir) / "problems"))
-            source = f"{args.run_dir}/problems"
-        rows = scoring_rows(r for split, data in problems.items() if args.split in ("all", split) for r in data)
-        if not rows:
-            raise ValueError(f"no problems in split {args.split!r} of {source}")
-        references = references_from_run(args.run_dir) if args.run_dir else None
-        summary, predictions = evaluate_students(solver, rows, references, verify_timeout=args.eval_verify_timeout)
-        summary.update({"source": source, "split": args.split, "models": args.models})
-        path = write_eval(args.out, summary, predictions, title=f"Students on {source} ({args.split})")
-    except (FileNotFoundError, SourceError, ValueError) as exc:
-        print(f"mycelium: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        shutdown_worker()
+        problems = datasets.load_dataset(str(RunFolder(args.run_dir).artifact("problems")))
+        source = f"{args.run_dir}/problems"
+    rows = scoring_rows(r for split, data in problems.items() if args.split in ("all", split) for r in data)
+    if not rows:
+        raise ValueError(f"no problems in split {args.split!r} of {source}")
+    references = references_from_run(args.run_dir) if args.run_dir else None
+    summary, predictions = evaluate_students(solver, rows, references, verify_timeout=args.eval_verify_timeout)
+    summary.update({"source": source, "split": args.split, "models": args.models})
+    path = write_eval(args.out, summary, predictions, title=f"Students on {source} ({args.split})")
     print(
         json.dumps({k: summary[k] for k in ("n", "n_scored", "accuracy", "attribution", "teacher_accuracy")}, indent=2)
     )
@@ -378,12 +375,11 @@ def _eval(argv: list[str]) -> int:
 def _verify(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mycelium verify", description=COMMANDS["verify"])
     parser.add_argument("run_dir", help="Run folder to check.")
-    args = parser.parse_args(argv)
+    (args,) = parse_options(parser, argv)
     from mycelium_datasets.pipeline import verify_folder
 
     if not RunFolder(args.run_dir).is_run_folder():
-        print(f"mycelium: error: {args.run_dir} is not a run folder (no .mycelium/ in it)", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"{args.run_dir} is not a run folder (no .mycelium/ in it)")
     report = verify_folder(args.run_dir)
     for name, problem in report.items():
         print(f"{name:<15} {problem or 'ok'}")
@@ -402,76 +398,110 @@ def _verify(argv: list[str]) -> int:
 
 
 def _release(argv: list[str]) -> int:
-    from mycelium_run.release import main as release_main
+    from mycelium_run.release import describe, prepare, push
 
-    return release_main(argv)
+    parser = argparse.ArgumentParser(prog="mycelium release", description=COMMANDS["release"])
+    parser.add_argument("dir", help="Artifact folder, run folder, models folder or model folder.")
+    parser.add_argument("--repo", required=True, help="ORG/NAME (a run folder gives ORG/NAME-<artifact> repos).")
+    parser.add_argument("--push", action="store_true", help="Upload and tag (default: a dry run that only lists).")
+    parser.add_argument("--revision", default=None, help="Tag to create (default: v<version> from the card).")
+    parser.add_argument("--private", action="store_true", help="Create new repos as private.")
+    (args,) = parse_options(parser, argv)
+    releases = []
+    try:
+        releases = prepare(args.dir, args.repo, args.revision)
+        print(describe(releases))
+        if not args.push:
+            print("dry run: nothing uploaded (add --push to upload and tag)")
+            return 0
+        push(releases, private=args.private)
+    finally:
+        if releases:
+            shutil.rmtree(releases[0].stage_dir.parent, ignore_errors=True)
+    return 0
+
+
+def _loop(argv: list[str]) -> int:
+    from mycelium_run.loop import LoopArguments, check_run_folder, run_loop
+
+    parser = HfArgumentParser(LoopArguments, prog="mycelium loop", description=COMMANDS["loop"])
+    configure_logging("info")
+    (args,) = parse_options(parser, argv)
+    check_run_folder(args.run_dir)  # before the lock: a refused command leaves no trace in DIR
+    with RunLock(args.run_dir):  # the loop writes DIR/loop: one writer per run folder
+        result = run_loop(args)
+    for r in result["rounds"]:
+        print(
+            f"round {r['round']}: accuracy {r['accuracy']:.3f} (+{r['added_self']} self, +{r['added_mop_up']} mop-up)"
+        )
+    print(f"stopped: {result['stop_reason']}; report: {RunFolder(args.run_dir).root / 'loop' / 'report.md'}")
+    return 0
+
+
+def _run_or_build(command: str, argv: list[str]) -> int:
+    run_args, configs, artifact = _parse(f"mycelium {command}", argv, with_artifact=command == "build")
+    configure_logging(run_args.log_level)
+    rebuild, wait = not run_args.no_rebuild, not run_args.no_wait
+    if command == "run":
+        summary = run(
+            run_args.out, configs, verify=run_args.verify, rebuild=rebuild, wait=wait, num_proc=run_args.num_proc
+        )
+        print(json.dumps(summary, indent=2))
+        return 0
+    dataset = build(
+        run_args.out,
+        artifact,
+        configs,
+        force=run_args.force,
+        verify=run_args.verify,
+        rebuild=rebuild,
+        wait=wait,
+        num_proc=run_args.num_proc,
+    )
+    if dataset is not None:
+        print(
+            f"{artifact}: " + ", ".join(f"{s}={len(d)}" for s, d in dataset.items()) + f" -> {run_args.out}/{artifact}"
+        )
+    return 0
+
+
+def _listing(command: str, lines: Callable[[], str]) -> Callable[[list[str]], int]:
+    def handler(argv: list[str]) -> int:
+        if argv:
+            raise UnknownOptionError(f"mycelium {command} takes no arguments, got {argv[0]!r}")
+        print(lines())
+        return 0
+
+    return handler
+
+
+# The handler of each command of mycelium_cli.COMMANDS: it takes the command's arguments, parses them with
+# parse_options and returns the exit status; what it refuses, it raises (one of USER_ERRORS).
+HANDLERS: dict[str, Callable[[list[str]], int]] = {
+    "run": functools.partial(_run_or_build, "run"),
+    "build": functools.partial(_run_or_build, "build"),
+    "show": _show,
+    "train": _train,
+    "solve": _solve,
+    "eval": _eval,
+    "loop": _loop,
+    "verify": _verify,
+    "release": _release,
+    "sources": _listing("sources", valid_sources_text),
+    "artifacts": _listing("artifacts", lambda: "\n".join(BUILDERS)),
+}
 
 
 def run_command(command: str, rest: list[str]) -> int:
-    """Run one of :data:`mycelium_cli.COMMANDS` on its arguments ``rest``; returns the exit status."""
-    if command == "sources":
-        print(valid_sources_text())
-        return 0
-    if command == "artifacts":
-        print("\n".join(BUILDERS))
-        return 0
-    if command == "show":
-        return _show(rest)
-    if command == "train":
-        return _train(rest)
-    if command == "solve":
-        return _solve(rest)
-    if command == "eval":
-        return _eval(rest)
-    if command == "loop":
-        from mycelium_run.loop import main as loop_main
-
-        return loop_main(rest)
-
-    if command == "release":
-        return _release(rest)
-    if command == "verify":
-        return _verify(rest)
+    """Run one of :data:`mycelium_cli.COMMANDS` on its arguments ``rest``; returns the exit status: 0, 1 for a
+    damaged run folder (``verify``), 2 for a refused command (one line on stderr)."""
     try:
-        run_args, configs, artifact = _parse(f"mycelium {command}", rest, with_artifact=command == "build")
-        configure_logging(run_args.log_level)
-        if command == "run":
-            rebuild, wait = not run_args.no_rebuild, not run_args.no_wait
-            summary = run(
-                run_args.out, configs, verify=run_args.verify, rebuild=rebuild, wait=wait, num_proc=run_args.num_proc
-            )
-            print(json.dumps(summary, indent=2))
-        else:
-            dataset = build(
-                run_args.out,
-                artifact,
-                configs,
-                force=run_args.force,
-                verify=run_args.verify,
-                rebuild=not run_args.no_rebuild,
-                wait=not run_args.no_wait,
-                num_proc=run_args.num_proc,
-            )
-            if dataset is not None:
-                print(
-                    f"{artifact}: "
-                    + ", ".join(f"{s}={len(d)}" for s, d in dataset.items())
-                    + f" -> {run_args.out}/{artifact}"
-                )
-    except (
-        SourceError,
-        MissingComponentError,
-        UpstreamMissingError,
-        CaptureError,
-        ArtifactDamagedError,
-        RunFolderBusyError,
-        ValueError,
-    ) as exc:
+        return HANDLERS[command](rest)
+    except USER_ERRORS as exc:
         print(f"mycelium: error: {exc}", file=sys.stderr)
         return 2
     finally:
         shutdown_worker()
-    return 0
 
 
 if __name__ == "__main__":

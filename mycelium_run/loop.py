@@ -30,7 +30,6 @@ import dataclasses
 import json
 import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -477,30 +476,3 @@ def write_loop_report(loop_dir: Path, result: dict, args: LoopArguments) -> Path
     path = loop_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def main(argv: list[str]) -> int:
-    from transformers import HfArgumentParser
-
-    from mycelium_datasets.answers import shutdown_worker
-    from mycelium_datasets.run_folder import RunFolderBusyError, RunLock
-    from mycelium_run.cli import parse_options
-
-    parser = HfArgumentParser(LoopArguments, prog="mycelium loop")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S")
-    try:
-        (args,) = parse_options(parser, argv)
-        check_run_folder(args.run_dir)  # before the lock: a refused command leaves no trace in DIR
-        with RunLock(args.run_dir):  # the loop writes DIR/loop: one writer per run folder
-            result = run_loop(args)
-    except (FileNotFoundError, ValueError, RunFolderBusyError) as exc:
-        print(f"mycelium: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        shutdown_worker()
-    for r in result["rounds"]:
-        print(
-            f"round {r['round']}: accuracy {r['accuracy']:.3f} (+{r['added_self']} self, +{r['added_mop_up']} mop-up)"
-        )
-    print(f"stopped: {result['stop_reason']}; report: {Path(args.run_dir) / 'loop' / 'report.md'}")
-    return 0

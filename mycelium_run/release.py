@@ -38,7 +38,6 @@ uploaded to it), different ones stop the release before anything is uploaded, na
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import fnmatch
 import hashlib
@@ -46,7 +45,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -688,31 +686,3 @@ def describe(releases: list[Release]) -> str:
         for path, why in r.excluded:
             lines.append(f"  excluded: {path} ({why})")
     return "\n".join(lines)
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mycelium release",
-        description="Release an artifact, a run folder or a model folder to the Hub (dry run unless --push).",
-    )
-    parser.add_argument("dir", help="Artifact folder, run folder, models folder or model folder.")
-    parser.add_argument("--repo", required=True, help="ORG/NAME (a run folder gives ORG/NAME-<artifact> repos).")
-    parser.add_argument("--push", action="store_true", help="Upload and tag (default: a dry run that only lists).")
-    parser.add_argument("--revision", default=None, help="Tag to create (default: v<version> from the card).")
-    parser.add_argument("--private", action="store_true", help="Create new repos as private.")
-    args = parser.parse_args(argv)
-    releases: list[Release] = []
-    try:
-        releases = prepare(args.dir, args.repo, args.revision)
-        print(describe(releases))
-        if not args.push:
-            print("dry run: nothing uploaded (add --push to upload and tag)")
-            return 0
-        push(releases, private=args.private)
-    except ReleaseError as exc:
-        print(f"mycelium: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if releases:
-            shutil.rmtree(releases[0].stage_dir.parent, ignore_errors=True)
-    return 0

@@ -322,3 +322,37 @@ def test_verify_fails_on_a_run_folder_with_no_artifact(tmp_path, capsys):
     (tmp_path / "run" / ".mycelium").mkdir(parents=True)  # what a refused command used to leave behind
     assert main(["verify", str(tmp_path / "run")]) != 0
     assert "no artifact" in capsys.readouterr().err
+
+
+# Each command with what it needs before its options (the student to train, the artifact to build, ...).
+EVERY_COMMAND = [
+    ["run"],
+    ["build", "problems"],
+    ["show", "DIR"],
+    ["train", "tagger"],
+    ["solve", "a problem"],
+    ["eval"],
+    ["loop"],
+    ["verify", "DIR"],
+    ["release", "DIR"],
+    ["sources"],
+    ["artifacts"],
+]
+
+
+def test_every_command_has_one_handler():
+    from mycelium_cli import COMMANDS
+    from mycelium_run.cli import HANDLERS
+
+    assert [argv[0] for argv in EVERY_COMMAND] == list(COMMANDS) == list(HANDLERS)
+
+
+@pytest.mark.parametrize("argv", EVERY_COMMAND, ids=lambda argv: argv[0])
+def test_every_command_refuses_an_unknown_option_in_one_line(argv, capsys, tmp_path, monkeypatch):
+    """One shape for every command (mycelium_run.cli.HANDLERS): a flag it does not take is refused before anything
+    runs, in one line naming the flag, exit status 2, whichever parser the command has."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--no_such_flag_anywhere"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--no_such_flag_anywhere" in err, err
+    assert not list(tmp_path.iterdir())
