@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 # 1.1.5: the runner's progress bars (one per stage and split, on a terminal); the same rows as 1.1.4
 # 1.1.5: cards: license and description in dataset_info (ds.info.license), the run folder's card; rows as before
 # 1.1.6: quiet progress bars and the cards' dataset_info licence together (two branches merged)
-VERSION = "1.1.6"
+# 1.1.7: teacher generation on CPU runs on the free cores (threads.py); the same greedy CoTs, the same rows
+VERSION = "1.1.7"
 INPUT_COLUMNS = ("id", "prompt", "problem", "cot", "status")
 OUTPUT_COLUMNS = (
     "segmenter",

@@ -61,7 +61,8 @@ __all__ = ["FEATURES", "INPUT_COLUMNS", "OP_NAMES", "OpPairsConfig", "VERSION", 
 # 2.5.6: the runner's progress bars (one per stage and split, on a terminal); the same rows as 2.5.5
 # 2.5.6: cards: license and description in dataset_info (ds.info.license), the run folder's card; rows as before
 # 2.5.7: quiet progress bars and the cards' dataset_info licence together (two branches merged)
-VERSION = "2.5.7"
+# 2.5.8: teacher generation on CPU runs on the free cores (threads.py); the same greedy CoTs, the same rows
+VERSION = "2.5.8"
 # 1.1.0: fraction words are also their denominator; an op with neither problem operands nor an IAF region takes its
 # input's region
 INPUT_COLUMNS = ("id", "problem", "answer", "spans", "span_regions")

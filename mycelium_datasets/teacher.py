@@ -1,8 +1,9 @@
 """Teacher models: loading once per process, prompting with the chat template, batched greedy generation.
 
 Generation uses Hugging Face ``generate`` with left padding and SDPA attention, so it runs anywhere transformers
-does. Attention is *not* captured here: it is captured later by one teacher-forced forward pass (DESIGN.md,
-decision 1).
+does, and costs what a plain ``model.generate`` does (0.99x, benchmarks/bench_teacher_generation.py); on CPU it
+runs on the free cores (:mod:`.threads`). Attention is *not* captured here: it is captured later by one
+teacher-forced forward pass (DESIGN.md, decision 1).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from functools import lru_cache
 
 from .defaults import resolve_teacher
+from .threads import generation_threads, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +60,15 @@ def generate(
     do_sample: bool = False,
     temperature: float = 1.0,
     max_prompt_tokens: int | None = None,
+    num_threads: int | None = None,
 ) -> list[dict]:
     """Generate one completion per prompt in one padded batch.
 
     Returns, per prompt, ``{"text", "finish_reason", "n_tokens"}`` with ``finish_reason`` ``"stop"`` when an end
     token was produced and ``"length"`` when ``max_new_tokens`` ran out (a truncated CoT is never scored silently).
     Prompts longer than ``max_prompt_tokens`` (default: the model's context minus ``max_new_tokens``) are not run
-    and come back with ``finish_reason="prompt_too_long"``.
+    and come back with ``finish_reason="prompt_too_long"``. On CPU, ``num_threads`` torch threads generate (default:
+    :func:`.threads.generation_threads`, the free cores); the count is put back after.
     """
     import torch
 
@@ -83,7 +87,9 @@ def generate(
         if eos_ids is None:
             eos_ids = tokenizer.eos_token_id
         eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
-        with torch.inference_mode():
+        on_cpu = model.device.type == "cpu"
+        threads = (num_threads or generation_threads()) if on_cpu else torch.get_num_threads()
+        with torch.inference_mode(), torch_threads(threads):
             output = model.generate(
                 **batch,
                 max_new_tokens=max_new_tokens,
