@@ -63,7 +63,8 @@ def jsd_png(row: dict) -> bytes:
     ax.set_xlabel("CoT token")
     ax.set_ylabel("JSD (bits)")
     ax.set_title(f"{row['id']}: segmenter {row['segmenter']}, {len(row['spans'])} spans")
-    ax.legend(loc="upper right", fontsize=8)
+    # below the axes, so it never covers the curve
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=4, fontsize=8, frameon=False)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -71,8 +72,36 @@ def jsd_png(row: dict) -> bytes:
     return buffer.getvalue()
 
 
+# Light colours that dark text reads on, told apart from their neighbours (the spans of a CoT come one after another).
+PALETTE = (
+    *("#a6cee3", "#fdbf6f", "#b2df8a", "#fb9a99", "#cab2d6"),
+    *("#ffff99", "#8dd3c7", "#fccde5", "#d9d9d9", "#bc80bd"),
+)
+# The operations, one colour each, wherever they are drawn.
+OP_COLOURS = {"add": "#b2df8a", "sub": "#fb9a99", "mul": "#a6cee3", "div": "#fdbf6f"}
+
+# Why the chosen boundaries are where they are, for each segmenter (under the JSD plot).
+BOUNDARY_RULES = {
+    "jsd": "the chosen boundaries are the peaks of the smoothed curve (the field guide's method).",
+    "sentence": "the chosen boundaries are sentence ends and newlines; the curve is shown for comparison only.",
+    "jsd_clause": "every sentence end and newline is a boundary (there the language says a step ends, whatever the "
+    "curve does, so many fall in its valleys); inside a sentence that holds two or more equations, one more boundary "
+    "goes between each pair of them, at the word start where the smoothed curve is highest. The marked peaks are "
+    "those the field guide's jsd segmenter would cut at, for comparison.",
+}
+
+
+def span_colours(labels: list[str]) -> dict[str, str]:
+    """A colour per label: by operation when the label names one (``op2 mul``), else the palette in turn."""
+    colours = {}
+    for i, label in enumerate(labels):
+        op = label.split()[-1]
+        colours[label] = OP_COLOURS.get(op, PALETTE[i % len(PALETTE)])
+    return colours
+
+
 def displacy_spans(text: str, ranges: list[tuple[int, int, str]]) -> str:
-    """``text`` with labelled character ranges drawn by displaCy (span style)."""
+    """``text`` with labelled character ranges drawn by displaCy (span style), each label in its own colour."""
     import spacy
     from spacy import displacy
 
@@ -83,7 +112,8 @@ def displacy_spans(text: str, ranges: list[tuple[int, int, str]]) -> str:
         if span is not None and len(span):
             spans.append(span)
     doc.spans["sc"] = spans
-    return displacy.render(doc, style="span", page=False, jupyter=False)
+    options = {"colors": span_colours([label for _, _, label in ranges])}
+    return displacy.render(doc, style="span", page=False, jupyter=False, options=options)
 
 
 def spans_html(row: dict) -> str:
@@ -156,10 +186,18 @@ def iaf_html(row: dict) -> str:
             position = b
         pieces.append(html.escape(problem[position:]))
         parts.append(
-            f'<div class="iaf"><div class="label">S{i + 1}: <code>{html.escape(s["text"].strip())}</code></div>'
+            f'<div class="iaf"><div class="label">S{i + 1}: <code>{html.escape(s["text"].strip())}</code> '
+            f'<span class="scale">darkest = this span\'s highest IAF, {peak:.3f}</span></div>'
             f'<div class="problem">{"".join(pieces)}</div></div>'
         )
-    return "\n".join(parts)
+    if not parts:
+        return ""
+    scale = (
+        '<p class="meta">Each problem token is shaded by the share of the span\'s attention it received (IAF), '
+        "relative to the span's most attended token: "
+        '<span class="ramp"></span> 0 to that span\'s highest (hover a token for its value).</p>'
+    )
+    return scale + "\n".join(parts)
 
 
 def render_page(row: dict, artifact: str, png_name: str, png: bytes) -> str:
@@ -172,7 +210,9 @@ body {{ font-family: system-ui, sans-serif; margin: 24px; max-width: 1100px; col
 h1 {{ font-size: 20px; }} h2 {{ font-size: 16px; margin-top: 28px; }}
 .meta {{ color: #555; font-size: 13px; }} .problem {{ line-height: 1.9; padding: 4px 0 10px; }}
 .iaf {{ border-top: 1px solid #eee; padding-top: 6px; }} .label {{ font-size: 13px; color: #444; }}
-img {{ max-width: 100%; border: 1px solid #eee; }}
+img {{ max-width: 100%; border: 1px solid #eee; }} .scale {{ color: #777; font-size: 12px; margin-left: 8px; }}
+.ramp {{ display: inline-block; width: 120px; height: 10px; vertical-align: middle; border: 1px solid #ddd;
+background: linear-gradient(to right, rgba(214, 39, 40, 0), rgba(214, 39, 40, 0.9)); }}
 table {{ border-collapse: collapse; font-size: 14px; }} td, th {{ border-bottom: 1px solid #eee; padding: 4px 8px;
 text-align: left; }}
 </style></head><body>
@@ -185,7 +225,9 @@ CoT answer {html.escape(str(row.get("cot_answer")))} ({html.escape(str(row.get("
 <h2>Chain of thought, cut into spans</h2>
 {spans_html(row)}
 <h2>JSD curve</h2>
-<img alt="JSD curve" src="data:image/png;base64,{encoded}"><p class="meta">also saved as {html.escape(png_name)}</p>
+<img alt="JSD curve" src="data:image/png;base64,{encoded}">
+<p class="meta">Why the boundaries are there: {html.escape(BOUNDARY_RULES.get(str(row.get("segmenter")), ""))}
+Also saved as {html.escape(png_name)}.</p>
 {ops_html(row)}
 <h2>Where each span looked in the problem (IAF)</h2>
 {iaf_html(row)}

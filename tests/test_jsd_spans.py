@@ -126,6 +126,17 @@ def test_show_writes_a_page_and_a_plot(run_dir, tmp_path, capsys):
     assert "no row with id 'nope'" in capsys.readouterr().err
 
 
+def test_show_tells_neighbouring_spans_apart_and_gives_each_operation_one_colour():
+    from mycelium_datasets.segment import SEGMENTERS
+    from mycelium_datasets.show import BOUNDARY_RULES, span_colours
+
+    steps = span_colours([f"S{i + 1}" for i in range(12)])
+    assert all(steps[f"S{i}"] != steps[f"S{i + 1}"] for i in range(1, 12))
+    ops = span_colours(["op0 mul", "op1 add", "op2 mul", "op3 div"])
+    assert ops["op0 mul"] == ops["op2 mul"] and len({ops["op0 mul"], ops["op1 add"], ops["op3 div"]}) == 3
+    assert set(BOUNDARY_RULES) == set(SEGMENTERS)  # the page says why the boundaries are where they are
+
+
 @pytest.mark.parametrize("folder", ["existing", "ends-in-slash/"])
 def test_show_into_a_folder_writes_id_html_inside_it(folder, run_dir, tmp_path):
     if folder == "existing":
