@@ -22,6 +22,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import datasets
 import numpy as np
 from transformers import TrainerCallback
 
@@ -59,8 +60,10 @@ class NoEvaluationSplitError(ValueError):
 # the tagger reads io_tags' "no label" (-1) as the ignored -100
 # 2.2.1: both changes above together (two branches merged)
 # 2.2.2: the training set is checked before the run folder is locked (training_set); models as before
+# 2.2.3: the students' input features are computed afresh each time (in memory): datasets' map cache is keyed by a
+# module-level function's name, not its code, so an edit to steps / pointers encoding trained on the old features
 
-STUDENT_VERSION = "2.2.2"
+STUDENT_VERSION = "2.2.3"
 
 
 @dataclass
@@ -109,6 +112,16 @@ class StudentTrainingArguments:
             "help": "Keep the backbone's input embeddings frozen (half of MiniLM's weights: faster steps, less "
             "overfitting on small sets); --no_freeze_embeddings trains them too."
         },
+    )
+
+
+def features(dataset: datasets.Dataset, function, fn_kwargs: dict | None = None) -> datasets.Dataset:
+    """``dataset`` (a student set split) as a student's input features: ``function`` over batches, the set's own
+    columns removed, in memory. Never from datasets' cache: its key for a module-level function is the function's
+    name, not its code, so a cached result outlives an edit to the encoding (``steps``, ``pointers``) and a student
+    would train on the old features."""
+    return dataset.map(
+        function, batched=True, fn_kwargs=fn_kwargs, remove_columns=dataset.column_names, keep_in_memory=True
     )
 
 
@@ -446,8 +459,8 @@ def _tagger_recipe(data, eval_sets, tokenizer, backbone, args):
             "labels": [[label if label >= 0 else -100 for label in row] for row in batch["labels"]],
         }
 
-    train_set = data["train"].map(prepare, batched=True, remove_columns=data["train"].column_names)
-    eval_sets = {k: v.map(prepare, batched=True, remove_columns=v.column_names) for k, v in eval_sets.items()}
+    train_set = features(data["train"], prepare)
+    eval_sets = {k: features(v, prepare) for k, v in eval_sets.items()}
     metric = load_metric("io_span_f1")
 
     def compute_metrics(p):
@@ -476,8 +489,8 @@ def _classifier_recipe(data, eval_sets, tokenizer, backbone, args):
         encoded = tokenizer(batch["text"], truncation=True, max_length=args.max_length)
         return {**encoded, "labels": batch["label"]}  # the ClassLabel ids are the classifier's
 
-    train_set = data["train"].map(prepare, batched=True, remove_columns=data["train"].column_names)
-    eval_sets = {k: v.map(prepare, batched=True, remove_columns=v.column_names) for k, v in eval_sets.items()}
+    train_set = features(data["train"], prepare)
+    eval_sets = {k: features(v, prepare) for k, v in eval_sets.items()}
     metric = load_metric("op_accuracy")
 
     def compute_metrics(p):
@@ -538,13 +551,8 @@ def _binder_recipe(data, eval_sets, tokenizer, backbone, args):
 
     kwargs = {"tokenizer": tokenizer, "op_names": list(OP_NAMES), "max_length": args.max_length}
     kwargs["max_operands"] = MAX_OPERANDS
-    train_set = data["train"].map(
-        binding_rows, batched=True, remove_columns=data["train"].column_names, fn_kwargs=kwargs
-    )
-    eval_sets = {
-        k: v.map(binding_rows, batched=True, remove_columns=v.column_names, fn_kwargs=kwargs)
-        for k, v in eval_sets.items()
-    }
+    train_set = features(data["train"], binding_rows, kwargs)
+    eval_sets = {k: features(v, binding_rows, kwargs) for k, v in eval_sets.items()}
     metric = load_metric("binding_accuracy")
 
     def compute_metrics(p):
@@ -579,7 +587,7 @@ def _decoder_recipe(data, eval_sets, tokenizer, backbone, args):
     errors, dropped = collections.Counter(), {}
 
     def programs(rows, split):
-        encoded = rows.map(program_rows, batched=True, remove_columns=rows.column_names, fn_kwargs=kwargs)
+        encoded = features(rows, program_rows, kwargs)
         found = [e for e in encoded["step_error"] if e]
         errors.update(found)
         if found:

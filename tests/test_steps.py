@@ -237,3 +237,27 @@ def test_the_constant_vocabulary_keeps_what_enough_programs_use_and_points_by_va
     remapped = in_vocabulary(programs[2], ["100", "60"])  # the artifact's index 7 means nothing to the decoder
     assert [o["index"] for o in remapped[0]["operands"]] == [0, -1]
     assert programs[2][0]["operands"][0]["index"] == 7  # the input is not changed
+
+
+def test_student_features_are_never_read_from_a_stale_cache(tmp_path, monkeypatch):
+    """datasets keys its map cache on a module-level function's name, not its code: a student set loaded from disk
+    (it has cache files) and mapped again after an edit to the encoding must give the new features."""
+    import datasets
+
+    from mycelium_models.train import features
+
+    (tmp_path / "probe_encoding.py").write_text(
+        "SCALE = 1\n\ndef encode(batch):\n    return {'y': [x * SCALE for x in batch['x']]}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import probe_encoding
+
+    datasets.Dataset.from_dict({"x": [1, 2, 3]}).save_to_disk(tmp_path / "set")
+    data = datasets.load_from_disk(tmp_path / "set")
+    assert data.cache_files  # as a student set read from a run folder
+    assert features(data, probe_encoding.encode)["y"] == [1, 2, 3]
+    monkeypatch.setattr(probe_encoding, "SCALE", 10)  # the encoding changed; the function's name did not
+    assert features(data, probe_encoding.encode)["y"] == [10, 20, 30]
+    stale = data.map(probe_encoding.encode, batched=True, remove_columns=["x"])  # what the recipes did before
+    monkeypatch.setattr(probe_encoding, "SCALE", 100)
+    assert data.map(probe_encoding.encode, batched=True, remove_columns=["x"])["y"] == stale["y"]  # the trap
