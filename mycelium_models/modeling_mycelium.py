@@ -779,8 +779,8 @@ class MyceliumStepDecoder(_MyceliumPreTrainedModel):
 
     def action_scores(self, s: StepDecoderState, step: int) -> torch.Tensor:
         """Scores ``(B, N * N * ops + 1)`` of every action: step ``(a, b, op)`` at ``(a * N + b) * ops + op``, STOP
-        last; ``NEG`` where not allowed (a node that does not exist, ``a == b``, add / mul with ``a > b``, STOP
-        before the first step, any step after the last)."""
+        last; ``NEG`` where not allowed (a node that does not exist, sub / div with ``a == b``, add / mul with
+        ``a > b``, STOP before the first step, any step after the last)."""
         batch, n, _ = s.nodes.shape
         nodes = self.dropout(s.nodes + self.used_embed(s.used.clamp(max=2)))
         # what the step reads: its state, the last result, the problem text the state attends to, and the
@@ -795,12 +795,13 @@ class MyceliumStepDecoder(_MyceliumPreTrainedModel):
         pair = torch.tanh(self.left(nodes)[:, :, None] + self.right(nodes)[:, None, :] + context[:, None, None])
         scores = self.pair_out(pair)  # (B, N, N, ops)
         allowed = s.exists[:, :, None] & s.exists[:, None, :]
-        allowed = allowed & ~torch.eye(n, dtype=torch.bool, device=nodes.device)[None]
-        upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=nodes.device))
+        distinct = ~torch.eye(n, dtype=torch.bool, device=nodes.device)
+        upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=nodes.device))  # a <= b
         commutative = torch.tensor(
             [name in COMMUTATIVE_STEP_OPS for name in self.config.op_names], device=nodes.device
         )
-        op_allowed = allowed[..., None] & (~commutative | upper[..., None])
+        # add / mul once per pair, a == b included (x + x, x * x); sub / div in either order, never a == b
+        op_allowed = allowed[..., None] & torch.where(commutative, upper[..., None], distinct[..., None])
         if step >= self.config.max_steps:
             op_allowed = torch.zeros_like(op_allowed)
         scores = scores.masked_fill(~op_allowed, NEG).reshape(batch, -1)

@@ -24,7 +24,14 @@ from fractions import Fraction
 import torch
 
 from mycelium_datasets.arith import ParseError, apply, parse_value
-from mycelium_models.modeling_mycelium import NEG, NODE_KINDS, POINTER_CODE, REGION_CODES, STEP_OPS
+from mycelium_models.modeling_mycelium import (
+    COMMUTATIVE_STEP_OPS,
+    NEG,
+    NODE_KINDS,
+    POINTER_CODE,
+    REGION_CODES,
+    STEP_OPS,
+)
 from mycelium_models.pointers import token_span, value_features
 
 QUANTITY, CONSTANT, RESULT = (NODE_KINDS.index(k) * POINTER_CODE for k in NODE_KINDS)
@@ -40,7 +47,8 @@ class StepError(ValueError):
 def program_steps(ops: list[dict], answer_op: int, op_names=STEP_OPS) -> list[tuple[int, int, int]]:
     """The program of a ``bindings`` row: ``ops`` (``op``, ``operands`` as pointers ``{kind, index}``) and its
     ``answer_op``. Raises :class:`StepError` for an operation outside ``op_names``, a constant outside the
-    vocabulary (index -1), an operation with one operand, the same node on both sides of a step, or a cycle."""
+    vocabulary (index -1), an operation with one operand, the same node on both sides of a sub or a div (x + x and
+    x * x are steps), or a cycle."""
     if not 0 <= answer_op < len(ops):
         raise StepError("no answer operation")
     steps: list[tuple[int, int, int]] = []
@@ -75,8 +83,8 @@ def program_steps(ops: list[dict], answer_op: int, op_names=STEP_OPS) -> list[tu
             raise StepError(f"operation {op['op']!r} with {len(codes)} operand(s)")
         acc = codes[0]
         for code in codes[1:]:
-            if code == acc:
-                raise StepError("the same operand on both sides of a step")
+            if code == acc and op["op"] not in COMMUTATIVE_STEP_OPS:  # x - x, x / x: a constant, never a step
+                raise StepError(f"the same operand on both sides of {op['op']}")
             steps.append((acc, code, op_names.index(op["op"])))
             acc = RESULT + len(steps) - 1
         visiting.discard(i)

@@ -70,18 +70,20 @@ def test_an_n_ary_operation_is_a_left_to_right_chain_and_results_come_before_the
 def test_a_shared_result_is_computed_once_and_unused_operations_are_left_out():
     ops = [
         {"op": "mul", "operands": [q(0), c(0)]},  # used twice
-        {"op": "add", "operands": [r(0), r(0)]},  # the same node on both sides: not a step
+        {"op": "add", "operands": [r(0), r(0)]},  # the same node on both sides: x + x is a step
         {"op": "div", "operands": [q(1), q(2)]},  # not on the answer's path
         {"op": "sub", "operands": [r(0), q(1)]},
         {"op": "add", "operands": [r(0), r(3)]},
+        {"op": "sub", "operands": [r(0), r(0)]},  # x - x is always 0: not a step
     ]
     assert program_steps(ops, 4) == [
         (QUANTITY + 0, CONSTANT + 0, MUL),
         (RESULT + 0, QUANTITY + 1, SUB),
         (RESULT + 0, RESULT + 1, ADD),
     ]
-    with pytest.raises(StepError, match="same operand"):
-        program_steps(ops, 1)
+    assert program_steps(ops, 1) == [(QUANTITY + 0, CONSTANT + 0, MUL), (RESULT + 0, RESULT + 0, ADD)]
+    with pytest.raises(StepError, match="same operand on both sides of sub"):
+        program_steps(ops, 5)
 
 
 @pytest.mark.parametrize(
