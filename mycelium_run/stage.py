@@ -105,11 +105,12 @@ def student_arguments(config: StudentsConfig, run_dir: str | Path, backbone: str
     )
 
 
-def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -> str:
-    """What a kept student must match: its training set's fingerprint, the training settings, the backbone and the
-    students' code, hashed over every module ``mycelium_models.train`` runs (``versions.students_code``: the same
-    code closure and syntax-tree hash as an artifact's fingerprint and the version table), so an edit to any of
-    them (the binder's input encoding in ``pointers``, the DAG constants in ``dag``, the card template) retrains."""
+def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str, max_length: int = 256) -> str:
+    """What a kept student must match: its training set's fingerprint, the training settings, the backbone, the
+    input length and the students' code, hashed over every module ``mycelium_models.train`` runs
+    (``versions.students_code``: the same code closure and syntax-tree hash as an artifact's fingerprint and the
+    version table), so an edit to any of them (the binder's input encoding in ``pointers``, the DAG constants in
+    ``dag``, the card template) retrains."""
     from mycelium_run.versions import students_code
 
     marker = json.loads(RunFolder(out_dir).marker(STUDENTS[kind].artifact).read_text())
@@ -119,6 +120,7 @@ def _identity(out_dir: Path, kind: str, config: StudentsConfig, backbone: str) -
         marker["fingerprint"],
         json.dumps(dataclasses.asdict(config), sort_keys=True),
         backbone,
+        f"max_length={max_length}",
         students_code(),
     ):
         h.update(part.encode())
@@ -143,7 +145,7 @@ def train_students(out_dir: str | Path, config: StudentsConfig, backbone: str, m
     results = {}
     for kind, student in STUDENTS.items():
         artifact = student.artifact
-        identity = _identity(out_dir, kind, config, f"{backbone} max_length={max_length}")
+        identity = _identity(out_dir, kind, config, backbone, max_length)
         final = RunFolder(out_dir).student(kind)
         kept = _stamp(final)
         if kept.get("identity") == identity:
