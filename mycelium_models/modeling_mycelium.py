@@ -630,6 +630,13 @@ class MyceliumStepDecoderConfig(_BackboneConfigMixin, PretrainedConfig):
         program_beams (`int`, *optional*, defaults to 8): programs kept while decoding (1: greedy).
         max_input_tokens (`int`, *optional*, defaults to 256): the longest problem in tokens, as trained (the solver
             reads the same length).
+        program_length_penalty (`float`, *optional*, defaults to 0.0): complete programs are ranked by their
+            log-probability divided by ``steps ** program_length_penalty`` (0: the sum itself; dividing helps
+            multi-step GSM8K problems and costs more on one- and two-step ones, docs/students.md), ...
+        fraction_penalty (`float`, *optional*, defaults to 3.0): ... less this for a final answer that is not a
+            whole number, ...
+        unused_penalty (`float`, *optional*, defaults to 2.0): ... and less this for each number the problem writes
+            that no step reads (``steps.rank``; the three chosen on training problems' beams, docs/students.md).
     """
 
     model_type = "mycelium_step_decoder"
@@ -647,6 +654,9 @@ class MyceliumStepDecoderConfig(_BackboneConfigMixin, PretrainedConfig):
         classifier_dropout: float = 0.1,
         program_beams: int = 8,
         max_input_tokens: int = 256,
+        program_length_penalty: float = 0.0,
+        fraction_penalty: float = 3.0,
+        unused_penalty: float = 2.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -661,6 +671,9 @@ class MyceliumStepDecoderConfig(_BackboneConfigMixin, PretrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.program_beams = program_beams
         self.max_input_tokens = max_input_tokens
+        self.program_length_penalty = program_length_penalty
+        self.fraction_penalty = fraction_penalty
+        self.unused_penalty = unused_penalty
 
 
 @dataclass

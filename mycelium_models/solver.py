@@ -345,6 +345,7 @@ class MyceliumSolver:
                 [problems[i] for i in chunk],
                 num_beams=num_beams,
                 rules=RULES if rules is None else rules,
+                mentions=[[start for _, start, _ in q[: len(f["quantity_spans"])]] for q, f in zip(found, features)],
             )
             for i, program in zip(chunk, programs):
                 results[i] = program
@@ -422,6 +423,7 @@ class MyceliumSolver:
                 problems[i], trace, operations, pointers, len(operations) - 1, list(self.decoder.config.constants)
             )
             trace["score"] = program.score
+            trace["rank"] = program.rank
         return traces
 
     # -- solving ------------------------------------------------------------------------------------------------------

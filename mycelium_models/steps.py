@@ -238,11 +238,13 @@ HOW_MANY = re.compile(r"\bhow\s+many\b", re.IGNORECASE)
 @dataclass
 class Program:
     """A decoded program: its steps ``(left, right, op)`` as node codes, their exact values, its log-probability
-    and its answer (the last step's value; ``None`` when no program was found)."""
+    (``score``), the figure the beam chose it by (``rank``: :func:`rank`) and its answer (the last step's value;
+    ``None`` when no program was found)."""
 
     steps: list[tuple[int, int, int]] = field(default_factory=list)
     values: list = field(default_factory=list)
     score: float = float("-inf")
+    rank: float = float("-inf")
 
     @property
     def answer(self):
@@ -268,6 +270,28 @@ def _masks(values: list[list], n_ops: int, op_names, rules) -> torch.Tensor:
     return out
 
 
+def rank(score: float, steps: list[tuple[int, int, int]], answer, mentions: list[int], config) -> float:
+    """How a complete program is ranked against the others: its log-probability ``score`` divided by
+    ``len(steps) ** config.program_length_penalty`` (by default 0: the score itself), less
+    ``config.fraction_penalty`` when the answer is not a whole number and ``config.unused_penalty`` for each number
+    the problem writes that no step reads. ``mentions[k]`` says which written number quantity node ``k`` reads (one
+    number may give two quantities: ``80%`` is 80 and 0.8); the steps' nodes are node indices. Chosen on training
+    problems' beams and confirmed on the validation split (docs/students.md)."""
+    value = score / len(steps) ** getattr(config, "program_length_penalty", 0.0)
+    if getattr(config, "fraction_penalty", 0.0) and not (isinstance(answer, Fraction) and answer.denominator == 1):
+        value -= config.fraction_penalty
+    if getattr(config, "unused_penalty", 0.0) and mentions:
+        read = {mentions[x] for left, right, _ in steps for x in (left, right) if x < len(mentions)}
+        value -= config.unused_penalty * len(set(mentions) - read)
+    return value
+
+
+def _best_possible(score: float, config) -> float:
+    """The highest :func:`rank` a hypothesis of log-probability ``score`` can still reach (steps only lower the
+    score; dividing a negative score by the most steps raises it most; penalties only lower it)."""
+    return score / config.max_steps ** getattr(config, "program_length_penalty", 0.0)
+
+
 def _acceptable_answer(value, question: str, rules) -> bool:
     if "how_many" in rules and HOW_MANY.search(question):
         return isinstance(value, Fraction) and value.denominator == 1 and value >= 0
@@ -282,11 +306,13 @@ def search(
     questions: list[str],
     num_beams: int | None = None,
     rules: tuple[str, ...] = RULES,
+    mentions: list[list[int]] | None = None,
 ) -> list[Program]:
-    """The best program of each problem of a batch. ``features`` are the collated :func:`encode` features (no
-    labels); ``node_values[b]`` the exact value of each quantity and constant node of problem ``b`` (in the
-    model's node order; ``None`` for a quantity the model cannot take), ``questions[b]`` its text (for the
-    ``how_many`` rule)."""
+    """The best program of each problem of a batch, by :func:`rank`. ``features`` are the collated :func:`encode`
+    features (no labels); ``node_values[b]`` the exact value of each quantity and constant node of problem ``b``
+    (in the model's node order; ``None`` for a quantity the model cannot take), ``questions[b]`` its text (for the
+    ``how_many`` rule), ``mentions[b]`` which written number each of its quantity nodes reads (for the unused
+    penalty; ``None``: every quantity its own number)."""
     config = model.config
     num_beams = max(1, int(num_beams or config.program_beams))
     op_names = config.op_names
@@ -302,6 +328,9 @@ def search(
         first = list(node_values[b]) + [None] * (n - len(node_values[b]))
         alive = [(0.0, [], first, [])]  # (score, steps, node values, step values)
         best = Program()
+        n_q = first_constant
+        problem_mentions = list(mentions[b]) if mentions is not None else list(range(n_q))
+        problem_mentions = [m for m, v in zip(problem_mentions, first[:n_q]) if v is not None]
         for t in range(config.max_steps + 1):
             scores = model.action_scores(s, t).float()
             ruled_out = _masks([h[2] for h in alive], n_ops, op_names, rules).reshape(len(alive), -1)
@@ -320,11 +349,15 @@ def search(
                 if action == n_actions:  # STOP: a complete program, on at least one number the problem writes
                     reads_problem = any(x < first_constant or y < first_constant for x, y, _ in steps)
                     acceptable = reads_problem and _acceptable_answer(step_values[-1], questions[b], rules)
-                    if score > best.score and acceptable:
+                    if not acceptable:
+                        continue
+                    ranked = rank(score, steps, step_values[-1], problem_mentions, config)
+                    if ranked > best.rank:
                         best = Program(
                             [_codes(step, n - config.max_steps, len(config.constants)) for step in steps],
                             step_values,
                             score,
+                            ranked,
                         )
                     continue
                 pair, op = divmod(action, n_ops)
@@ -342,7 +375,7 @@ def search(
                 lefts.append(left)
                 rights.append(right)
                 ops.append(op)
-            if not grown or best.score >= grown[0][0]:  # log-probabilities only fall: nothing alive can win
+            if not grown or best.rank >= _best_possible(grown[0][0], config):  # nothing alive can win
                 break
             device = s.nodes.device
             s = s.select(torch.tensor(parents, device=device))
@@ -389,5 +422,6 @@ __all__ = [
     "pointer",
     "program_rows",
     "program_steps",
+    "rank",
     "search",
 ]

@@ -22,6 +22,7 @@ from mycelium_models.steps import (
     node_values,
     program_steps,
     quantity_regions,
+    rank,
     search,
 )
 
@@ -211,6 +212,48 @@ def test_the_beam_never_keeps_a_division_by_zero_and_takes_a_number_of_the_probl
         if program.steps:
             assert all(value is not None for value in program.values)
             assert any(code < CONSTANT for step in program.steps for code in step[:2])
+
+
+def test_complete_programs_are_ranked_per_step_with_whole_answers_and_every_number_read():
+    config = MyceliumStepDecoderConfig(program_length_penalty=0.5, fraction_penalty=3.0, unused_penalty=0.5)
+    one, two = [(0, 1, ADD)], [(0, 1, ADD), (2, 3, MUL)]
+    mentions = [0, 1, 2, 2]  # four quantity nodes, three written numbers ("80%" reads as 80 and 0.8)
+    # per step, not a sum: a two-step program at -1.2 a step beats a one-step one at -2.0 (the raw sum would not)
+    assert rank(-2.4, two, Fraction(6), mentions, config) > rank(-2.0, one, Fraction(6), mentions, config) + 0.5
+    # the two-step program reads every written number; the one-step one leaves the third unread
+    assert rank(-2.0, one, Fraction(6), mentions, config) == pytest.approx(-2.0 - 0.5)
+    assert rank(-2.0, [(0, 2, ADD)], Fraction(6), mentions, config) == pytest.approx(-2.0 - 0.5)
+    assert rank(-2.0, [(0, 3, ADD), (4, 1, ADD)], Fraction(6), mentions, config) == pytest.approx(-2.0 / 2**0.5)
+    # a fraction as the final answer costs the fraction penalty
+    assert rank(-2.0, one, Fraction(7, 2), mentions, config) == pytest.approx(-2.0 - 0.5 - 3.0)
+    # all three off: the raw log-probability, as before students 2.4.0
+    plain = MyceliumStepDecoderConfig(program_length_penalty=0.0, fraction_penalty=0.0, unused_penalty=0.0)
+    assert rank(-2.4, two, Fraction(7, 2), mentions, plain) == -2.4
+
+
+def test_the_beam_returns_the_program_its_ranking_prefers(tiny_decoder):
+    """Whatever the penalties, the program returned is the best-ranked complete one the beam met: turning the
+    unused penalty up never returns a program that leaves more written numbers unread."""
+    model, tokenizer = tiny_decoder
+    features = StepCollator(tokenizer.pad_token_id)([_features(tokenizer, PROBLEM)])
+    values = [node_values(quantities(PROBLEM), model.config.constants, features["quantity_spans"].shape[1])]
+    n_q = len(quantities(PROBLEM))
+
+    def unread(program):
+        read = {code - QUANTITY for step in program.steps for code in step[:2] if code < CONSTANT}
+        return n_q - len(read)
+
+    found = []
+    for penalty in (0.0, 50.0):
+        model.config.unused_penalty = penalty
+        program = search(model, features, values, [PROBLEM], num_beams=4)[0]
+        assert program.rank == pytest.approx(
+            rank(program.score, [(0, 0, 0)] * len(program.steps), program.answer, [], model.config)
+            - penalty * unread(program)
+        )
+        found.append(unread(program))
+    model.config.unused_penalty = MyceliumStepDecoderConfig().unused_penalty
+    assert found[1] <= found[0]
 
 
 @pytest.mark.parametrize("size", [2000, 100_000])
