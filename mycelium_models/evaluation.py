@@ -273,6 +273,10 @@ def _attribute_program(trace: dict, gold_value, gold, binding: dict | None) -> t
     return "DEPENDENCY", "the reference's operations on the reference's numbers, combined in another order"
 
 
+# the columns of a ``problems`` split that evaluation reads (``source`` where the problems mix sources)
+EVAL_COLUMNS = ("id", "source", "problem", "answer", "status", "status_reason")
+
+
 def scoring_rows(rows: Iterable[dict]) -> list[dict]:
     """The problems to score, from rows of a ``problems`` artifact: ``id``, ``problem``, ``solution``, ``status``,
     ``status_reason`` and the gold ``answer``, kept only where ``status`` is ``ok`` (a row that cannot be used is
@@ -285,6 +289,7 @@ def scoring_rows(rows: Iterable[dict]) -> list[dict]:
             "solution": r.get("solution"),
             "status": r["status"],
             "status_reason": r.get("status_reason") or "",
+            "source": r.get("source") or "",
         }
         for r in rows
     ]
@@ -350,6 +355,7 @@ def evaluate_students(
         reference = references.get(p["id"])
         row = {
             "id": p["id"],
+            "source": p.get("source") or "",
             "problem": p.get("problem"),
             "gold": gold,
             "answer": trace["answer"],
@@ -520,6 +526,16 @@ def summarize(rows: list[dict], solve_seconds: float | None = None) -> dict:
         "teacher_accuracy": sum(teacher) / len(teacher) if teacher else None,
         "teacher_n": len(teacher),
     }
+    sources = collections.Counter(r.get("source") or "" for r in scored)
+    if len(sources) > 1:  # a mix: each source's held-out slice on its own (GSM8K's is the one that judges)
+        summary["by_source"] = {
+            source: {
+                "correct": (right := sum(1 for r in scored if (r.get("source") or "") == source and r["correct"])),
+                "n_scored": n,
+                "accuracy": right / n,
+            }
+            for source, n in sorted(sources.items())
+        }
     if solve_seconds is not None:
         summary["solve_seconds"] = round(solve_seconds, 3)
         summary["problems_per_second"] = round(len(rows) / solve_seconds, 2) if solve_seconds > 0 else None
@@ -624,6 +640,7 @@ def render_eval_markdown(summary: dict, rows: list[dict], title: str, plot: str 
         )
     if summary.get("problems_per_second"):
         lines.append(f"| solver throughput | {summary['problems_per_second']} problems/s |")
+    lines += by_source_markdown(summary.get("by_source"))
     lines += not_scored_markdown(summary, rows)
     lines += ladder_markdown(summary.get("ladder"))
     lines += beam_markdown(summary.get("beam"))
@@ -661,6 +678,16 @@ def render_eval_markdown(summary: dict, rows: list[dict], title: str, plot: str 
             ops = _ops_text(r)
             lines.append(f"- `{r['id']}`: {_md((r['problem'] or '')[:220])}  \n  {_md(ops)} -> **{r['answer']}**")
     return "\n".join(lines) + "\n"
+
+
+def by_source_markdown(by_source: dict | None) -> list[str]:
+    """Each source's accuracy when the problems mix sources, as a Markdown table (nothing for one source)."""
+    if not by_source:
+        return []
+    lines = ["", "## By source", "", "| source | answered correctly | accuracy |", "| --- | --- | --- |"]
+    for source, s in by_source.items():
+        lines.append(f"| {_md(source) or '(none)'} | {s['correct']}/{s['n_scored']} | {s['accuracy']:.3f} |")
+    return lines
 
 
 def not_scored_markdown(summary: dict, rows: list[dict], examples: int = 3) -> list[str]:

@@ -238,7 +238,13 @@ def train_round(
     """Write round ``r``'s training sets (the run's plus everything added so far) as artifacts, retrain every
     student on them, and evaluate the round's students on the run's test split; returns the evaluation summary."""
     from mycelium_datasets.student_sets import with_label_names
-    from mycelium_models.evaluation import evaluate_students, references_from_run, scoring_rows, write_eval
+    from mycelium_models.evaluation import (
+        EVAL_COLUMNS,
+        evaluate_students,
+        references_from_run,
+        scoring_rows,
+        write_eval,
+    )
     from mycelium_models.model_card import add_end_to_end, problem_source
     from mycelium_models.solver import MyceliumSolver
     from mycelium_models.students import STUDENTS
@@ -277,7 +283,7 @@ def train_round(
         train(kind, args, training_args)
         shutil.rmtree(here.checkpoints(kind), ignore_errors=True)
     test = datasets.load_dataset(str(run.artifact("problems")))["test"]
-    test_rows = scoring_rows(test.select_columns(["id", "problem", "answer", "status", "status_reason"]))
+    test_rows = scoring_rows(test.select_columns([c for c in EVAL_COLUMNS if c in test.column_names]))
     solver = MyceliumSolver.from_pretrained(here.models)
     summary, predictions = evaluate_students(solver, test_rows, references_from_run(run_dir, "test"))
     summary.update({"split": "test", "round": r})

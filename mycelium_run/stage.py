@@ -261,7 +261,13 @@ def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float
     import datasets
 
     from mycelium_datasets.card import run_relative
-    from mycelium_models.evaluation import evaluate_students, references_from_run, scoring_rows, write_eval
+    from mycelium_models.evaluation import (
+        EVAL_COLUMNS,
+        evaluate_students,
+        references_from_run,
+        scoring_rows,
+        write_eval,
+    )
     from mycelium_models.model_card import add_end_to_end, problem_source
     from mycelium_models.solver import MyceliumSolver
 
@@ -269,7 +275,7 @@ def evaluate_run(out_dir: str | Path, split: str = "test", verify_timeout: float
     problems = datasets.load_dataset(str(out_dir / "problems"))
     if split not in problems:
         raise ValueError(f"{out_dir / 'problems'} has no {split!r} split; splits: {list(problems)}")
-    rows = scoring_rows(problems[split].select_columns(["id", "problem", "answer", "status", "status_reason"]))
+    rows = scoring_rows(problems[split].select_columns([c for c in EVAL_COLUMNS if c in problems[split].column_names]))
     folder = RunFolder(out_dir)
     solver = MyceliumSolver.from_pretrained(folder.models)
     summary, predictions = evaluate_students(

@@ -272,6 +272,34 @@ def test_summary_counts_add_up():
     assert sum(summary["attribution"].values()) == summary["wrong"] == 2
     assert list(summary["attribution"]) == list(STAGES)
     assert summary["teacher_accuracy"] == pytest.approx(2 / 3)  # reported apart from the students' accuracy
+    assert "by_source" not in summary  # one source: its figure is the accuracy
+
+
+def test_a_mix_of_sources_is_also_scored_source_by_source():
+    def row(source, correct, scored=True):
+        return {
+            "scored": scored,
+            "correct": correct,
+            "stage": None if correct else "EXECUTION",
+            "answer": "1",
+            "reference_validated": True,
+            "teacher_correct": None,
+            "source": source,
+        }
+
+    rows = [
+        row("gsm8k_train", True),
+        row("gsm8k_train", False),
+        row("gsm8k_train", False),
+        row("mawps", True),
+        row("mawps", None, scored=False),
+    ]
+    summary = summarize(rows)
+    assert summary["by_source"] == {
+        "gsm8k_train": {"correct": 1, "n_scored": 3, "accuracy": pytest.approx(1 / 3)},
+        "mawps": {"correct": 1, "n_scored": 1, "accuracy": 1.0},
+    }
+    assert sum(s["n_scored"] for s in summary["by_source"].values()) == summary["n_scored"]
 
 
 def test_a_percent_is_two_quantities_and_the_executor_records_every_pointer():
