@@ -689,20 +689,64 @@ class StepDecoderOutput(ModelOutput):
 class StepDecoderState:
     """What a step needs of a problem (or of each hypothesis of a beam): the nodes a step may combine ``(B, N, H)``
     (quantities, constants, then one slot per step's result), which of them exist ``(B, N)``, how often each was
-    taken ``(B, N)``, the decoder's state ``(B, H)``, the last result ``(B, H)``, and the problem's tokens ``(B, T,
-    H)`` with their mask, which each new result reads."""
+    taken ``(B, N)``, the decoder's state ``(B, H)``, the last result ``(B, H)``, and the problem's tokens as the
+    keys and values ``(B, heads, T, H / heads)`` of the two attentions that read them (``focus``: the state,
+    ``read``: each new result), projected once per problem, with their mask ``(B, T)``."""
 
     nodes: torch.Tensor
     exists: torch.Tensor
     used: torch.Tensor
     state: torch.Tensor
     last: torch.Tensor
-    tokens: torch.Tensor
+    focus_keys: torch.Tensor
+    focus_values: torch.Tensor
+    read_keys: torch.Tensor
+    read_values: torch.Tensor
     token_mask: torch.Tensor
 
     def select(self, index: torch.Tensor) -> StepDecoderState:
-        """The rows ``index`` (e.g. the parents of a beam's new hypotheses)."""
-        return StepDecoderState(**{f.name: getattr(self, f.name).index_select(0, index) for f in fields(self)})
+        """The rows ``index`` (e.g. the parents of a beam's new hypotheses). The problem's tokens of a state of one
+        problem stay one row, shared by every hypothesis (every index is that row): they are never copied."""
+        return StepDecoderState(
+            **{
+                f.name: value if f.name in _TOKEN_FIELDS and value.shape[0] == 1 else value.index_select(0, index)
+                for f in fields(self)
+                for value in (getattr(self, f.name),)
+            }
+        )
+
+
+_TOKEN_FIELDS = ("focus_keys", "focus_values", "read_keys", "read_values", "token_mask")
+
+
+def _token_memory(attention: nn.MultiheadAttention, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keys and values ``(B, heads, T, H / heads)`` that ``attention`` reads from ``tokens`` ``(B, T, H)``: its
+    own input projections, computed once per problem rather than once per step and hypothesis."""
+    batch, length, hidden = tokens.shape
+    heads = attention.num_heads
+    weight, bias = attention.in_proj_weight, attention.in_proj_bias
+    keys = nn.functional.linear(tokens, weight[hidden : 2 * hidden], bias[hidden : 2 * hidden])
+    values = nn.functional.linear(tokens, weight[2 * hidden :], bias[2 * hidden :])
+
+    def split(x: torch.Tensor) -> torch.Tensor:
+        return x.view(batch, length, heads, hidden // heads).transpose(1, 2)
+
+    return split(keys), split(values)
+
+
+def _attend(attention: nn.MultiheadAttention, query, keys, values, token_mask) -> torch.Tensor:
+    """``attention`` (an ``nn.MultiheadAttention``, its weights as trained) of one query per row ``(B, H)`` over
+    the keys and values of :func:`_token_memory` (one row of them is shared by every query), the same function as
+    ``attention(query[:, None], tokens, tokens, key_padding_mask=~token_mask)[0][:, 0]``."""
+    batch, hidden = query.shape
+    heads = attention.num_heads
+    weight, bias = attention.in_proj_weight, attention.in_proj_bias
+    q = nn.functional.linear(query, weight[:hidden], bias[:hidden]).view(batch, heads, 1, hidden // heads)
+    keys, values = keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1)
+    mask = token_mask.expand(batch, -1)[:, None, None, :]
+    dropout = attention.dropout if attention.training else 0.0
+    out = nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout)
+    return attention.out_proj(out.reshape(batch, hidden))
 
 
 class MyceliumStepDecoder(_MyceliumPreTrainedModel):
@@ -788,7 +832,16 @@ class MyceliumStepDecoder(_MyceliumPreTrainedModel):
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
         state = torch.tanh(self.start(pooled))
         used = torch.zeros(exists.shape, dtype=torch.long, device=hidden.device)
-        return StepDecoderState(nodes, exists, used, state, torch.zeros_like(state), hidden, attention_mask.bool())
+        return StepDecoderState(
+            nodes,
+            exists,
+            used,
+            state,
+            torch.zeros_like(state),
+            *_token_memory(self.focus, hidden),
+            *_token_memory(self.read, hidden),
+            attention_mask.bool(),
+        )
 
     def action_scores(self, s: StepDecoderState, step: int) -> torch.Tensor:
         """Scores ``(B, N * N * ops + 1)`` of every action: step ``(a, b, op)`` at ``(a * N + b) * ops + op``, STOP
@@ -798,26 +851,31 @@ class MyceliumStepDecoder(_MyceliumPreTrainedModel):
         nodes = self.dropout(s.nodes + self.used_embed(s.used.clamp(max=2)))
         # what the step reads: its state, the last result, the problem text the state attends to, and the
         # quantities no step has taken yet (most numbers of a word problem are used once)
-        focus, _ = self.focus(s.state[:, None], s.tokens, s.tokens, key_padding_mask=~s.token_mask)
+        focus = _attend(self.focus, s.state, s.focus_keys, s.focus_values, s.token_mask)
         n_q = n - self.config.max_steps - len(self.config.constants)
         unused = (s.exists & (s.used == 0)).to(nodes.dtype)
         unused[:, n_q:] = 0
         remaining = (nodes * unused[..., None]).sum(1) / unused.sum(1, keepdim=True).clamp(min=1)
-        reading = torch.cat([s.state, s.last, focus[:, 0], remaining], -1)
+        reading = torch.cat([s.state, s.last, focus, remaining], -1)
         context = self.context(reading)
-        pair = torch.tanh(self.left(nodes)[:, :, None] + self.right(nodes)[:, None, :] + context[:, None, None])
-        scores = self.pair_out(pair)  # (B, N, N, ops)
-        allowed = s.exists[:, :, None] & s.exists[:, None, :]
-        distinct = ~torch.eye(n, dtype=torch.bool, device=nodes.device)
-        upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=nodes.device))  # a <= b
-        commutative = torch.tensor(
-            [name in COMMUTATIVE_STEP_OPS for name in self.config.op_names], device=nodes.device
-        )
-        # add / mul once per pair, a == b included (x + x, x * x); sub / div in either order, never a == b
-        op_allowed = allowed[..., None] & torch.where(commutative, upper[..., None], distinct[..., None])
-        if step >= self.config.max_steps:
-            op_allowed = torch.zeros_like(op_allowed)
-        scores = scores.masked_fill(~op_allowed, NEG).reshape(batch, -1)
+        # only the nodes that can exist are paired: quantities, constants and the results of the steps taken so
+        # far (every hypothesis at step t has taken t steps); the rest of the (N, N, ops) scores stay NEG
+        n_ops, max_steps = len(self.config.op_names), self.config.max_steps
+        scores = nodes.new_full((batch, n, n, n_ops), NEG)
+        if step < max_steps:
+            m = n - max_steps + step
+            live, exists = nodes[:, :m], s.exists[:, :m]
+            pair = torch.tanh(self.left(live)[:, :, None] + self.right(live)[:, None, :] + context[:, None, None])
+            allowed = exists[:, :, None] & exists[:, None, :]
+            distinct = ~torch.eye(m, dtype=torch.bool, device=nodes.device)
+            upper = torch.triu(torch.ones(m, m, dtype=torch.bool, device=nodes.device))  # a <= b
+            commutative = torch.tensor(
+                [name in COMMUTATIVE_STEP_OPS for name in self.config.op_names], device=nodes.device
+            )
+            # add / mul once per pair, a == b included (x + x, x * x); sub / div in either order, never a == b
+            op_allowed = allowed[..., None] & torch.where(commutative, upper[..., None], distinct[..., None])
+            scores[:, :m, :m] = self.pair_out(pair).masked_fill(~op_allowed, NEG)
+        scores = scores.reshape(batch, -1)
         stop = self.stop(reading)
         if step == 0:
             stop = torch.full_like(stop, NEG)
@@ -835,8 +893,8 @@ class MyceliumStepDecoder(_MyceliumPreTrainedModel):
         a, b, o = left.clamp(min=0), right.clamp(min=0), op.clamp(min=0)
         x, y = s.nodes[rows, a], s.nodes[rows, b]
         result = self.combine(torch.cat([x, y, x * y, self.op_embed(o)], -1))
-        read, _ = self.read(result[:, None], s.tokens, s.tokens, key_padding_mask=~s.token_mask)
-        result = self.norm(result + read[:, 0]) + self.kind_embed.weight[2] + self.step_embed.weight[step]
+        read = _attend(self.read, result, s.read_keys, s.read_values, s.token_mask)
+        result = self.norm(result + read) + self.kind_embed.weight[2] + self.step_embed.weight[step]
         slot = n - self.config.max_steps + step
         nodes, exists, used = s.nodes.clone(), s.exists.clone(), s.used.clone()
         keep = active[:, None]
@@ -846,7 +904,8 @@ class MyceliumStepDecoder(_MyceliumPreTrainedModel):
         used[rows, b] += active.long()
         state = torch.where(keep, self.cell(result, s.state), s.state)
         last = torch.where(keep, result, s.last)
-        return StepDecoderState(nodes, exists, used, state, last, s.tokens, s.token_mask)
+        memory = (s.focus_keys, s.focus_values, s.read_keys, s.read_values, s.token_mask)
+        return StepDecoderState(nodes, exists, used, state, last, *memory)
 
     # -- training ------------------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ chains of binary steps, the tensors, training on a real batch, and the beam sear
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from fractions import Fraction
 
@@ -11,7 +12,14 @@ import torch
 
 from mycelium_datasets.dag import execute
 from mycelium_datasets.numbers import quantities
-from mycelium_models.modeling_mycelium import POINTER_CODE, STEP_OPS, MyceliumStepDecoder, MyceliumStepDecoderConfig
+from mycelium_models.modeling_mycelium import (
+    _TOKEN_FIELDS,
+    NEG,
+    POINTER_CODE,
+    STEP_OPS,
+    MyceliumStepDecoder,
+    MyceliumStepDecoderConfig,
+)
 from mycelium_models.steps import (
     CONSTANT,
     QUANTITY,
@@ -183,6 +191,54 @@ def test_teacher_forced_training_lowers_the_loss_on_a_real_batch(tiny_decoder):
     values = [node_values(quantities(PROBLEM), model.config.constants, features["quantity_spans"].shape[1])]
     program = search(model, features, values, [PROBLEM], num_beams=4)[0]
     assert program.steps == steps and program.answer == 17
+
+
+def test_the_token_attention_reads_keys_projected_once_as_multihead_attention_would():
+    """The decoder's two attentions over the problem's tokens project them once per problem (``_token_memory``);
+    reading them (``_attend``) is ``nn.MultiheadAttention`` itself, padding mask included, and one problem's
+    memory serves any number of hypotheses as if it were copied to each."""
+    from mycelium_models.modeling_mycelium import _attend, _token_memory
+
+    torch.manual_seed(0)
+    attention = torch.nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    tokens, query = torch.randn(3, 9, 32), torch.randn(3, 32)
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[1, 5:] = mask[2, 2:] = False
+    expected = attention(query[:, None], tokens, tokens, key_padding_mask=~mask)[0][:, 0]
+    got = _attend(attention, query, *_token_memory(attention, tokens), mask)
+    assert torch.allclose(got, expected, atol=1e-5)
+    keys, values = _token_memory(attention, tokens[1:2])
+    shared = _attend(attention, query, keys, values, mask[1:2])
+    copied = _attend(
+        attention, query, keys.expand(3, -1, -1, -1), values.expand(3, -1, -1, -1), mask[1:2].expand(3, -1)
+    )
+    assert torch.allclose(shared, copied) and torch.allclose(shared[1], expected[1], atol=1e-5)
+
+
+def test_a_beam_shares_its_problems_tokens_and_scores_only_nodes_that_exist(tiny_decoder):
+    model, tokenizer = tiny_decoder
+    model.eval()
+    features = StepCollator(tokenizer.pad_token_id)(
+        [_features(tokenizer, PROBLEM), _features(tokenizer, "Add 1 and 2.")]
+    )
+    with torch.no_grad():
+        start = model.encode_problem(**features)
+        one = start.select(torch.tensor([0]))
+        beam = one.select(torch.tensor([0, 0, 0]))
+        assert beam.state.shape[0] == 3 and beam.focus_keys.shape[0] == 1  # the tokens are not copied per hypothesis
+        after = model.take(beam, 0, torch.tensor([0, 1, 0]), torch.tensor([1, 2, 3]), torch.tensor([ADD, MUL, SUB]))
+        scores = model.action_scores(after, 1)
+        n, n_ops = after.nodes.shape[1], len(model.config.op_names)
+        pairs = scores[:, :-1].reshape(3, n, n, n_ops)
+        first_result = n - model.config.max_steps
+        assert (pairs[:, first_result + 1 :] <= NEG / 2).all() and (pairs[:, :, first_result + 1 :] <= NEG / 2).all()
+        assert (pairs[:, first_result, 0] > NEG / 2).any()  # the first step's result is an operand now
+        # the same hypotheses with the problem's tokens copied to each row score the same
+        copied = dataclasses.replace(
+            after,
+            **{name: getattr(after, name).expand(3, *getattr(after, name).shape[1:]) for name in _TOKEN_FIELDS},
+        )
+        assert torch.allclose(model.action_scores(copied, 1), scores)
 
 
 def test_a_program_of_exactly_max_steps_steps_trains_and_decodes(tiny_decoder):
